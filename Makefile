@@ -1,0 +1,70 @@
+# auto-mastering: the two commands are `make reproduce` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PROFILE ?= smoke
+ONLY    ?=
+PYTEST_ARGS ?=
+# Installed-state stamp: changes whenever the pinned requirements or the package metadata change.
+STAMP   := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+# Debian packages the pipeline uses: tracker-module rendering, MIDI rendering, MP3/OGG decoding tools.
+APT_PACKAGES := xmp fluidsynth fluid-soundfont-gm
+
+.PHONY: help setup sysdeps data reproduce test test-fast lab bench clean distclean
+
+help:
+	@echo "make reproduce [PROFILE=smoke|full] [ONLY=01,03]  set up, prepare data, run the notebooks"
+	@echo "make test                                     set up, prepare data, run pytest (incl. notebooks)"
+	@echo "make lab                                      JupyterLab on notebooks/"
+	@echo "make bench                                    benchmarks/ (printed tables)"
+	@echo "make data [PROFILE=...]                       fetch and decode the real-music sources"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo ">> installing pinned dependencies into $(VENV) (first time: several minutes, ~8 GB for torch)"
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@rm -f $(VENV)/.stamp-*
+	@touch $@
+
+setup: $(STAMP) sysdeps
+
+# System tools from Debian (installed when missing and we may; otherwise a clear note).
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo ">> apt-get install$$missing"; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get install -y -qq $$missing; \
+	  else echo "!! missing Debian packages:$$missing (install them; sources that need them are skipped)"; fi; \
+	fi
+
+data: setup
+	$(PY) -m mastering.data prepare --profile $(PROFILE)
+
+reproduce: data
+	$(PY) -m mastering.notebooks run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
+
+test: data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Unit tests only, without executing the notebooks.
+test-fast: data
+	$(PY) -m pytest -m "not notebook" $(PYTEST_ARGS)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) benchmarks/bench_eq.py
+
+clean:
+	rm -rf build/ .pytest_cache/
+
+distclean: clean
+	rm -rf $(VENV) data/ runs/

@@ -1,0 +1,224 @@
+"""Audio input and output at the edge of the package.
+
+Inside the package audio is a ``torch.Tensor`` shaped ``[channels, samples]`` for one signal or
+``[batch, channels, samples]`` for a batch. NumPy's ``(samples, channels)`` layout (soundfile,
+pyloudnorm) appears only in this module.
+
+Reading accepts anything libsndfile reads (WAV, FLAC, OGG/Vorbis, MP3, AIFF, ...), at any sample
+rate (resampled to the requested rate), mono or stereo. Bad input raises :class:`AudioError` with a
+message that says what is wrong and what to do. Writing is atomic: a temporary file in the target
+folder renamed over the destination, so a crash never leaves half a file, and an input file is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+__all__ = [
+    "AudioError",
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "save_audio",
+    "check_finite",
+    "to_channels",
+    "resample",
+]
+
+
+class AudioError(ValueError):
+    """Raised for audio that cannot be used: unreadable, empty, non-finite, unsupported layout."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Header information of an audio file without decoding it.
+
+    Raises:
+        AudioError: if the file is missing, is not audio, or libsndfile cannot read it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    frames = int(info.frames)
+    # MP3 headers sometimes report a bogus frame count; trust what decodes (checked in load_audio).
+    return AudioInfo(path, int(info.samplerate), int(info.channels), max(frames, 0), info.format, info.subtype)
+
+
+def check_finite(x: torch.Tensor | np.ndarray, what: str = "audio") -> None:
+    """Raise :class:`AudioError` when ``x`` holds NaN or Inf."""
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise AudioError(f"{what} holds {n_bad} NaN/Inf sample(s); repair or re-export the file")
+
+
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert ``[channels, samples]`` audio to 1 or 2 channels.
+
+    Mono becomes stereo by duplication; stereo becomes mono by averaging. More than two channels
+    are refused rather than guessed at (no downmix convention fits every layout).
+    """
+    have = x.shape[-2]
+    if have == channels:
+        return x
+    if have > 2:
+        raise AudioError(
+            f"{have}-channel audio is not supported (mono or stereo only); downmix it to stereo "
+            "first, e.g. `ffmpeg -i in.wav -ac 2 out.wav`"
+        )
+    if channels == 2 and have == 1:
+        return x.expand(*x.shape[:-2], 2, x.shape[-1]).clone()
+    if channels == 1 and have == 2:
+        return x.mean(dim=-2, keepdim=True)
+    raise AudioError(f"cannot convert {have} channel(s) to {channels}")
+
+
+def resample(x: torch.Tensor, orig_sample_rate: int, sample_rate: int) -> torch.Tensor:
+    """Band-limited resampling (torchaudio's windowed-sinc, Kaiser window) along the last axis."""
+    if orig_sample_rate == sample_rate:
+        return x
+    import torchaudio.functional as AF
+
+    return AF.resample(
+        x, int(orig_sample_rate), int(sample_rate),
+        lowpass_filter_width=16, rolloff=0.95, resampling_method="sinc_interp_kaiser", beta=8.6,
+    )
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    max_duration_s: float | None = None,
+    offset_s: float = 0.0,
+    duration_s: float | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, int]:
+    """Read an audio file as a ``[channels, samples]`` tensor.
+
+    Args:
+        path: any file libsndfile reads.
+        sample_rate: resample to this rate (``None`` keeps the file's rate).
+        channels: 1 or 2 to convert (mono<->stereo); ``None`` keeps up to 2 channels.
+        max_duration_s: refuse files longer than this (guards memory), ``None`` for no limit.
+        offset_s: start reading here.
+        duration_s: read at most this much (``None`` reads to the end).
+        dtype: tensor dtype.
+
+    Returns:
+        ``(audio, sample_rate)``.
+
+    Raises:
+        AudioError: unreadable or non-audio file, zero-length audio, NaN/Inf samples, more than two
+            channels, or a file longer than ``max_duration_s``.
+    """
+    info = audio_info(path)
+    if info.sample_rate <= 0:
+        raise AudioError(f"{path}: invalid sample rate {info.sample_rate}")
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise AudioError(
+            f"{path}: {info.duration_s:.0f} s is longer than the limit of {max_duration_s:.0f} s; "
+            "split the file or raise the limit"
+        )
+    start = int(round(offset_s * info.sample_rate))
+    frames = -1 if duration_s is None else int(round(duration_s * info.sample_rate))
+    try:
+        data, file_rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"{path}: could not decode audio ({exc})") from None
+    if data.size == 0:
+        raise AudioError(f"{path}: holds no audio samples (zero length)")
+    check_finite(data, f"{path}")
+    x = torch.from_numpy(np.ascontiguousarray(data.T))
+    if x.shape[0] > 2 and channels is None:
+        to_channels(x, 2)  # raises the explanatory error
+    if channels is not None:
+        x = to_channels(x, channels)
+    if sample_rate is not None and sample_rate != file_rate:
+        x = resample(x, file_rate, sample_rate)
+        file_rate = sample_rate
+    return x.to(dtype), int(file_rate)
+
+
+def save_audio(
+    path: str | os.PathLike,
+    audio: torch.Tensor | np.ndarray,
+    sample_rate: int,
+    subtype: str = "PCM_24",
+    protect: tuple[str | os.PathLike, ...] = (),
+) -> Path:
+    """Write ``[channels, samples]`` audio to a WAV/FLAC file atomically.
+
+    The samples are written to a temporary file in the destination folder which is then renamed
+    over ``path``; on any error nothing is left behind.
+
+    Args:
+        path: destination (``.wav`` or ``.flac``).
+        audio: ``[channels, samples]`` (or ``[samples]`` for mono) in [-1, 1].
+        sample_rate: sample rate in Hz.
+        subtype: libsndfile subtype, e.g. ``PCM_16``, ``PCM_24``, ``FLOAT``.
+        protect: paths that must never be overwritten (e.g. the input file).
+
+    Raises:
+        AudioError: non-finite or empty audio, a destination equal to a protected path, or a
+            folder that does not exist or cannot be written.
+    """
+    path = Path(path)
+    for p in protect:
+        if Path(p).exists() and path.exists() and os.path.samefile(p, path):
+            raise AudioError(f"refusing to overwrite the input file {p}; choose another output path")
+        if Path(p).resolve() == path.resolve():
+            raise AudioError(f"refusing to overwrite the input file {p}; choose another output path")
+    arr = audio.detach().cpu().float().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, np.float32)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[-1] == 0:
+        raise AudioError(f"expected [channels, samples] audio with samples, got shape {tuple(arr.shape)}")
+    check_finite(arr, "output audio")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise AudioError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise AudioError(f"output folder {folder} is not writable")
+    fmt = {"wav": "WAV", "flac": "FLAC"}.get(path.suffix.lower().lstrip("."))
+    if fmt is None:
+        raise AudioError(f"{path}: write .wav or .flac (got {path.suffix or 'no extension'})")
+    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        sf.write(str(tmp), arr.T, int(sample_rate), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise AudioError(f"could not write {path}: {exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -1,0 +1,58 @@
+"""Provenance stamps for every generated artefact: profile, commit and date."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .paths import REPO_ROOT
+
+
+def git_commit(short: bool = False) -> str:
+    """The repository's HEAD commit (``+dirty`` when the tracked tree has changes), or ``unknown``."""
+    try:
+        args = ["git", "-C", str(REPO_ROOT), "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
+        commit = subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def stamp(profile: str, **extra: Any) -> dict[str, Any]:
+    """A provenance record: profile, commit, UTC date, plus any ``extra`` fields."""
+    record = {
+        "profile": profile,
+        "commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "notebook": os.environ.get("MASTERING_NOTEBOOK", ""),
+    }
+    record.update(extra)
+    return record
+
+
+def write_sidecar(path: Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as ``<path>.json`` beside a generated file and return the sidecar path."""
+    sidecar = Path(str(path) + ".json")
+    atomic_write_text(sidecar, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return sidecar
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to ``path`` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
