@@ -1,0 +1,71 @@
+"""Command line of the data layer.
+
+* ``python -m mastering.data prepare --profile smoke|full`` -- fetch and decode the real-music
+  sources, write the manifests, print a summary (``make data``); ``build`` is the same command.
+* ``mastering data build|prepare --profile P`` -- the same through the ``mastering`` command.
+* ``mastering data list --profile P`` -- the prepared tracks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..profiles import PROFILES
+
+__all__ = ["register", "main", "add_data_commands"]
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .debian import DataError
+    from .prepare import prepare
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        prepare(args.profile, progress=not args.no_progress)
+    except DataError as exc:
+        print(f"mastering data: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .manifest import load_manifest
+
+    try:
+        df = load_manifest(args.profile, split=args.split)
+    except FileNotFoundError as exc:
+        print(f"mastering data: error: {exc}", file=sys.stderr)
+        return 1
+    cols = ["split", "source", "track_id", "duration_s", "loudness_lufs", "license"]
+    print(df[cols].to_string(index=False))
+    return 0
+
+
+def add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``prepare``/``build``/``list`` to a subparser collection."""
+    for name in ("prepare", "build"):
+        p = sub.add_parser(name, help="fetch and decode the profile's music sources, write the manifests")
+        p.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument("-v", "--verbose", action="store_true", help="log every skipped file")
+        p.set_defaults(func=_cmd_prepare)
+    p = sub.add_parser("list", help="print the prepared tracks of a profile")
+    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
+    p.add_argument("--split", choices=["train", "valid", "test"])
+    p.set_defaults(func=_cmd_list)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the data layer's subcommands to the ``mastering`` command line."""
+    data = subparsers.add_parser("data", help="prepare and inspect the datasets")
+    add_data_commands(data.add_subparsers(dest="data_command", metavar="ACTION", required=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m mastering.data``."""
+    parser = argparse.ArgumentParser(prog="python -m mastering.data", description="Prepare the music sources.")
+    add_data_commands(parser.add_subparsers(dest="data_command", metavar="ACTION", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,335 @@
+"""Track and segment manifests, and the by-track train/valid/test split.
+
+``python -m mastering.data prepare --profile P`` writes, under :func:`mastering.paths.data_dir`:
+
+* ``manifests/tracks.csv`` -- one row per decoded track of every source prepared so far (the
+  union over profiles; a row does not depend on the profile). Columns:
+
+  ============== ==========================================================================
+  source         ``debian`` | ``music21`` | ``fma`` | ``musdb``
+  kind           ``real`` (mastered commercial/game music) | ``rendered`` (MIDI + soundfont)
+  package        Debian package (or corpus / dataset subset) the track comes from
+  track_id       unique id within the source, ``<package>/<name>``
+  file           the original file, relative to the unpacked package (or corpus)
+  path           the decoded stereo WAV (absolute after loading; stored relative to data_dir)
+  duration_s     length of the decoded track in seconds
+  sample_rate    rate of the decoded WAV (the profile's ``sample_rate``)
+  orig_sample_rate / orig_format   what the file was before decoding
+  loudness_lufs  integrated loudness, ITU-R BS.1770-4 (pyloudnorm), of the decoded track
+  peak_dbfs      sample peak of the decoded track
+  license        licence from the package's ``copyright`` file (or the corpus' licence)
+  order          position of the file in the package's natural order (profile selection)
+  ============== ==========================================================================
+
+* ``manifests/skipped.csv`` -- files that were not used, with the reason (jingle, undecodable..).
+* ``manifests/segments_<profile>.csv`` -- every fixed-length segment of the profile's tracks with
+  its offset, split and loudness (see :func:`segment_manifest`).
+
+:func:`load_manifest` is the entry point for other code::
+
+    from mastering.data import load_manifest
+    tracks = load_manifest("smoke")                    # the smoke profile's tracks, with splits
+    test = load_manifest("smoke", split="test")        # whole test tracks (full-length evaluation)
+    for row in tracks.itertuples():
+        x, sr = mastering.io.load_audio(row.path)      # [2, samples] at row.sample_rate
+
+Splits are by track: within each (source, package) the tracks are ordered by a hash of
+``seed:source/track_id`` and the first ``test`` fraction go to ``test``, the next ``valid``
+fraction to ``valid``, the rest to ``train`` (at least one test track from two tracks up, one
+valid track from three up). The split depends only on the seed and the track set, so every
+segment of a test track is a test segment: no leakage into training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..paths import data_dir
+from ..profiles import get_profile
+
+__all__ = [
+    "TRACK_COLUMNS",
+    "SKIP_COLUMNS",
+    "SEGMENT_COLUMNS",
+    "DEFAULT_SPLIT_FRACTIONS",
+    "manifest_dir",
+    "tracks_path",
+    "skipped_path",
+    "segments_path",
+    "read_tracks",
+    "write_table",
+    "read_skipped",
+    "assign_splits",
+    "split_of",
+    "select_profile_tracks",
+    "load_manifest",
+    "load_skipped",
+    "segment_offsets",
+    "segment_manifest",
+    "load_segments",
+]
+
+TRACK_COLUMNS = [
+    "source", "kind", "package", "track_id", "file", "path", "duration_s", "sample_rate",
+    "orig_sample_rate", "orig_format", "channels", "loudness_lufs", "peak_dbfs",
+    "clipped_samples", "license", "copyright_file", "order",
+]
+SKIP_COLUMNS = ["source", "package", "file", "reason", "sample_rate", "min_seconds"]
+SEGMENT_COLUMNS = [
+    "source", "kind", "package", "track_id", "split", "offset_s", "duration_s", "loudness_lufs",
+    "license", "path", "sample_rate",
+]
+DEFAULT_SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
+
+
+def manifest_dir() -> Path:
+    return data_dir() / "manifests"
+
+
+def tracks_path() -> Path:
+    return manifest_dir() / "tracks.csv"
+
+
+def skipped_path() -> Path:
+    return manifest_dir() / "skipped.csv"
+
+
+def segments_path(profile: str) -> Path:
+    return manifest_dir() / f"segments_{profile}.csv"
+
+
+def write_table(df: pd.DataFrame, path: Path) -> Path:
+    """Write a CSV atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_tracks(path: Path | None = None) -> pd.DataFrame:
+    """The raw track table (paths relative to the data folder); empty when none was written."""
+    path = Path(path) if path is not None else tracks_path()
+    if not path.exists():
+        return pd.DataFrame(columns=TRACK_COLUMNS)
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).reindex(columns=TRACK_COLUMNS)
+
+
+def read_skipped(path: Path | None = None) -> pd.DataFrame:
+    path = Path(path) if path is not None else skipped_path()
+    if not path.exists():
+        return pd.DataFrame(columns=SKIP_COLUMNS)
+    return pd.read_csv(path, keep_default_na=False).reindex(columns=SKIP_COLUMNS)
+
+
+def _unit_hash(text: str) -> float:
+    """A uniform number in [0, 1) from a string (SHA-256; stable across Python runs)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def split_of(source: str, track_id: str, seed: int) -> float:
+    """The hash that orders a track within its package for the split (exposed for tests)."""
+    return _unit_hash(f"{int(seed)}:{source}/{track_id}")
+
+
+def assign_splits(
+    tracks: pd.DataFrame, seed: int, fractions: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """Add a ``split`` column (``train``/``valid``/``test``) by track, fixed by ``seed``.
+
+    See the module docstring for the rule. Raises ValueError for fractions that do not sum to 1.
+    """
+    fractions = dict(DEFAULT_SPLIT_FRACTIONS if fractions is None else fractions)
+    if set(fractions) != {"train", "valid", "test"} or any(v < 0 for v in fractions.values()):
+        raise ValueError(f"split fractions must give train/valid/test >= 0, got {fractions}")
+    if not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
+        raise ValueError(f"split fractions must sum to 1, got {sum(fractions.values()):.3f}")
+    out = tracks.copy()
+    out["split"] = "train"
+    if out.empty:
+        return out
+    keys = [split_of(s, t, seed) for s, t in zip(out["source"], out["track_id"])]
+    out["_key"] = keys
+    for _, group in out.groupby(["source", "package"], sort=False):
+        order = group.sort_values("_key").index
+        n = len(order)
+        n_test = int(round(n * fractions["test"]))
+        n_valid = int(round(n * fractions["valid"]))
+        if n >= 2 and fractions["test"] > 0:
+            n_test = max(1, n_test)
+        if n >= 3 and fractions["valid"] > 0:
+            n_valid = max(1, n_valid)
+        n_test = min(n_test, n)
+        n_valid = min(n_valid, n - n_test)
+        out.loc[order[:n_test], "split"] = "test"
+        out.loc[order[n_test:n_test + n_valid], "split"] = "valid"
+    return out.drop(columns="_key")
+
+
+def select_profile_tracks(tracks: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """The tracks a profile uses: its Debian packages (first ``max_tracks_per_package`` in the
+    package's natural order) and its rendered pieces (first ``rendered_tracks``)."""
+    params = get_profile(profile)
+    limit = params.get("max_tracks_per_package")
+    parts = []
+    deb = tracks[(tracks["source"] == "debian") & tracks["package"].isin(params["debian_packages"])]
+    for pkg in params["debian_packages"]:
+        sel = deb[deb["package"] == pkg].sort_values("order")
+        parts.append(sel if limit is None else sel.head(int(limit)))
+    n_rendered = int(params.get("rendered_tracks", 0) or 0)
+    if n_rendered:
+        rend = tracks[tracks["source"] == "music21"].sort_values("order")
+        parts.append(rend.head(n_rendered))
+    if not parts:
+        return tracks.iloc[0:0]
+    return pd.concat(parts)
+
+
+def _absolute(df: pd.DataFrame) -> pd.DataFrame:
+    root = data_dir()
+    df = df.copy()
+    df["path"] = [str(p) if os.path.isabs(str(p)) else str(root / str(p)) for p in df["path"]]
+    return df
+
+
+def load_manifest(
+    profile: str | None = None,
+    source: str | None = None,
+    split: str | Iterable[str] | None = None,
+    kind: str | None = None,
+    seed: int | None = None,
+    check_files: bool = True,
+) -> pd.DataFrame:
+    """The decoded tracks as a DataFrame (one row per track, with its ``split``).
+
+    Args:
+        profile: ``"smoke"``/``"full"`` selects that profile's tracks and seed; ``None`` gives
+            every prepared track (split with ``seed`` or 0).
+        source: keep one source (``"debian"``, ``"music21"``, ...).
+        split: keep ``"train"``, ``"valid"``, ``"test"`` (or several).
+        kind: keep ``"real"`` or ``"rendered"``.
+        seed: override the split seed (default: the profile's ``seed``).
+        check_files: drop rows whose WAV is missing (e.g. a partially deleted cache).
+
+    Returns:
+        DataFrame with the columns of :data:`TRACK_COLUMNS` plus ``split``; ``path`` is absolute.
+
+    Raises:
+        FileNotFoundError: nothing prepared yet (with the command that prepares it).
+    """
+    raw = read_tracks()
+    if raw.empty:
+        hint = profile or "smoke"
+        raise FileNotFoundError(
+            f"no track manifest at {tracks_path()}: prepare the data first with "
+            f"`make data PROFILE={hint}` (or `python -m mastering.data prepare --profile {hint}`)"
+        )
+    if profile is not None:
+        params = get_profile(profile)
+        raw = select_profile_tracks(raw, profile)
+        seed = params["seed"] if seed is None else seed
+        fractions = params.get("split_fractions")
+    else:
+        fractions = None
+    df = assign_splits(raw.reset_index(drop=True), 0 if seed is None else int(seed), fractions)
+    df = _absolute(df)
+    if source is not None:
+        df = df[df["source"] == source]
+    if kind is not None:
+        df = df[df["kind"] == kind]
+    if split is not None:
+        splits = [split] if isinstance(split, str) else list(split)
+        bad = set(splits) - {"train", "valid", "test"}
+        if bad:
+            raise ValueError(f"unknown split(s) {sorted(bad)}; use train, valid or test")
+        df = df[df["split"].isin(splits)]
+    if check_files:
+        df = df[[Path(p).exists() for p in df["path"]]]
+    return df.reset_index(drop=True)
+
+
+def load_skipped() -> pd.DataFrame:
+    """Files that prepare did not use, with the reason."""
+    return read_skipped()
+
+
+def segment_offsets(duration_s: float, segment_seconds: float, hop_seconds: float | None = None) -> np.ndarray:
+    """Start times of the full-length segments of a track (the last partial segment is dropped)."""
+    if segment_seconds <= 0:
+        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
+    hop = segment_seconds if hop_seconds is None else hop_seconds
+    if hop <= 0:
+        raise ValueError(f"hop_seconds must be > 0, got {hop}")
+    n = int(np.floor((duration_s - segment_seconds) / hop + 1e-9)) + 1
+    return np.round(np.arange(max(n, 0)) * hop, 6)
+
+
+def segment_manifest(
+    tracks: pd.DataFrame,
+    segment_seconds: float,
+    hop_seconds: float | None = None,
+    loudness: bool = True,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One row per segment of ``tracks`` (a :func:`load_manifest` frame, with ``split``).
+
+    ``loudness_lufs`` is the BS.1770-4 integrated loudness of the segment (pyloudnorm; ``-inf``
+    for digital silence) when ``loudness`` is true, else NaN.
+    """
+    import soundfile as sf
+
+    rows = []
+    iterator = tracks.itertuples(index=False)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(list(iterator), desc="segments", unit="track")
+    for t in iterator:
+        offsets = segment_offsets(float(t.duration_s), segment_seconds, hop_seconds)
+        lufs = np.full(len(offsets), np.nan)
+        if loudness and len(offsets):
+            import pyloudnorm as pyln
+
+            data, rate = sf.read(str(t.path), dtype="float32", always_2d=True)
+            meter = pyln.Meter(rate)
+            n = int(round(segment_seconds * rate))
+            for i, off in enumerate(offsets):
+                start = int(round(off * rate))
+                seg = data[start:start + n]
+                with np.errstate(divide="ignore"):
+                    lufs[i] = meter.integrated_loudness(seg) if seg.shape[0] == n else np.nan
+        for off, lu in zip(offsets, lufs):
+            rows.append({
+                "source": t.source, "kind": t.kind, "package": t.package, "track_id": t.track_id,
+                "split": t.split, "offset_s": float(off), "duration_s": float(segment_seconds),
+                "loudness_lufs": float(lu), "license": t.license, "path": t.path,
+                "sample_rate": int(t.sample_rate),
+            })
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+
+def load_segments(profile: str) -> pd.DataFrame:
+    """The segment manifest written by ``prepare`` for ``profile``.
+
+    Raises:
+        FileNotFoundError: with the command that writes it.
+    """
+    path = segments_path(profile)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no segment manifest at {path}: run `python -m mastering.data prepare --profile {profile}`"
+        )
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return _absolute(df)

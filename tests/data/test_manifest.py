@@ -1,0 +1,80 @@
+"""Manifest, by-track splits and segment offsets (mastering/data/manifest.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mastering.data import manifest as mf
+
+
+def _tracks(n_per_pkg=(3, 7, 20), source="debian"):
+    rows = []
+    for p, n in enumerate(n_per_pkg):
+        for i in range(n):
+            rows.append({"source": source, "kind": "real", "package": f"pkg{p}", "track_id": f"pkg{p}/t{i}",
+                         "duration_s": 30.0 + i, "path": f"tracks/{source}/pkg{p}/t{i}.wav", "order": i})
+    return pd.DataFrame(rows)
+
+
+def test_splits_are_reproducible_by_seed_and_change_with_it():
+    df = _tracks()
+    a = mf.assign_splits(df, seed=0)
+    b = mf.assign_splits(df.sample(frac=1.0, random_state=3), seed=0).sort_index()
+    assert (a["split"] == b["split"]).all()  # row order does not matter, only the seed
+    c = mf.assign_splits(df, seed=1)
+    assert (a["split"] != c["split"]).any()
+
+
+def test_every_package_with_two_or_more_tracks_has_a_test_track():
+    out = mf.assign_splits(_tracks((2, 3, 20)), seed=5)
+    for pkg, g in out.groupby("package"):
+        counts = g["split"].value_counts()
+        assert counts.get("test", 0) >= 1, pkg
+        if len(g) >= 3:
+            assert counts.get("valid", 0) >= 1, pkg
+    big = out[out["package"] == "pkg2"]["split"].value_counts()
+    assert big["test"] == 2 and big["valid"] == 2 and big["train"] == 16
+
+
+def test_split_fractions_are_validated():
+    with pytest.raises(ValueError, match="sum to 1"):
+        mf.assign_splits(_tracks(), seed=0, fractions={"train": 0.5, "valid": 0.1, "test": 0.1})
+    with pytest.raises(ValueError, match="train/valid/test"):
+        mf.assign_splits(_tracks(), seed=0, fractions={"train": 1.0})
+
+
+def test_no_segment_of_a_test_track_is_in_train():
+    tracks = mf.assign_splits(_tracks(), seed=0)
+    tracks["split"] = tracks["split"].astype(str)
+    tracks = tracks.assign(license="x", sample_rate=44100)
+    seg = mf.segment_manifest(tracks, segment_seconds=5.0, loudness=False)
+    by_track = seg.groupby("track_id")["split"].nunique()
+    assert (by_track == 1).all()
+    train_ids = set(seg.loc[seg["split"] == "train", "track_id"])
+    test_ids = set(seg.loc[seg["split"] == "test", "track_id"])
+    assert train_ids.isdisjoint(test_ids) and test_ids
+
+
+@pytest.mark.parametrize("duration,seg,hop,expected", [
+    (10.0, 3.0, None, [0.0, 3.0, 6.0]),
+    (9.0, 3.0, None, [0.0, 3.0, 6.0]),
+    (2.0, 3.0, None, []),
+    (10.0, 4.0, 2.0, [0.0, 2.0, 4.0, 6.0]),
+])
+def test_segment_offsets(duration, seg, hop, expected):
+    np.testing.assert_allclose(mf.segment_offsets(duration, seg, hop), expected)
+
+
+def test_segment_offsets_reject_bad_lengths():
+    with pytest.raises(ValueError):
+        mf.segment_offsets(10.0, 0.0)
+    with pytest.raises(ValueError):
+        mf.segment_offsets(10.0, 1.0, -1.0)
+
+
+def test_load_manifest_without_prepared_data_says_how_to_prepare(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASTERING_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="make data"):
+        mf.load_manifest("smoke")
