@@ -1,0 +1,134 @@
+"""Command line: ``python -m listening_test {serve,export,stimuli}``.
+
+``register(subparsers)`` adds the same commands under another parser (``mastering listening-test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["build_parser", "register", "main"]
+
+ADMIN_TOKEN_ENV = "LISTENING_TEST_ADMIN_TOKEN"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import secrets
+
+    from waitress import create_server
+
+    from .app import AppConfig, create_app
+
+    token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV, "")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        print(f"admin token (for /admin/export.csv): {token}", file=sys.stderr, flush=True)
+    config = AppConfig(
+        n_fixed_checks=args.fixed_checks, n_anchor_repeats=args.anchor_repeats,
+        training=not args.no_training, contact=args.contact,
+    )
+    app = create_app(args.stimuli, args.db, token, config)
+    server = create_server(app, host=args.host, port=args.port, threads=args.threads,
+                           ident="listening-test", clear_untrusted_proxy_headers=True)
+    # One parseable line (tests read the port from it when --port 0 asks for a free one).
+    print(f"listening on http://{args.host}:{server.effective_port}/", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    if not Path(args.db).is_file():
+        print(f"{args.db}: no such database", file=sys.stderr)
+        return 1
+    text = Store(args.db).export_csv()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        out = Path(args.out)
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+        print(f"wrote {out} ({text.count(chr(10)) - 1} ratings)", file=sys.stderr)
+    return 0
+
+
+def _stimuli(args: argparse.Namespace) -> int:
+    from .stimuli import DEFAULT_TARGETS, generate_stimuli, load_systems, select_tracks
+
+    targets = args.targets or list(DEFAULT_TARGETS)
+    tracks = select_tracks(args.tracks, args.n_items, seed=args.seed, min_duration_s=args.clip_s)
+    systems = load_systems(args.systems)
+    manifest = generate_stimuli(
+        tracks, args.out, systems, targets, sample_rate=args.sample_rate, clip_s=args.clip_s,
+        target_lufs=args.target_lufs, overwrite=args.overwrite,
+    )
+    print(f"wrote {manifest}", file=sys.stderr)
+    return 0
+
+
+def _add_commands(sub) -> None:
+    p = sub.add_parser("serve", help="run the listening-test web app")
+    p.add_argument("--stimuli", required=True, help="folder with manifest.csv and the WAV files")
+    p.add_argument("--db", required=True, help="SQLite database of the responses (created when missing)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
+    p.add_argument("--admin-token", default="",
+                   help=f"secret for /admin/export.csv (else ${ADMIN_TOKEN_ENV}, else a random one is printed)")
+    p.add_argument("--fixed-checks", type=int, default=4, help="fixed-answer attention checks per participant")
+    p.add_argument("--anchor-repeats", type=int, default=4, help="repeated 'original' trials per participant")
+    p.add_argument("--no-training", action="store_true", help="skip the training trial")
+    p.add_argument("--contact", default="the study team", help="contact shown on the consent page")
+    p.add_argument("--threads", type=int, default=8, help="server worker threads")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("export", help="write all ratings as CSV (long format) from the database")
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", default="-", help="output CSV file ('-' for stdout)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("stimuli", help="generate the stimuli (WAV + manifest.csv) from music tracks")
+    p.add_argument("--tracks", default=None,
+                   help="folder of audio files (default: <data dir>/tracks, filled by `make data`)")
+    p.add_argument("--out", required=True, help="stimuli folder to write")
+    p.add_argument("--n-items", type=int, default=10, help="number of clips (items)")
+    p.add_argument("--targets", nargs="+", default=None, help="semantic targets (default: warm bright clear)")
+    p.add_argument("--systems", default="listening_test.stimuli:placeholder_systems",
+                   help="MODULE:FUNCTION returning {condition: system} (default: the placeholder EQs)")
+    p.add_argument("--clip-s", type=float, default=8.0, help="clip length in seconds")
+    p.add_argument("--target-lufs", type=float, default=-23.0, help="loudness of every stimulus (BS.1770)")
+    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--seed", type=int, default=0, help="seed of the track selection")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing stimuli set")
+    p.set_defaults(func=_stimuli)
+
+
+def register(subparsers) -> None:
+    """Add ``listening-test {serve,export,stimuli}`` to another command line."""
+    p = subparsers.add_parser("listening-test", help="the listening-test web app and its stimuli")
+    _add_commands(p.add_subparsers(dest="listening_command", metavar="COMMAND", required=True))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m listening_test",
+                                     description="Listening-test web app, stimuli and export.")
+    _add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as exc:  # includes mastering.io.AudioError
+        print(f"listening_test {args.command}: error: {exc}", file=sys.stderr)
+        return 1

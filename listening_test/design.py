@@ -1,0 +1,122 @@
+"""Per-participant trial schedules: randomized order, attention checks and a training trial.
+
+Every manifest row (item x condition x target) becomes one main trial, presented in an order
+drawn from ``numpy.random.default_rng(seed)``; the seed is stored with the participant so the
+order can be rebuilt. Two kinds of attention check are mixed in (as is usual in web listening
+tests, e.g. webMUSHRA's and BeaqleJS's catch trials):
+
+* ``fixed``: an ordinary-looking trial whose instruction fixes the answer ("please select 2");
+  a participant who does not select it was not reading.
+* ``repeat``: the anchor condition (the unprocessed ``original``) of one item/target presented a
+  second time, at least one trial after its first presentation; the two ratings of a consistent
+  listener agree closely.
+
+An optional training trial (phase ``training``) comes first; its rating is stored and exported
+but is not part of the analysis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .manifest import ManifestRow
+
+__all__ = ["TrialSpec", "build_schedule", "RATING_MIN", "RATING_MAX"]
+
+RATING_MIN = 1
+RATING_MAX = 7
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial of a participant's schedule.
+
+    Attributes:
+        phase: ``"training"`` or ``"main"``.
+        row: the stimulus and the question (its ``target``).
+        attention_check: ``""``, ``"fixed"`` or ``"repeat"``.
+        expected_rating: the rating a ``fixed`` check asks for, else ``None``.
+        repeat_of: for a ``repeat`` check, the schedule index of the first presentation.
+    """
+
+    phase: str
+    row: ManifestRow
+    attention_check: str = ""
+    expected_rating: int | None = None
+    repeat_of: int | None = None
+
+
+def build_schedule(
+    rows: Sequence[ManifestRow],
+    seed: int,
+    n_fixed_checks: int = 4,
+    n_anchor_repeats: int = 4,
+    training: bool = True,
+    anchor_condition: str = "original",
+) -> list[TrialSpec]:
+    """The trial list of one participant; index ``i`` of the list is trial index ``i``.
+
+    Args:
+        rows: the manifest rows; each appears exactly once as a main trial.
+        seed: the participant's seed (recorded), a non-negative integer.
+        n_fixed_checks: number of fixed-answer attention checks (stimulus: a random row).
+        n_anchor_repeats: number of repeated anchor trials (distinct rows of ``anchor_condition``).
+        training: put one training trial (an ``anchor_condition`` row, else any row) first.
+        anchor_condition: the condition repeated as a consistency check.
+
+    Returns:
+        The schedule: the optional training trial, then the main trials with the checks mixed in.
+
+    Raises:
+        ValueError: for no rows, a negative seed or count, or more anchor repeats than there are
+            rows of ``anchor_condition``.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("cannot build a schedule from an empty manifest")
+    if int(seed) < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    if n_fixed_checks < 0 or n_anchor_repeats < 0:
+        raise ValueError("the numbers of attention checks must be non-negative")
+    anchors = [r for r in rows if r.condition == anchor_condition]
+    if n_anchor_repeats > len(anchors):
+        raise ValueError(
+            f"{n_anchor_repeats} anchor repeats requested but the manifest holds only {len(anchors)} "
+            f"{anchor_condition!r} stimuli; lower the number of repeats (0 disables them)"
+        )
+    rng = np.random.default_rng(int(seed))
+
+    main: list[TrialSpec] = [TrialSpec("main", rows[i]) for i in rng.permutation(len(rows))]
+
+    # Repeats: each chosen anchor goes somewhere after its first presentation, leaving at least
+    # one other trial between the two.
+    for k in rng.choice(len(anchors), size=n_anchor_repeats, replace=False) if n_anchor_repeats else []:
+        row = anchors[int(k)]
+        first = next(i for i, t in enumerate(main) if t.row == row and not t.attention_check)
+        lo = min(first + 2, len(main))
+        pos = int(rng.integers(lo, len(main) + 1))
+        main.insert(pos, TrialSpec("main", row, attention_check="repeat"))
+
+    # Fixed-answer checks never come first, so that every participant starts with a real trial.
+    for _ in range(n_fixed_checks):
+        row = rows[int(rng.integers(len(rows)))]
+        expected = int(rng.integers(RATING_MIN, RATING_MAX + 1))
+        pos = int(rng.integers(1, len(main) + 1))
+        main.insert(pos, TrialSpec("main", row, attention_check="fixed", expected_rating=expected))
+
+    schedule: list[TrialSpec] = []
+    if training:
+        pool = anchors or rows
+        schedule.append(TrialSpec("training", pool[int(rng.integers(len(pool)))]))
+    offset = len(schedule)
+    for t in main:
+        if t.attention_check == "repeat":
+            first = next(
+                i for i, u in enumerate(main) if u.row == t.row and not u.attention_check
+            )
+            t = TrialSpec("main", t.row, "repeat", None, first + offset)
+        schedule.append(t)
+    return schedule
