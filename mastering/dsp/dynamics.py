@@ -21,9 +21,10 @@ side-steps it with a single time constant). Here it is a custom :class:`torch.au
 forward pass runs the exact branching recursion in a numba-compiled loop and records nothing but its
 output; the backward pass recomputes each sample's branch from that output and runs the adjoint
 recursion ``lambda[n] = g[n] + a[n+1] * lambda[n+1]`` backwards in time, giving exact gradients for
-the input and both coefficients (the branch choice itself is piecewise constant). On a 2-core CPU an
-8 x 2 x 10 s batch at 44.1 kHz takes about a quarter of a second forward (see the tests' report).
-Tensors on an accelerator are processed on the CPU and moved back.
+the input and both coefficients (the branch choice itself is piecewise constant). On a shared 2-core
+CPU an 8 x 2 x 10 s batch at 44.1 kHz takes 0.2-0.6 s forward and 0.8-1.1 s forward + backward, of
+which the two compiled recursions are about 0.15 s; the rest is element-wise torch work. Tensors on
+an accelerator are processed on the CPU for the recursion and moved back.
 
 The pedalboard (JUCE ``dsp::Compressor``) convention differs in two ways worth knowing when comparing:
 JUCE smooths the *linear* peak envelope before a hard-knee gain computer, and its ballistics use
@@ -42,6 +43,7 @@ from typing import Union
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 try:  # numba ships with librosa, which the project already depends on
     from numba import njit
@@ -132,6 +134,7 @@ class _BranchingSmoother(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y: torch.Tensor):
         x, y, alpha_att, alpha_rel = ctx.saved_tensors
         x_np = _to_numpy(x)
@@ -175,8 +178,8 @@ def _check_audio(x: torch.Tensor, sample_rate: int) -> None:
         raise ValueError(f"expected a torch.Tensor of audio, got {type(x).__name__}")
     if x.dim() != 3:
         raise ValueError(f"expected audio shaped [batch, channels, samples], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"expected floating-point audio, got dtype {x.dtype}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"expected float32 or float64 audio, got dtype {x.dtype}")
     if x.shape[-1] == 0 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"audio has an empty dimension: shape {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
