@@ -25,6 +25,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "debian_packages": ["asc-music", "drascula-music"],
         "max_tracks_per_package": 4,
         "segment_seconds": 3.0,
+        "min_track_seconds": 60.0,  # shorter files are sound effects / jingles
+        "rendered_tracks": 2,  # music21 corpus pieces rendered with FluidSynth
+        "split_fractions": {"train": 0.8, "valid": 0.1, "test": 0.1},
+        "source_ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2},
+        "pairs_per_epoch": 64,
     },
     "full": {
         "sample_rate": 44100,
@@ -45,6 +50,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         ],
         "max_tracks_per_package": None,
         "segment_seconds": 5.0,
+        "min_track_seconds": 60.0,
+        "rendered_tracks": 60,
+        "split_fractions": {"train": 0.8, "valid": 0.1, "test": 0.1},
+        "source_ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2},
+        "pairs_per_epoch": 20000,
     },
 }
 

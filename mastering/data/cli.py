@@ -4,6 +4,8 @@
   sources, write the manifests, print a summary (``make data``); ``build`` is the same command.
 * ``mastering data build|prepare --profile P`` -- the same through the ``mastering`` command.
 * ``mastering data list --profile P`` -- the prepared tracks.
+* ``mastering demaster IN OUT --seed N`` -- degrade a mastered file with the demastering chain
+  (:mod:`mastering.data.demaster`); writes ``OUT`` and the applied parameters to ``OUT.json``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demaster(args: argparse.Namespace) -> int:
+    from .demaster import demaster_file
+
+    out, log_path = demaster_file(args.input, args.output, seed=args.seed, sample_rate=args.sample_rate)
+    print(f"wrote {out} and {log_path}")
+    return 0
+
+
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``prepare``/``build``/``list`` to a subparser collection."""
     for name in ("prepare", "build"):
@@ -61,6 +71,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the data layer's subcommands to the ``mastering`` command line."""
     data = subparsers.add_parser("data", help="prepare and inspect the datasets")
     add_data_commands(data.add_subparsers(dest="data_command", metavar="ACTION", required=True))
+    dm = subparsers.add_parser(
+        "demaster", help="degrade a mastered file (demastering chain); writes OUT and OUT.json",
+        description="Apply the seeded demastering chain to IN and write OUT (24-bit WAV/FLAC) and "
+                    "OUT.json with the parameters actually applied.",
+    )
+    dm.add_argument("input", metavar="IN", help="mastered audio file (WAV, FLAC, OGG, MP3, ...)")
+    dm.add_argument("output", metavar="OUT", help="degraded output (.wav or .flac)")
+    dm.add_argument("--seed", type=int, required=True, help="seed of the parameter draw")
+    dm.add_argument("--sample-rate", type=int, default=None, help="resample to this rate first")
+    dm.set_defaults(func=_cmd_demaster)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -314,14 +314,17 @@ def prepare(profile: str = "smoke", progress: bool = True, verbose: bool = True)
         if n_rendered:
             from .rendered import prepare_rendered
 
-            rows, skip_log, err = prepare_rendered(n_rendered, sample_rate, tracks=tracks, progress=progress,
-                                                   seed=int(params["seed"]))
+            rows, skips, skip_log, err = prepare_rendered(
+                n_rendered, sample_rate, tracks=tracks, skipped=skipped, progress=progress, seed=int(params["seed"]),
+            )
             if err:
                 summary.errors["music21"] = err
             summary.new_tracks += len(rows)
             summary.skipped.extend(skip_log)
             tracks = _merge(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
+            skipped = _merge(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
             mf.write_table(tracks, mf.tracks_path())
+            mf.write_table(skipped, mf.skipped_path())
         selected = mf.load_manifest(profile) if not tracks.empty else pd.DataFrame(columns=mf.TRACK_COLUMNS + ["split"])
         summary.tracks = selected
         if len(selected):

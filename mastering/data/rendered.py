@@ -1,0 +1,229 @@
+"""Rendered music: scores of music21's bundled corpus, written to MIDI, rendered with FluidSynth.
+
+The pieces are taken round-robin from a fixed list of corpus folders (Joplin, Haydn, Mozart and
+Beethoven string quartets, Bach chorales, Monteverdi madrigals) so the first few already differ in
+style. Each part gets a General MIDI program from its instrument name (violin 40, viola 41, cello
+42, piano 0, ...); vocal and unnamed parts get one ensemble (strings, organ, brass, woodwinds,
+choir) chosen from a hash of ``seed`` and the piece, so the same seed renders the same audio.
+FluidSynth (Debian ``fluidsynth``) renders with the FluidR3 General MIDI soundfont (Debian
+``fluid-soundfont-gm``, MIT licence); the corpus scores are public domain or CC (music21's corpus
+licence), recorded per track as ``license``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import load_audio, save_audio
+from ..paths import data_dir
+from . import manifest as mf
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SOUNDFONT", "CORPUS_FOLDERS", "corpus_pieces", "gm_program", "render_piece", "prepare_rendered"]
+
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+#: Corpus folders visited round-robin (each in its natural order).
+CORPUS_FOLDERS = ("joplin", "haydn", "mozart", "beethoven", "bach", "monteverdi")
+LICENSE = "music21 corpus (public domain / CC-BY, see music21 corpus licence); FluidR3_GM soundfont MIT"
+MIN_SECONDS = 30.0
+MAX_SECONDS = 600.0
+
+_PROGRAMS = {
+    "violin": 40, "viola": 41, "violoncello": 42, "cello": 42, "contrabass": 43, "double bass": 43,
+    "piano": 0, "harpsichord": 6, "organ": 19, "flute": 73, "piccolo": 72, "oboe": 68,
+    "english horn": 69, "clarinet": 71, "bassoon": 70, "horn": 60, "trumpet": 56, "trombone": 57,
+    "tuba": 58, "harp": 46, "guitar": 24, "lute": 24,
+}
+#: Ensembles for vocal/unnamed parts: GM programs from the highest to the lowest part.
+_ENSEMBLES = {
+    "strings": (40, 40, 41, 42, 43),
+    "organ": (19, 19, 19, 19, 19),
+    "brass": (56, 56, 60, 57, 58),
+    "woodwinds": (73, 68, 71, 70, 70),
+    "choir": (52, 52, 52, 52, 52),
+}
+
+
+def _hash_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def corpus_pieces() -> list[str]:
+    """Corpus-relative paths of candidate pieces, round-robin over :data:`CORPUS_FOLDERS`."""
+    from music21 import corpus
+
+    from .debian import natural_key
+
+    root = Path(corpus.getComposer("bach")[0]).parents[1]
+    lists = []
+    for folder in CORPUS_FOLDERS:
+        files = sorted(
+            {Path(p).relative_to(root).as_posix() for p in corpus.getComposer(folder)
+             if Path(p).suffix in (".mxl", ".xml", ".musicxml")},
+            key=natural_key,
+        )
+        lists.append(files)
+    out, i = [], 0
+    while any(i < len(lst) for lst in lists):
+        out.extend(lst[i] for lst in lists if i < len(lst))
+        i += 1
+    return out
+
+
+def gm_program(part_name: str | None) -> int | None:
+    """General MIDI program for an instrument/part name, ``None`` when it is a voice or unknown."""
+    name = (part_name or "").lower()
+    for key, program in _PROGRAMS.items():
+        if key in name:
+            return program
+    return None
+
+
+def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
+    from music21 import corpus, instrument
+
+    score = corpus.parse(piece)
+    parts = list(score.parts)
+    ensemble_names = sorted(_ENSEMBLES)
+    ensemble = ensemble_names[_hash_int(f"{seed}:{piece}") % len(ensemble_names)]
+    programs = []
+    for i, part in enumerate(parts):
+        inst = part.getInstrument(returnDefault=True)
+        program = gm_program(part.partName) or gm_program(getattr(inst, "instrumentName", None))
+        if program is None:
+            palette = _ENSEMBLES[ensemble]
+            program = palette[min(i, len(palette) - 1)]
+        for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
+            old.activeSite.remove(old)
+        new = instrument.Instrument()
+        new.midiProgram = int(program)
+        part.insert(0, new)
+        programs.append(int(program))
+    score.write("midi", fp=str(midi_path))
+    return {"programs": programs, "ensemble": ensemble}
+
+
+def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 600.0):
+    """Render one corpus piece to stereo audio ``[2, samples]`` at ``sample_rate``.
+
+    Raises:
+        SkipTrack: FluidSynth/soundfont missing, the score cannot be parsed or rendering fails.
+    """
+    from .debian import SkipTrack
+
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
+        raise SkipTrack("fluidsynth or the GM soundfont is missing (apt-get install fluidsynth fluid-soundfont-gm)")
+    with tempfile.TemporaryDirectory(prefix="render-") as tmp:
+        midi, wav = Path(tmp) / "piece.mid", Path(tmp) / "piece.wav"
+        try:
+            meta = _score_to_midi(piece, midi, seed)
+        except Exception as exc:  # music21 raises many kinds on odd scores
+            raise SkipTrack(f"music21 could not convert the score ({type(exc).__name__}: {exc})") from None
+        cmd = ["fluidsynth", "-ni", "-q", "-F", str(wav), "-r", str(int(sample_rate)), "-g", "0.5",
+               str(SOUNDFONT), str(midi)]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise SkipTrack("fluidsynth timed out") from None
+        if res.returncode != 0 or not wav.exists():
+            raise SkipTrack(f"fluidsynth failed ({res.stderr.strip()[:200]})")
+        x, rate = load_audio(wav, sample_rate=sample_rate, channels=2)
+    # trim the silent tail FluidSynth leaves after the last note release (below -70 dBFS)
+    env = x.abs().amax(dim=0).numpy()
+    loud = np.flatnonzero(env > 10 ** (-70 / 20))
+    if len(loud):
+        x = x[:, : loud[-1] + 1]
+    return x, meta
+
+
+def prepare_rendered(
+    n_tracks: int,
+    sample_rate: int,
+    tracks: pd.DataFrame | None = None,
+    skipped: pd.DataFrame | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> tuple[list[dict], list[dict], list[tuple[str, str, str]], str]:
+    """Render the first ``n_tracks`` usable pieces into the track cache (idempotent).
+
+    Returns:
+        ``(new track rows, new skip rows, skipped (package, file, reason), error message or "")``.
+    """
+    from .debian import SkipTrack
+    from .prepare import _loudness_peak, track_cache_path
+
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
+        return [], [], [], "fluidsynth / fluid-soundfont-gm not installed: rendered source skipped"
+    try:
+        pieces = corpus_pieces()
+    except Exception as exc:
+        return [], [], [], f"music21 corpus unavailable ({exc})"
+    tracks = mf.read_tracks() if tracks is None else tracks
+    known = tracks[tracks["source"] == "music21"]
+    known_files = {r.file: r for r in known.itertuples()}
+    skipped = mf.read_skipped() if skipped is None else skipped
+    known_skips = {
+        r.file: r.reason for r in skipped.itertuples()
+        if r.source == "music21" and int(r.sample_rate) == int(sample_rate)
+    }
+    root = data_dir()
+    rows, skips, skip_rows = [], [], []
+    accepted = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_tracks, desc="music21 render", unit="piece", leave=False)
+    for order, piece in enumerate(pieces):
+        if accepted >= n_tracks:
+            break
+        row = known_files.get(piece)
+        if row is not None and (root / str(row.path)).exists() and int(row.sample_rate) == int(sample_rate):
+            accepted += 1
+            if bar is not None:
+                bar.update(1)
+            continue
+        if piece in known_skips:
+            skips.append(("corpus", piece, known_skips[piece]))
+            continue
+        try:
+            x, meta = render_piece(piece, sample_rate, seed=seed)
+            duration = x.shape[-1] / sample_rate
+            if duration < MIN_SECONDS:
+                raise SkipTrack(f"short piece: {duration:.1f} s < {MIN_SECONDS:.0f} s")
+        except SkipTrack as skip:
+            skips.append(("corpus", piece, skip.reason))
+            skip_rows.append({"source": "music21", "package": "corpus", "file": piece, "reason": skip.reason,
+                              "sample_rate": int(sample_rate), "min_seconds": MIN_SECONDS})
+            continue
+        x = x[:, : int(MAX_SECONDS * sample_rate)]
+        audio = np.clip(x.numpy(), -1.0, 1.0)
+        track_id = "corpus/" + Path(piece).with_suffix("").as_posix().replace("/", "_")
+        cache_rel = track_cache_path("music21", track_id)
+        (root / cache_rel).parent.mkdir(parents=True, exist_ok=True)
+        save_audio(root / cache_rel, audio, sample_rate, subtype="PCM_16")
+        lufs, peak = _loudness_peak(audio, sample_rate)
+        rows.append({
+            "source": "music21", "kind": "rendered", "package": "corpus", "track_id": track_id,
+            "file": piece, "path": cache_rel.as_posix(), "duration_s": round(audio.shape[-1] / sample_rate, 4),
+            "sample_rate": int(sample_rate), "orig_sample_rate": int(sample_rate),
+            "orig_format": f"MIDI via FluidSynth ({meta['ensemble']}; programs {meta['programs']})",
+            "channels": 2, "loudness_lufs": round(lufs, 3), "peak_dbfs": round(peak, 3),
+            "clipped_samples": int(np.count_nonzero(np.abs(x.numpy()) > 1.0)), "license": LICENSE,
+            "copyright_file": "", "order": order,
+        })
+        accepted += 1
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return rows, skip_rows, skips, ""
