@@ -4,6 +4,8 @@
   sources, write the manifests, print a summary (``make data``); ``build`` is the same command.
 * ``mastering data build|prepare --profile P`` -- the same through the ``mastering`` command.
 * ``mastering data list --profile P`` -- the prepared tracks.
+* ``mastering data add-fma PATH [--subset small]`` / ``add-musdb PATH`` -- decode a local FMA or
+  MUSDB18-HQ copy into the track cache (their own splits are kept).
 * ``mastering demaster IN OUT --seed N`` -- degrade a mastered file with the demastering chain
   (:mod:`mastering.data.demaster`); writes ``OUT`` and the applied parameters to ``OUT.json``.
 """
@@ -45,6 +47,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_add_local(args: argparse.Namespace) -> int:
+    from ..profiles import get_profile
+    from .sources import cache_local_tracks, fma_tracks, musdb_tracks
+
+    try:
+        df = fma_tracks(args.path, subset=args.subset) if args.kind == "fma" else musdb_tracks(args.path)
+    except FileNotFoundError as exc:
+        print(f"mastering data: error: {exc}", file=sys.stderr)
+        return 1
+    cached, skipped = cache_local_tracks(df, int(get_profile(args.profile)["sample_rate"]), progress=True)
+    print(f"{args.kind}: {len(cached)} tracks cached ({cached['duration_s'].sum() / 3600:.2f} h), "
+          f"{len(skipped)} skipped" + "".join(f"\n  skip {p}/{f}: {r}" for p, f, r in skipped))
+    return 0
+
+
 def _cmd_demaster(args: argparse.Namespace) -> int:
     from .demaster import demaster_file
 
@@ -61,6 +78,15 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("-v", "--verbose", action="store_true", help="log every skipped file")
         p.set_defaults(func=_cmd_prepare)
+    p = sub.add_parser("add-fma", help="decode a local FMA copy (fma_small/medium) into the track cache")
+    p.add_argument("path", help="folder holding fma_<subset>/ and fma_metadata/")
+    p.add_argument("--subset", default="small", choices=["small", "medium", "large", "full"])
+    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES), help="sets the sample rate")
+    p.set_defaults(func=_cmd_add_local, kind="fma")
+    p = sub.add_parser("add-musdb", help="decode a local MUSDB18-HQ copy into the track cache")
+    p.add_argument("path", help="folder holding train/ and test/")
+    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES), help="sets the sample rate")
+    p.set_defaults(func=_cmd_add_local, kind="musdb")
     p = sub.add_parser("list", help="print the prepared tracks of a profile")
     p.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
     p.add_argument("--split", choices=["train", "valid", "test"])

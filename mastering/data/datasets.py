@@ -372,7 +372,7 @@ class SafeEQPairs(Dataset):
         freq, gain, q, kinds = safe_to_bands(self.params[row])
         x = torch.from_numpy(dry)[None]
         y = parametric_eq(x, self.sample_rate, freq[None], gain[None], q[None], kinds=kinds, mode="exact",
-                          backend="torchaudio")[0]  # fork-safe in DataLoader workers (no OpenMP)
+                          backend="torch")[0]  # fork-safe in DataLoader workers (no OpenMP)
         desc = str(self.df.at[row, "descriptor"])
         return {"audio": y.float(), "dry": x[0].float(), "params": torch.from_numpy(self.params[row].astype(np.float32)),
                 "params_norm": torch.from_numpy(self.params_norm[row]), "descriptor": desc,

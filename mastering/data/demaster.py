@@ -19,7 +19,7 @@ The chain, in processing order (:data:`STAGE_ORDER`); each stage is present with
 ``tilt_eq``
     Static spectral balance: a tilt of ``tilt_db`` around ``pivot_hz`` (low shelf ``-tilt/2``,
     high shelf ``+tilt/2``) plus an independent low and high shelf; RBJ cookbook biquads
-    (:func:`mastering.dsp.eq.parametric_eq`, exact IIR with the torchaudio backend: the numba
+    (:func:`mastering.dsp.eq.parametric_eq`, exact IIR with the torch backend: the numba
     backend's OpenMP threads do not survive the ``fork`` of DataLoader workers).
 ``gaussian_eq``
     Time-varying EQ as in the thesis: ``bands`` Gaussian bumps on a log-frequency axis whose
@@ -262,7 +262,7 @@ def _tilt_eq(x: torch.Tensor, sample_rate: int, p: dict) -> torch.Tensor:
     f, g, q, kinds = tilt_eq_bands(p)
     return parametric_eq(x, sample_rate, torch.tensor([f], dtype=torch.float64),
                          torch.tensor([g], dtype=torch.float64), torch.tensor([q], dtype=torch.float64),
-                         kinds=kinds, mode="exact", backend="torchaudio")
+                         kinds=kinds, mode="exact", backend="torch")
 
 
 def _q_to_sigma_octaves(q: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@
   peak_dbfs      sample peak of the decoded track
   license        licence from the package's ``copyright`` file (or the corpus' licence)
   order          position of the file in the package's natural order (profile selection)
+  source_split   the dataset's own split where it has one (FMA, MUSDB18-HQ), else empty
   ============== ==========================================================================
 
 * ``manifests/skipped.csv`` -- files that were not used, with the reason (jingle, undecodable..).
@@ -36,7 +37,8 @@
 Splits are by track: within each (source, package) the tracks are ordered by a hash of
 ``seed:source/track_id`` and the first ``test`` fraction go to ``test``, the next ``valid``
 fraction to ``valid``, the rest to ``train`` (at least one test track from two tracks up, one
-valid track from three up). The split depends only on the seed and the track set, so every
+valid track from three up). Tracks whose dataset defines a split (``source_split``: FMA,
+MUSDB18-HQ) keep it. The split depends only on the seed and the track set, so every
 segment of a test track is a test segment: no leakage into training.
 """
 
@@ -79,7 +81,7 @@ __all__ = [
 TRACK_COLUMNS = [
     "source", "kind", "package", "track_id", "file", "path", "duration_s", "sample_rate",
     "orig_sample_rate", "orig_format", "channels", "loudness_lufs", "peak_dbfs",
-    "clipped_samples", "license", "copyright_file", "order",
+    "clipped_samples", "license", "copyright_file", "order", "source_split",
 ]
 SKIP_COLUMNS = ["source", "package", "file", "reason", "sample_rate", "min_seconds"]
 SEGMENT_COLUMNS = [
@@ -162,7 +164,11 @@ def assign_splits(
         return out
     keys = [split_of(s, t, seed) for s, t in zip(out["source"], out["track_id"])]
     out["_key"] = keys
-    for _, group in out.groupby(["source", "package"], sort=False):
+    own = (out["source_split"].astype(object).where(out["source_split"].notna(), "").astype(str)
+           if "source_split" in out else pd.Series("", index=out.index))
+    has_own = own.isin(["train", "valid", "test"])
+    out.loc[has_own, "split"] = own[has_own]
+    for _, group in out[~has_own].groupby(["source", "package"], sort=False):
         order = group.sort_values("_key").index
         n = len(order)
         n_test = int(round(n * fractions["test"]))
