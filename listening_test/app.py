@@ -154,9 +154,7 @@ def create_app(
         schedule = build_schedule(
             manifest.rows, seed, config.n_fixed_checks, config.n_anchor_repeats, config.training
         )
-        return store.create_participant(
-            schedule, seed, manifest.sha256, request.headers.get("User-Agent", "")
-        )
+        return store.create_participant(schedule, seed, manifest.sha256)
 
     def where(p) -> str:
         """The page a participant belongs on now."""

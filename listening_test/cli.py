@@ -31,8 +31,11 @@ def _serve(args: argparse.Namespace) -> int:
         training=not args.no_training, contact=args.contact,
     )
     app = create_app(args.stimuli, args.db, token, config)
+    proxy = {}
+    if args.trusted_proxy:  # an HTTPS reverse proxy in front: trust its X-Forwarded-Proto
+        proxy = {"trusted_proxy": args.trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto"}}
     server = create_server(app, host=args.host, port=args.port, threads=args.threads,
-                           ident="listening-test", clear_untrusted_proxy_headers=True)
+                           ident="listening-test", clear_untrusted_proxy_headers=True, **proxy)
     # One parseable line (tests read the port from it when --port 0 asks for a free one).
     print(f"listening on http://{args.host}:{server.effective_port}/", flush=True)
     try:
@@ -63,10 +66,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _stimuli(args: argparse.Namespace) -> int:
-    from .stimuli import DEFAULT_TARGETS, generate_stimuli, load_systems, select_tracks
+    from .stimuli import DEFAULT_TARGETS, generate_stimuli, load_systems, select_tracks, split_tracks
 
     targets = args.targets or list(DEFAULT_TARGETS)
-    tracks = select_tracks(args.tracks, args.n_items, seed=args.seed, min_duration_s=args.clip_s)
+    if args.tracks:
+        tracks = select_tracks(args.tracks, args.n_items, seed=args.seed, min_duration_s=args.clip_s)
+    else:
+        tracks = split_tracks(args.n_items, split=args.split, seed=args.seed, min_duration_s=args.clip_s)
     systems = load_systems(args.systems)
     manifest = generate_stimuli(
         tracks, args.out, systems, targets, sample_rate=args.sample_rate, clip_s=args.clip_s,
@@ -89,6 +95,8 @@ def _add_commands(sub) -> None:
     p.add_argument("--no-training", action="store_true", help="skip the training trial")
     p.add_argument("--contact", default="the study team", help="contact shown on the consent page")
     p.add_argument("--threads", type=int, default=8, help="server worker threads")
+    p.add_argument("--trusted-proxy", default="",
+                   help="address of an HTTPS reverse proxy whose X-Forwarded-Proto is trusted (cookies become Secure)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("export", help="write all ratings as CSV (long format) from the database")
@@ -98,7 +106,9 @@ def _add_commands(sub) -> None:
 
     p = sub.add_parser("stimuli", help="generate the stimuli (WAV + manifest.csv) from music tracks")
     p.add_argument("--tracks", default=None,
-                   help="folder of audio files (default: <data dir>/tracks, filled by `make data`)")
+                   help="folder of audio files (default: the --split tracks prepared by `make data`)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                   help="split of the prepared real-music tracks to draw from (default: test)")
     p.add_argument("--out", required=True, help="stimuli folder to write")
     p.add_argument("--n-items", type=int, default=10, help="number of clips (items)")
     p.add_argument("--targets", nargs="+", default=None, help="semantic targets (default: warm bright clear)")

@@ -91,14 +91,17 @@ def build_schedule(
 
     main: list[TrialSpec] = [TrialSpec("main", rows[i]) for i in rng.permutation(len(rows))]
 
-    # Repeats: each chosen anchor goes somewhere after its first presentation, leaving at least
-    # one other trial between the two.
+    # Repeats: a second copy of each chosen anchor goes anywhere not next to the first (so at
+    # least one other trial separates them); whichever copy comes later is the repeat.
     for k in rng.choice(len(anchors), size=n_anchor_repeats, replace=False) if n_anchor_repeats else []:
         row = anchors[int(k)]
         first = next(i for i, t in enumerate(main) if t.row == row and not t.attention_check)
-        lo = min(first + 2, len(main))
-        pos = int(rng.integers(lo, len(main) + 1))
-        main.insert(pos, TrialSpec("main", row, attention_check="repeat"))
+        candidates = [p for p in range(len(main) + 1) if p not in (first, first + 1)]
+        if not candidates:
+            raise ValueError("too few stimuli to separate a repeated anchor from its first presentation")
+        main.insert(candidates[int(rng.integers(len(candidates)))], TrialSpec("main", row))
+        later = [i for i, t in enumerate(main) if t.row == row and not t.attention_check][1]
+        main[later] = TrialSpec("main", row, attention_check="repeat")
 
     # Fixed-answer checks never come first, so that every participant starts with a real trial.
     for _ in range(n_fixed_checks):

@@ -53,8 +53,7 @@ CREATE TABLE IF NOT EXISTS participants (
     seed            INTEGER NOT NULL,
     manifest_sha256 TEXT NOT NULL,
     created_at      TEXT NOT NULL,
-    finished_at     TEXT,
-    user_agent      TEXT NOT NULL DEFAULT ''
+    finished_at     TEXT
 );
 CREATE TABLE IF NOT EXISTS trials (
     id              INTEGER PRIMARY KEY,
@@ -191,7 +190,7 @@ class Store:
 
     # -- participants ------------------------------------------------------------------------
     def create_participant(
-        self, schedule: Sequence[TrialSpec], seed: int, manifest_sha256: str, user_agent: str = ""
+        self, schedule: Sequence[TrialSpec], seed: int, manifest_sha256: str
     ) -> tuple[str, Participant]:
         """Create a participant with their schedule; returns ``(secret token, participant)``."""
         if not schedule:
@@ -203,9 +202,9 @@ class Store:
                 public_id = "P" + secrets.token_hex(5)
                 try:
                     cur = con.execute(
-                        "INSERT INTO participants(public_id, token_sha256, seed, manifest_sha256,"
-                        " created_at, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
-                        (public_id, hash_token(token), int(seed), manifest_sha256, now, user_agent[:300]),
+                        "INSERT INTO participants(public_id, token_sha256, seed, manifest_sha256, created_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (public_id, hash_token(token), int(seed), manifest_sha256, now),
                     )
                     break
                 except sqlite3.IntegrityError:  # pseudonym collision (1 in 10^12): draw again

@@ -200,3 +200,35 @@ def test_crash_under_load_loses_no_acknowledged_answer(live_server):
     for log in logs:
         assert by_participant[log["participant"]] == list(log["sent"].values())
     assert len(acked_before_crash) >= 40
+
+
+def test_cookie_is_secure_behind_a_trusted_https_proxy(live_server):
+    server = live_server("--trusted-proxy", "127.0.0.1")
+    client = ApiClient(server.port)
+    status, _, headers = client.request("POST", "/api/session", {"consent": True},
+                                        headers={"X-Forwarded-Proto": "https"})
+    assert status == 201 and "Secure" in headers["Set-Cookie"]
+    plain = ApiClient(server.port)
+    status, _, headers = plain.request("POST", "/api/session", {"consent": True})
+    assert status == 201 and "Secure" not in headers["Set-Cookie"]
+    client.close()
+    plain.close()
+
+
+def test_export_command_reads_the_database(live_server, tmp_path):
+    import subprocess
+    import sys
+
+    from lt_support import REPO_ROOT
+
+    server = live_server("--fixed-checks", "0", "--anchor-repeats", "0", "--no-training")
+    client, state = join(server.port)
+    status, _, _ = client.request("POST", "/api/responses", {"trial_id": state["trial"]["id"], "rating": 5})
+    assert status == 201
+    client.close()
+    out = tmp_path / "export.csv"
+    subprocess.run([sys.executable, "-m", "listening_test", "export", "--db", str(server.db), "--out", str(out)],
+                   cwd=REPO_ROOT, check=True, timeout=60)
+    rows = list(csv.DictReader(out.open()))
+    assert rows == export_rows(server.port) and len(rows) == 1 and rows[0]["rating"] == "5"
+    assert rows[0]["phase"] == "main" and rows[0]["trial_index"] == "0"

@@ -1,0 +1,453 @@
+"""Stimuli for the listening test: excerpts of real music processed by the systems under test.
+
+For every track (an *item*) the loudest ``clip_s``-second excerpt is cut (short raised-cosine
+fades), and every system under test processes it once per semantic target. Every stimulus, the
+unprocessed ``original`` included, is then normalised to the same integrated loudness (ITU-R
+BS.1770-4 with gating, measured by pyloudnorm; -23 LUFS as in EBU R 128) so that loudness
+differences, which listeners readily mistake for timbre, cannot bias the ratings. The result is::
+
+    out_dir/manifest.csv
+    out_dir/original/<item>.wav
+    out_dir/<condition>/<target>/<item>.wav
+
+A *system* is a callable ``system(audio, sample_rate, target) -> audio`` on ``[1, channels,
+samples]`` tensors, optionally wrapped in :class:`StimulusSystem` with a description and a
+``placeholder`` flag. Until the semantic EQ models exist, :func:`placeholder_systems` stands in for
+the three conditions with simple EQ (pedalboard's biquad shelves and peaks); every stimulus it
+makes is marked ``placeholder=1`` in the manifest and in every exported rating.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from mastering.io import AudioError, audio_info, check_finite, load_audio, save_audio
+
+from .manifest import MANIFEST_NAME, write_manifest
+
+__all__ = [
+    "System",
+    "StimulusSystem",
+    "CONDITIONS",
+    "DEFAULT_TARGETS",
+    "AUDIO_SUFFIXES",
+    "integrated_lufs",
+    "normalize_loudness",
+    "loudest_excerpt",
+    "select_tracks",
+    "split_tracks",
+    "generate_stimuli",
+    "placeholder_systems",
+    "load_systems",
+    "adaptive_gain_db",
+    "band_share_db",
+    "MANIFEST_COLUMNS",
+]
+
+System = Callable[[torch.Tensor, int, str], torch.Tensor]
+
+#: The study's conditions, ``original`` being the unprocessed anchor.
+CONDITIONS = ("original", "adaptive_semantic_eq", "floweq_style", "static_eq")
+#: Semantic targets of the study (the most frequent EQ descriptors in SAFE-DB).
+DEFAULT_TARGETS = ("warm", "bright", "clear")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+MANIFEST_COLUMNS = [
+    "item", "condition", "target", "path", "placeholder", "system", "source", "source_offset_s",
+    "integrated_lufs", "sample_peak_dbfs", "sample_rate", "duration_s",
+]
+
+
+@dataclass(frozen=True)
+class StimulusSystem:
+    """A system under test as the stimuli generator uses it.
+
+    Attributes:
+        process: ``process(audio [1, channels, samples], sample_rate, target) -> same shape``.
+        description: one line stored in the manifest's ``system`` column.
+        placeholder: ``True`` when this is a stand-in, not the system the condition names.
+    """
+
+    process: System
+    description: str = ""
+    placeholder: bool = False
+
+
+# -- loudness ----------------------------------------------------------------------------------
+def integrated_lufs(audio: torch.Tensor, sample_rate: int) -> float:
+    """Integrated loudness (LUFS) of ``[channels, samples]`` audio, ITU-R BS.1770-4 (pyloudnorm).
+
+    Raises:
+        AudioError: audio shorter than one 400 ms gating block.
+    """
+    import pyloudnorm
+
+    if audio.ndim != 2:
+        raise AudioError(f"expected [channels, samples] audio, got shape {tuple(audio.shape)}")
+    if audio.shape[-1] < int(0.4 * sample_rate):
+        raise AudioError("audio shorter than 0.4 s has no BS.1770 loudness (one gating block)")
+    meter = pyloudnorm.Meter(int(sample_rate))  # K-weighting, 400 ms blocks, 75 % overlap
+    # pyloudnorm reads (samples, channels): transpose at this call only.
+    return float(meter.integrated_loudness(audio.detach().double().cpu().numpy().T))
+
+
+def normalize_loudness(audio: torch.Tensor, sample_rate: int, target_lufs: float = -23.0) -> torch.Tensor:
+    """Scale ``[channels, samples]`` audio to ``target_lufs`` integrated loudness (BS.1770-4).
+
+    A gain is exact here: both BS.1770 gates move with the signal (the relative gate is relative,
+    and the absolute -70 LUFS gate is far below any music at -23 LUFS).
+
+    Raises:
+        AudioError: silent audio (no block above the absolute gate).
+    """
+    measured = integrated_lufs(audio, sample_rate)
+    if not math.isfinite(measured):
+        raise AudioError("the excerpt is silent (no BS.1770 block above -70 LUFS); choose another track")
+    return audio * (10.0 ** ((target_lufs - measured) / 20.0))
+
+
+# -- excerpts and tracks -----------------------------------------------------------------------
+def loudest_excerpt(audio: torch.Tensor, sample_rate: int, clip_s: float, hop_s: float = 0.25) -> tuple[torch.Tensor, int]:
+    """The ``clip_s``-second window of ``[channels, samples]`` audio with the most energy.
+
+    Returns:
+        ``(excerpt, start sample)``; the search steps by ``hop_s``.
+
+    Raises:
+        AudioError: audio shorter than ``clip_s``.
+    """
+    n = int(round(clip_s * sample_rate))
+    total = audio.shape[-1]
+    if total < n:
+        raise AudioError(f"the track lasts {total / sample_rate:.2f} s, shorter than the {clip_s} s clip")
+    power = audio.double().pow(2).mean(dim=0)
+    csum = torch.cat([torch.zeros(1, dtype=power.dtype), torch.cumsum(power, 0)])
+    hop = max(1, int(round(hop_s * sample_rate)))
+    starts = torch.arange(0, total - n + 1, hop)
+    energy = csum[starts + n] - csum[starts]
+    start = int(starts[int(torch.argmax(energy))])
+    return audio[:, start:start + n], start
+
+
+def _fade(audio: torch.Tensor, sample_rate: int, fade_ms: float) -> torch.Tensor:
+    n = min(int(round(fade_ms * 1e-3 * sample_rate)), audio.shape[-1] // 2)
+    if n < 1:
+        return audio
+    ramp = 0.5 - 0.5 * torch.cos(torch.linspace(0.0, math.pi, n, dtype=audio.dtype))
+    out = audio.clone()
+    out[:, :n] *= ramp
+    out[:, -n:] *= ramp.flip(0)
+    return out
+
+
+def select_tracks(
+    folder: str | os.PathLike | None, n_items: int, seed: int = 0, min_duration_s: float = 0.0
+) -> list[Path]:
+    """Pick ``n_items`` audio files (recursively) from ``folder``, reproducibly from ``seed``.
+
+    Args:
+        folder: a folder of audio files; ``None`` means ``mastering.paths.data_dir()/tracks``.
+        n_items: how many to pick.
+        seed: seed of the choice (``numpy.random.default_rng``).
+        min_duration_s: skip files shorter than this (per their header).
+
+    Raises:
+        AudioError: a missing folder or fewer usable files than ``n_items``.
+    """
+    if folder is None:
+        from mastering.paths import data_dir
+
+        folder = data_dir() / "tracks"
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudioError(f"{folder}: no such folder of tracks (run `make data` or pass --tracks DIR)")
+    if n_items < 1:
+        raise ValueError("n_items must be at least 1")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    usable = []
+    for p in files:
+        try:
+            if audio_info(p).duration_s >= min_duration_s:
+                usable.append(p)
+        except AudioError:
+            continue
+    if len(usable) < n_items:
+        raise AudioError(
+            f"{folder}: {len(usable)} readable track(s) of at least {min_duration_s} s, {n_items} needed"
+        )
+    rng = np.random.default_rng(seed)
+    return [usable[i] for i in sorted(rng.choice(len(usable), size=n_items, replace=False))]
+
+
+def split_tracks(n_items: int, split: str = "test", seed: int = 0, min_duration_s: float = 0.0) -> list[Path]:
+    """Pick ``n_items`` real-music tracks of one split of the prepared data (``make data``).
+
+    Stimuli come from the ``test`` split by default, so that no system under test was trained on
+    them. The choice is reproducible from ``seed`` (``numpy.random.default_rng``).
+
+    Raises:
+        AudioError: no prepared data, or fewer usable tracks in the split than ``n_items``.
+    """
+    from mastering.data.manifest import load_manifest as load_track_manifest
+
+    try:
+        df = load_track_manifest(split=split, kind="real")
+    except FileNotFoundError as exc:
+        raise AudioError(f"{exc}; or pass a folder of tracks (--tracks DIR)") from None
+    df = df[df["duration_s"].astype(float) >= float(min_duration_s)].sort_values("path")
+    if len(df) < n_items:
+        raise AudioError(
+            f"the {split!r} split holds {len(df)} real track(s) of at least {min_duration_s} s, {n_items} "
+            "needed; prepare more data (`make data PROFILE=full`) or pass --tracks DIR"
+        )
+    rng = np.random.default_rng(seed)
+    paths = list(df["path"])
+    return [Path(paths[i]) for i in sorted(rng.choice(len(paths), size=n_items, replace=False))]
+
+
+# -- the generator -----------------------------------------------------------------------------
+def _as_system(name: str, system) -> StimulusSystem:
+    if isinstance(system, StimulusSystem):
+        return system
+    if callable(system):
+        return StimulusSystem(system, getattr(system, "__name__", name), False)
+    raise TypeError(f"system {name!r} is neither callable nor a StimulusSystem")
+
+
+def _db(x: float) -> float:
+    return 20.0 * math.log10(x) if x > 0 else float("-inf")
+
+
+def generate_stimuli(
+    tracks: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    systems: Mapping[str, System | StimulusSystem],
+    targets: Sequence[str] = DEFAULT_TARGETS,
+    *,
+    sample_rate: int = 44100,
+    channels: int = 2,
+    clip_s: float = 8.0,
+    target_lufs: float = -23.0,
+    max_peak_dbfs: float = -1.0,
+    fade_ms: float = 20.0,
+    overwrite: bool = False,
+) -> Path:
+    """Write the stimuli set and its manifest; returns the manifest path.
+
+    Args:
+        tracks: one audio file per item (``item01``, ``item02``... in this order).
+        out_dir: the stimuli folder (created).
+        systems: ``{condition: system}`` for the processed conditions; ``original`` is added.
+        targets: the semantic targets each system is asked for (and listeners rate).
+        sample_rate: sample rate of the stimuli (tracks are resampled).
+        channels: 1 or 2 channels in the stimuli.
+        clip_s: excerpt length in seconds (the loudest window of each track).
+        target_lufs: integrated loudness of every stimulus (BS.1770-4).
+        max_peak_dbfs: refuse a stimulus whose sample peak exceeds this after normalisation
+            (lower ``target_lufs`` then) rather than clip or limit it.
+        fade_ms: raised-cosine fade in and out of each excerpt.
+        overwrite: replace an existing manifest in ``out_dir``.
+
+    Raises:
+        ValueError: no tracks/targets/systems, a system named ``original``, a malformed target,
+            or an existing manifest without ``overwrite``.
+        AudioError: an unreadable or too short track, a system output of the wrong shape or with
+            NaN/Inf, silence, or a peak above ``max_peak_dbfs``.
+    """
+    tracks = [Path(t) for t in tracks]
+    targets = list(targets)
+    if not tracks:
+        raise ValueError("no tracks given")
+    if not targets:
+        raise ValueError("no targets given")
+    if not systems:
+        raise ValueError("no systems given")
+    if "original" in systems:
+        raise ValueError("'original' is the unprocessed anchor and is added by the generator; do not pass it")
+    for t in targets:
+        if not t.replace(" ", "").replace("-", "").isalpha() or t != t.lower():
+            raise ValueError(f"target {t!r} must be a lower-case adjective such as 'warm'")
+    if clip_s < 1.0:
+        raise ValueError("clip_s must be at least 1 s (BS.1770 gating needs several 400 ms blocks)")
+    wrapped = {name: _as_system(name, s) for name, s in systems.items()}
+    out = Path(out_dir)
+    if (out / MANIFEST_NAME).exists() and not overwrite:
+        raise ValueError(f"{out / MANIFEST_NAME} exists; pass overwrite=True (--overwrite) to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+
+    records: list[dict] = []
+
+    def write(x: torch.Tensor, rel: str, item: str, condition: str, target: str, system: StimulusSystem,
+              source: Path, offset_s: float) -> None:
+        check_finite(x, f"{condition} output for {item}/{target}")
+        y = normalize_loudness(x, sample_rate, target_lufs)
+        peak_dbfs = _db(float(y.abs().max()))
+        if peak_dbfs > max_peak_dbfs:
+            raise AudioError(
+                f"{condition} {item}/{target}: sample peak {peak_dbfs:.1f} dBFS at {target_lufs} LUFS exceeds "
+                f"{max_peak_dbfs} dBFS; lower target_lufs for the whole set (e.g. {target_lufs - 3:g})"
+            )
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_audio(path, y, sample_rate, subtype="PCM_24")
+        records.append({
+            "item": item, "condition": condition, "target": target, "path": rel,
+            "placeholder": int(system.placeholder), "system": system.description, "source": source.name,
+            "source_offset_s": f"{offset_s:.3f}", "integrated_lufs": f"{integrated_lufs(y, sample_rate):.3f}",
+            "sample_peak_dbfs": f"{peak_dbfs:.2f}", "sample_rate": sample_rate,
+            "duration_s": f"{y.shape[-1] / sample_rate:.3f}",
+        })
+
+    original = StimulusSystem(lambda x, sample_rate, target: x, "unprocessed excerpt", False)
+    for k, track in enumerate(tracks, start=1):
+        item = f"item{k:02d}"
+        audio, _ = load_audio(track, sample_rate=sample_rate, channels=channels)
+        excerpt, start = loudest_excerpt(audio.float(), sample_rate, clip_s)
+        excerpt = _fade(excerpt, sample_rate, fade_ms)
+        offset_s = start / sample_rate
+        rel = f"original/{item}.wav"
+        write(excerpt, rel, item, "original", targets[0], original, track, offset_s)
+        first = records.pop()
+        for target in targets:
+            records.append({**first, "target": target})
+        batch = excerpt.unsqueeze(0)
+        for condition, system in wrapped.items():
+            for target in targets:
+                y = system.process(batch, sample_rate, target)
+                if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(batch.shape):
+                    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                    raise AudioError(
+                        f"system {condition!r} returned {got} for target {target!r}; "
+                        f"expected a tensor of shape {tuple(batch.shape)}"
+                    )
+                write(y[0].detach().float().cpu(), f"{condition}/{target}/{item}.wav", item, condition,
+                      target, system, track, offset_s)
+    return write_manifest(out, records, MANIFEST_COLUMNS)
+
+
+# -- systems -----------------------------------------------------------------------------------
+def _pedalboard_eq(x: torch.Tensor, sample_rate: int, bands: Sequence[tuple[str, float, float, float]]) -> torch.Tensor:
+    """Apply biquads ``(kind, freq_hz, gain_db, q)`` (kind: low_shelf, high_shelf, peak) with pedalboard."""
+    import pedalboard
+
+    kinds = {
+        "low_shelf": pedalboard.LowShelfFilter,
+        "high_shelf": pedalboard.HighShelfFilter,
+        "peak": pedalboard.PeakFilter,
+    }
+    board = pedalboard.Pedalboard([
+        kinds[kind](cutoff_frequency_hz=freq_hz, gain_db=gain_db, q=q) for kind, freq_hz, gain_db, q in bands
+    ])
+    out = []
+    for signal in x:  # [channels, samples], pedalboard's own layout
+        arr = np.ascontiguousarray(signal.detach().cpu().numpy().astype(np.float32))
+        out.append(torch.from_numpy(board(arr, float(sample_rate), reset=True)))
+    return torch.stack(out).to(x.dtype)
+
+
+# Textbook single-move curves (static EQ) and five-band curves in flowEQ's parametrisation
+# (low shelf, three peaks, high shelf) per target: placeholders, not the trained models.
+_STATIC_CURVES = {
+    "warm": [("low_shelf", 250.0, 4.0, 0.707), ("high_shelf", 6000.0, -2.0, 0.707)],
+    "bright": [("high_shelf", 4000.0, 5.0, 0.707)],
+    "clear": [("peak", 300.0, -3.0, 1.0), ("peak", 3000.0, 3.0, 1.0)],
+}
+_FIVE_BAND_CURVES = {
+    "warm": [("low_shelf", 150.0, 3.0, 0.707), ("peak", 400.0, 2.0, 0.9), ("peak", 2500.0, -1.5, 1.0),
+             ("peak", 5000.0, -2.0, 1.0), ("high_shelf", 9000.0, -2.5, 0.707)],
+    "bright": [("low_shelf", 120.0, -1.5, 0.707), ("peak", 500.0, -1.0, 1.0), ("peak", 2500.0, 1.5, 1.0),
+               ("peak", 6000.0, 2.5, 0.9), ("high_shelf", 10000.0, 4.0, 0.707)],
+    "clear": [("low_shelf", 120.0, -1.0, 0.707), ("peak", 350.0, -3.0, 1.2), ("peak", 1800.0, 1.0, 1.0),
+              ("peak", 4000.0, 2.5, 1.0), ("high_shelf", 10000.0, 1.0, 0.707)],
+}
+# Adaptive placeholder: boost a band by how far its share of the input's energy falls below a
+# reference share, so that tracks already warm/bright/clear get less. (band_hz, filter, ref_db)
+_ADAPTIVE_RULES = {
+    "warm": ((20.0, 250.0), ("low_shelf", 250.0, 0.707), -6.0),
+    "bright": ((4000.0, 16000.0), ("high_shelf", 4000.0, 0.707), -15.0),
+    "clear": ((2000.0, 5000.0), ("peak", 3200.0, 0.9), -14.0),
+}
+_ADAPTIVE_MIN_DB, _ADAPTIVE_MAX_DB = 1.0, 8.0
+
+
+def band_share_db(x: torch.Tensor, sample_rate: int, low_hz: float, high_hz: float) -> float:
+    """Energy in ``[low_hz, high_hz)`` relative to the total, in dB, of ``[..., samples]`` audio."""
+    spec = torch.fft.rfft(x.double(), dim=-1).abs().pow(2).reshape(-1, x.shape[-1] // 2 + 1).sum(0)
+    freqs = torch.fft.rfftfreq(x.shape[-1], d=1.0 / sample_rate, dtype=torch.float64)
+    band = spec[(freqs >= low_hz) & (freqs < high_hz)].sum()
+    return 10.0 * math.log10(max(float(band), 1e-30) / max(float(spec.sum()), 1e-30))
+
+
+def _check_target(target: str, table: Mapping) -> None:
+    if target not in table:
+        raise ValueError(f"the placeholder systems know the targets {sorted(table)}, not {target!r}")
+
+
+def _static(x: torch.Tensor, sample_rate: int, target: str) -> torch.Tensor:
+    _check_target(target, _STATIC_CURVES)
+    return _pedalboard_eq(x, sample_rate, _STATIC_CURVES[target])
+
+
+def _five_band(x: torch.Tensor, sample_rate: int, target: str) -> torch.Tensor:
+    _check_target(target, _FIVE_BAND_CURVES)
+    return _pedalboard_eq(x, sample_rate, _FIVE_BAND_CURVES[target])
+
+
+def adaptive_gain_db(x: torch.Tensor, sample_rate: int, target: str) -> float:
+    """The adaptive placeholder's boost for ``target``: the band's shortfall, clipped to 1..8 dB."""
+    _check_target(target, _ADAPTIVE_RULES)
+    (lo, hi), _, ref_db = _ADAPTIVE_RULES[target]
+    shortfall = ref_db - band_share_db(x, sample_rate, lo, min(hi, 0.49 * sample_rate))
+    return float(min(max(shortfall, _ADAPTIVE_MIN_DB), _ADAPTIVE_MAX_DB))
+
+
+def _adaptive(x: torch.Tensor, sample_rate: int, target: str) -> torch.Tensor:
+    gain_db = adaptive_gain_db(x, sample_rate, target)  # checks the target
+    _, (kind, freq_hz, q), _ = _ADAPTIVE_RULES[target]
+    return _pedalboard_eq(x, sample_rate, [(kind, freq_hz, gain_db, q)])
+
+
+def placeholder_systems() -> dict[str, StimulusSystem]:
+    """Stand-ins for the three processed conditions, made of simple EQ and marked ``placeholder``.
+
+    * ``adaptive_semantic_eq``: one filter whose gain depends on the input (the target band's
+      energy share below a reference, 1..8 dB);
+    * ``floweq_style``: a fixed five-band curve per target (flowEQ's parametrisation, chosen by
+      hand rather than decoded from a trained model);
+    * ``static_eq``: a fixed one- or two-filter textbook curve per target.
+
+    Targets: ``warm``, ``bright``, ``clear``.
+    """
+    return {
+        "adaptive_semantic_eq": StimulusSystem(
+            _adaptive, "placeholder: one filter, gain from the input's band-energy shortfall (not the model)", True),
+        "floweq_style": StimulusSystem(
+            _five_band, "placeholder: fixed hand-set five-band curve per target (not a trained decoder)", True),
+        "static_eq": StimulusSystem(
+            _static, "placeholder: fixed textbook shelf/peak curve per target", True),
+    }
+
+
+def load_systems(spec: str) -> dict[str, StimulusSystem]:
+    """Import ``"package.module:function"`` and call it for the ``{condition: system}`` mapping.
+
+    Raises:
+        ValueError: a malformed spec, or a function that does not return a non-empty mapping.
+    """
+    if ":" not in spec:
+        raise ValueError(f"systems must be given as MODULE:FUNCTION, got {spec!r}")
+    module_name, func_name = spec.split(":", 1)
+    factory = getattr(importlib.import_module(module_name), func_name, None)
+    if not callable(factory):
+        raise ValueError(f"{spec}: {func_name} is not a function of {module_name}")
+    systems = factory()
+    if not isinstance(systems, Mapping) or not systems:
+        raise ValueError(f"{spec} must return a non-empty mapping {{condition: system}}")
+    return {name: _as_system(name, s) for name, s in systems.items()}
