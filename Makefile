@@ -10,10 +10,11 @@ ONLY    ?=
 PYTEST_ARGS ?=
 # Installed-state stamp: changes whenever the pinned requirements or the package metadata change.
 STAMP   := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
-# Debian packages the pipeline uses: tracker-module rendering, MIDI rendering, MP3/OGG decoding tools.
-APT_PACKAGES := xmp fluidsynth fluid-soundfont-gm
+# Debian packages: tracker-module rendering (xmp), MIDI rendering (fluidsynth + GM soundfont),
+# headless browser for the listening-test app's end-to-end tests (chromium + chromedriver).
+APT_PACKAGES := xmp fluidsynth fluid-soundfont-gm chromium chromium-driver
 
-.PHONY: help setup sysdeps data reproduce test test-fast lab bench clean distclean
+.PHONY: help setup sysdeps data reproduce test test-fast lab bench listening-test listening-test-stimuli clean distclean
 
 help:
 	@echo "make reproduce [PROFILE=smoke|full] [ONLY=01,03]  set up, prepare data, run the notebooks"
@@ -21,6 +22,7 @@ help:
 	@echo "make lab                                      JupyterLab on notebooks/"
 	@echo "make bench                                    benchmarks/ (printed tables)"
 	@echo "make data [PROFILE=...]                       fetch and decode the real-music sources"
+	@echo "make listening-test                           serve the listening-test web app on 127.0.0.1:8765"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -59,6 +61,16 @@ test-fast: data
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
+
+LT_STIMULI ?= data/listening_test/stimuli
+LT_DB ?= data/listening_test/responses.sqlite
+# Serve the listening test on http://127.0.0.1:8765/ (admin token from $$LISTENING_TEST_ADMIN_TOKEN or printed).
+listening-test: setup
+	$(PY) -m listening_test serve --stimuli $(LT_STIMULI) --db $(LT_DB) --host 127.0.0.1 --port 8765
+
+# Build the stimuli (WAV + manifest, loudness-matched to -23 LUFS) from the real-music test split.
+listening-test-stimuli: data
+	$(PY) -m listening_test stimuli --out $(LT_STIMULI)
 
 bench: setup
 	$(PY) benchmarks/bench_eq.py

@@ -14,6 +14,7 @@ import sys
 # (module, help) pairs; each module defines register(subparsers) adding one or more subcommands.
 _COMMAND_MODULES = [
     "mastering.data.cli",
+    "listening_test.cli",
 ]
 
 
