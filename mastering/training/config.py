@@ -1,0 +1,210 @@
+"""Training configuration: one dataclass for every phase, saved into every checkpoint.
+
+:func:`train_config` resolves a configuration from a phase, a profile of :data:`TRAIN_PROFILES`
+and overrides; :meth:`TrainConfig.run_name` names its run folder by a hash of the resolved
+configuration plus the code version (so a changed setting or a new commit never reuses an old
+run, and the same configuration resumes the same run).
+
+``smoke`` is sized for a 2-core CPU (a small-width model, a few dozen cached pairs, minutes);
+``full`` is the paper's recipe (the design's widths, fresh pairs every epoch, GPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TrainConfig", "TRAIN_PROFILES", "SMOKE_MODEL", "train_config"]
+
+SMOKE_MODEL: dict[str, Any] = {
+    "latent_dim": 64,
+    "encoder": {"stem_channels": 32, "block_channels": [32, 48, 64, 64]},
+    "decoder_hidden": 64,
+    "residual_channels": [8, 16, 24],
+    "dynamics_hidden": 32,
+}
+"""Widths of the smoke-profile models (the design's layout, narrower; see the parameter table)."""
+
+TRAIN_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "device": "cpu",
+        "segment_seconds": 1.5,
+        "batch_size": 8,
+        "epochs": 6,
+        "lr": 3e-3,
+        "lr_patience": 1,
+        "model": SMOKE_MODEL,
+        "data": {"ratios": {"pink": 0.2, "real": 0.6, "rendered": 0.2}, "train_items": 48, "valid_items": 16,
+                 "cache": True, "num_workers": 0},
+    },
+    "full": {
+        "device": "auto",
+        "segment_seconds": 5.0,
+        "batch_size": 16,
+        "epochs": 100,
+        "lr": 1e-3,
+        "lr_patience": 5,
+        "model": {},
+        "data": {"ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2}, "train_items": 4000, "valid_items": 400,
+                 "cache": False, "num_workers": 8},
+    },
+}
+"""Per-profile training sizes; every other field takes :class:`TrainConfig`'s default."""
+
+
+def _default_loss() -> dict[str, float]:
+    return {"w_stft": 1.0, "w_aweighted": 0.1, "w_loudness": 0.01, "w_params": 0.01}
+
+
+def _default_data() -> dict[str, Any]:
+    return {"ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2}, "train_items": 256, "valid_items": 64,
+            "cache": False, "num_workers": 0}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run.
+
+    Attributes:
+        phase: ``"1a"``, ``"1b"`` or ``"1c"``.
+        profile: the profile the sizes came from (recorded; figures say which).
+        seed: seeds torch, NumPy, Python and the data order.
+        sample_rate: model and data rate in Hz.
+        segment_seconds: training segment length.
+        batch_size: items per step (per process under DDP).
+        epochs: epochs to train (a resumed run continues to this count).
+        steps_per_epoch: cap on steps per epoch (``None``: one pass over the training set).
+        lr, weight_decay: AdamW.
+        lr_patience, lr_factor, min_lr: ReduceLROnPlateau on the validation loss.
+        grad_clip: maximum gradient norm (``0`` disables clipping).
+        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling);
+            ignored on the CPU.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        model: keyword arguments of :func:`mastering.models.mastering.build_model`.
+        loss: weights of :class:`mastering.losses.MasteringLoss`.
+        w_sparsity, w_decisiveness: weights of the 1C gate regularizers.
+        data: ``ratios`` of the sources (pink / real / rendered), ``train_items``,
+            ``valid_items``, ``cache`` (materialize the pairs once in memory), ``num_workers``.
+        tensorboard, wandb: optional loggers (off by default).
+        progress: tqdm progress bars.
+    """
+
+    phase: str = "1a"
+    profile: str = "smoke"
+    seed: int = 0
+    sample_rate: int = 44100
+    segment_seconds: float = 3.0
+    batch_size: int = 8
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_patience: int = 2
+    lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    grad_clip: float = 1.0
+    amp: bool = True
+    device: str = "auto"
+    model: dict[str, Any] = field(default_factory=dict)
+    loss: dict[str, float] = field(default_factory=_default_loss)
+    w_sparsity: float = 0.01
+    w_decisiveness: float = 0.01
+    data: dict[str, Any] = field(default_factory=_default_data)
+    tensorboard: bool = False
+    wandb: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.phase = str(self.phase).lower()
+        if self.phase not in ("1a", "1b", "1c"):
+            raise ValueError(f"phase must be '1a', '1b' or '1c', got {self.phase!r}")
+        for name in ("batch_size", "epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("lr must be > 0, weight_decay and grad_clip >= 0")
+        if not self.segment_seconds >= 0.5:
+            raise ValueError(f"segment_seconds must be >= 0.5 (loudness gating, STFT), got {self.segment_seconds}")
+        data = _default_data()
+        data.update(self.data or {})
+        self.data = data
+        loss = _default_loss()
+        loss.update(self.loss or {})
+        self.loss = loss
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: for unknown keys.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+        return cls(**copy.deepcopy(values))
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Arguments of :func:`mastering.models.mastering.build_model` (phase and rate included)."""
+        kwargs = copy.deepcopy(self.model)
+        kwargs.setdefault("sample_rate", self.sample_rate)
+        return {"phase": self.phase, **kwargs}
+
+    def digest(self, code_version: str | None = None) -> str:
+        """SHA-1 of the resolved configuration plus the code version (package version and commit).
+
+        ``progress``, ``tensorboard`` and ``wandb`` change no result and are left out.
+        """
+        if code_version is None:
+            from .. import __version__
+            from ..provenance import git_commit
+
+            code_version = f"{__version__}+{git_commit(short=True)}"
+        values = {k: v for k, v in self.to_dict().items() if k not in ("progress", "tensorboard", "wandb")}
+        text = json.dumps(values, sort_keys=True) + "|" + code_version
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def run_name(self, code_version: str | None = None) -> str:
+        """``phase<phase>-<profile>-<hash10>``, the run folder's name."""
+        return f"phase{self.phase}-{self.profile}-{self.digest(code_version)[:10]}"
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "ratios":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def train_config(phase: str = "1a", profile: str = "smoke", **overrides: Any) -> TrainConfig:
+    """The configuration of ``phase`` in ``profile`` with ``overrides`` (nested dicts merge).
+
+    Example:
+        ``train_config("1b", "smoke", epochs=3, data={"train_items": 16})``
+
+    Raises:
+        ValueError: unknown profile or option.
+    """
+    if profile not in TRAIN_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(TRAIN_PROFILES)}")
+    from ..profiles import get_profile
+
+    base = get_profile(profile)
+    values = _merge({"phase": phase, "profile": profile, "seed": base["seed"], "sample_rate": base["sample_rate"]},
+                    TRAIN_PROFILES[profile])
+    values = _merge(values, overrides)
+    return TrainConfig.from_dict(values)
