@@ -1,14 +1,24 @@
 """Data layer: real-music sources, manifests with by-track splits, demastering, datasets.
 
-Quick start (after ``make data``)::
+Quick start (after ``make data``, i.e. ``python -m mastering.data prepare --profile smoke``)::
 
     from mastering.data import load_manifest, list_tracks
-    df = load_manifest("smoke")               # DataFrame: path, source, package, track_id,
-                                              # duration_s, sample_rate, license, split, ...
-    tracks = list_tracks(split="test", profile="smoke")   # [TrackInfo, ...]
+    df = load_manifest("smoke")               # DataFrame: path, source, kind, package, track_id,
+                                              # duration_s, sample_rate, loudness_lufs, license, split
+    tracks = list_tracks(split="test", profile="smoke")   # [TrackInfo, ...], whole test tracks
 
-See :mod:`mastering.data.manifest` for the columns and the split rule, and
-:mod:`mastering.data.prepare` for how the cache is built.
+Modules:
+
+* :mod:`mastering.data.debian` -- fetch (``apt-get download`` + ``dpkg-deb -x``) and decode the
+  Debian soundtrack packages; licences from their copyright files.
+* :mod:`mastering.data.rendered` -- music21 corpus -> MIDI -> FluidSynth (GM soundfont).
+* :mod:`mastering.data.sources` -- :class:`TrackInfo`, :func:`list_tracks`, local FMA and
+  MUSDB18-HQ loaders.
+* :mod:`mastering.data.prepare` -- the idempotent build behind ``make data``.
+* :mod:`mastering.data.manifest` -- track/segment manifests, the by-track split rule.
+* :mod:`mastering.data.demaster` -- the seeded demastering chain (``sample_params`` / ``apply``).
+* :mod:`mastering.data.datasets` -- paired, multi-source and SAFE-DB EQ datasets.
+* :mod:`mastering.data.report` -- statistics table and figures of notebook 02.
 """
 
 from .manifest import load_manifest, load_segments, load_skipped

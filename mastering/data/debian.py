@@ -309,7 +309,7 @@ def decode_file(
         header_s = info.frames / info.samplerate if info.samplerate else 0.0
         # MP3 headers can misreport length; trust the header only for containers that store it.
         if ext != ".mp3" and 0 < header_s < min_seconds:
-            raise SkipTrack(f"jingle/effect: {header_s:.1f} s < {min_seconds:.0f} s")
+            raise SkipTrack(f"short: {header_s:.1f} s < {min_seconds:.0f} s (jingle, effect or loop)")
         if header_s > max_seconds:
             raise SkipTrack(f"longer than {max_seconds:.0f} s ({header_s:.0f} s)")
         try:
@@ -326,7 +326,7 @@ def decode_file(
         raise SkipTrack(f"unsupported extension {ext}")
     duration = x.shape[-1] / rate
     if duration < min_seconds:
-        raise SkipTrack(f"jingle/effect: {duration:.1f} s < {min_seconds:.0f} s")
+        raise SkipTrack(f"short: {duration:.1f} s < {min_seconds:.0f} s (jingle, effect or loop)")
     peak = float(x.abs().max())
     if peak <= 10 ** (silence_dbfs / 20):
         raise SkipTrack(f"silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS)")

@@ -59,7 +59,7 @@ def test_bad_short_and_undocumented_files_are_skipped_with_their_reason(tmp_path
     rows, skips, log = prepare_debian_package("fake-music", sr, package_root=pkg, progress=False)
     assert [r["track_id"] for r in rows] == ["fake-music/a_song", "fake-music/f_mono"]
     reasons = {f.split("/")[-1]: r for _, f, r in log}
-    assert reasons["b_jingle.wav"].startswith("jingle/effect: 12.0 s < 60 s")
+    assert reasons["b_jingle.wav"].startswith("short: 12.0 s < 60 s")
     assert reasons["c_broken.ogg"].startswith("undecodable")
     assert "not documented" in reasons["d_sound.raw"]
     assert reasons["e_silent.wav"].startswith("silent")
@@ -111,7 +111,7 @@ def test_tracker_modules_render_with_xmp_when_installed(tmp_path):
     data = bytes([100] * 32 + [156] * 32)
     (tmp_path / "t.mod").write_bytes(header + pattern + data)
     # one pattern: 64 rows x 6 ticks x 20 ms (ProTracker defaults, speed 6 at 125 BPM) = 7.68 s
-    with pytest.raises(SkipTrack, match="jingle"):
+    with pytest.raises(SkipTrack, match="short"):
         decode_file(tmp_path / "t.mod", "fake", 22050, min_seconds=60)
     dec = decode_file(tmp_path / "t.mod", "fake", 22050, min_seconds=0.5)
     assert dec.audio.shape[0] == 2 and dec.audio.shape[-1] / 22050 == pytest.approx(7.68, abs=0.05)
