@@ -1,0 +1,1171 @@
+"""The paper's artefact registry, its number files and the check that ``make paper`` runs.
+
+Every figure (``paper/figures/<name>.pdf`` + ``.png``), table (``paper/tables/<name>.tex``) and
+number file (``paper/tables/numbers_<name>.tex``) that the manuscript uses is declared once in
+:data:`ARTEFACTS`: its kind, the notebook that writes it and the one package function that does the
+writing (the showyourwork / "one generator per artefact" discipline). ``tests/test_paper.py``
+scans the package and the notebooks so that this declaration cannot drift from the code: every
+``save_figure`` / ``save_table`` / ``save_numbers`` call is registered, and every registered
+artefact is written by exactly the function named here.
+
+The manuscript refers to artefacts only through four LaTeX macros (defined in ``paper/main.tex``)::
+
+    \\genfigure[width=\\columnwidth]{lit_eq_recovery}   % paper/figures/lit_eq_recovery.pdf
+    \\gentable{lit_loudness_real_tracks}                % paper/tables/lit_loudness_real_tracks.tex
+    \\gentable*{...}                                     % the same, spanning both columns
+    \\loadnumbers{literature}                            % paper/tables/numbers_literature.tex
+    \\genval{literature}{eq_error_end_db}                % one number of that file
+
+so :func:`referenced_artefacts` can read what the paper needs, and each macro stops the LaTeX run
+with the artefact's name and notebook when its file is missing. Numbers in the text are never
+typed by hand: a notebook writes them with :func:`save_numbers` (a file of macros, with the same
+provenance sidecar as every figure and table), and the constants of the method that the text quotes
+(band counts, ranges, loss weights, parameter counts) are read from the code by
+:func:`method_numbers` when the paper is built.
+
+:func:`check` (``python -m mastering.paper check [--profile smoke]``) reports, before LaTeX runs:
+
+* artefacts the paper references that no notebook produced (missing files), or that the registry
+  does not know;
+* stale files: the sidecar's commit is not an ancestor of ``HEAD``, or the notebook or the package
+  module that writes the artefact changed in a commit after it (``git log -1 -- notebook module``
+  is not an ancestor of the sidecar's commit, ``git merge-base --is-ancestor``);
+* files written by another notebook than the registered one, and files of mixed profiles;
+* numbers the text uses that the number file does not define, and a ``paper/artefacts.tex`` (the
+  registry as LaTeX, for the macros' error messages) out of date with :data:`ARTEFACTS`.
+
+Command line::
+
+    python -m mastering.paper check [--profile smoke|full]
+    python -m mastering.paper numbers [--profile smoke|full]   # write numbers_method.tex
+    python -m mastering.paper map                              # write paper/artefacts.tex
+    python -m mastering.paper list                             # the registry and what exists
+    python -m mastering.paper readme                           # README tables (map, timings)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import inspect
+import json
+import math
+import numbers
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from . import paths
+from .profiles import PROFILES
+from .figures import PROFILE_NOTE
+from .provenance import atomic_write_text, git_commit, stamp, write_sidecar
+
+__all__ = [
+    "Artefact",
+    "ARTEFACTS",
+    "KINDS",
+    "SAVE_FUNCTIONS",
+    "Problem",
+    "Audit",
+    "SaveCall",
+    "save_numbers",
+    "read_numbers",
+    "format_value",
+    "latex_escape",
+    "referenced_artefacts",
+    "referenced_values",
+    "scan_save_calls",
+    "scan_notebook_save_calls",
+    "render_artefact_map",
+    "write_artefact_map",
+    "audit",
+    "check",
+    "infer_profile",
+    "method_numbers",
+    "write_method_numbers",
+    "numbers_literature",
+    "readme_tables",
+    "main",
+]
+
+KINDS = ("figure", "table", "numbers")
+"""What an artefact can be: a figure (PDF + PNG), a table (``.tex``) or a number file (``.tex`` macros)."""
+
+SAVE_FUNCTIONS = {"save_figure": "figure", "save_table": "table", "save_numbers": "numbers"}
+"""The writers, and the kind each writes (:mod:`mastering.figures` and :func:`save_numbers`)."""
+
+BUILD_PRODUCER = "make paper"
+"""Who writes an artefact whose ``notebook`` is ``None``: the paper build itself (code constants)."""
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_NOTEBOOK_RE = re.compile(r"^\d{2}_[\w-]+$")
+
+
+# --------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Artefact:
+    """One generated file set of the paper.
+
+    Attributes:
+        name: file stem (``lit_eq_recovery``); for ``numbers`` the file is ``numbers_<name>.tex``.
+        kind: ``"figure"``, ``"table"`` or ``"numbers"``.
+        notebook: stem of the notebook that writes it (``01_literature``), or ``None`` for number
+            files that ``make paper`` writes from the code itself.
+        function: dotted path of the one package function that writes it.
+    """
+
+    name: str
+    kind: str
+    notebook: str | None
+    function: str
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"artefact {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"artefact name {self.name!r} must be lower-case letters, digits and '_'")
+        if self.notebook is not None and not _NOTEBOOK_RE.match(self.notebook):
+            raise ValueError(f"artefact {self.name!r}: notebook {self.notebook!r} is not of the form NN_name")
+        if not self.function.startswith("mastering.") or self.function.count(".") < 2:
+            raise ValueError(f"artefact {self.name!r}: function {self.function!r} must be mastering.<module>.<fn>")
+
+    @property
+    def module(self) -> str:
+        """Dotted module of :attr:`function` (``mastering.literature``)."""
+        return self.function.rsplit(".", 1)[0]
+
+    @property
+    def module_path(self) -> Path:
+        """The module's source, relative to the repository root."""
+        rel = Path(*self.module.split("."))
+        package = rel / "__init__.py"
+        if (paths.REPO_ROOT / package).exists() and not (paths.REPO_ROOT / rel.with_suffix(".py")).exists():
+            return package
+        return rel.with_suffix(".py")
+
+    @property
+    def notebook_path(self) -> Path | None:
+        """The notebook's source, relative to the repository root (``None`` for build-time numbers)."""
+        return Path("notebooks") / f"{self.notebook}.ipynb" if self.notebook else None
+
+    @property
+    def producer(self) -> str:
+        """Who writes it, in words: ``notebook 01_literature`` or ``make paper``."""
+        return f"notebook {self.notebook}" if self.notebook else BUILD_PRODUCER
+
+    def files(self, paper_dir: Path | None = None) -> list[Path]:
+        """The generated files, main file first (the sidecar is ``<main file>.json``)."""
+        root = Path(paper_dir) if paper_dir else paths.paper_dir()
+        if self.kind == "figure":
+            return [root / "figures" / f"{self.name}.pdf", root / "figures" / f"{self.name}.png"]
+        if self.kind == "table":
+            return [root / "tables" / f"{self.name}.tex"]
+        return [root / "tables" / f"numbers_{self.name}.tex"]
+
+    def sidecar(self, paper_dir: Path | None = None) -> Path:
+        return Path(str(self.files(paper_dir)[0]) + ".json")
+
+    def tex_path(self) -> str:
+        """The main file as the manuscript names it, relative to ``paper/``."""
+        main = self.files(Path("."))[0]
+        return main.as_posix()
+
+
+def _declare(*artefacts: Artefact) -> dict[str, Artefact]:
+    registry: dict[str, Artefact] = {}
+    for art in artefacts:
+        if art.name in registry:
+            raise ValueError(f"artefact {art.name!r} declared twice")
+        registry[art.name] = art
+    return registry
+
+
+_LIT = "mastering.literature"
+_DATA = "mastering.data.report"
+_SEM = "mastering.semantic.report"
+_MOD = "mastering.models.report"
+
+ARTEFACTS: dict[str, Artefact] = _declare(
+    # notebooks/01_literature.ipynb -- mastering.literature
+    Artefact("lit_eq_recovery", "figure", "01_literature", f"{_LIT}.fig_eq_recovery"),
+    Artefact("lit_phase_invariance", "figure", "01_literature", f"{_LIT}.fig_phase_invariance"),
+    Artefact("lit_weighting_curves", "figure", "01_literature", f"{_LIT}.fig_weighting_curves"),
+    Artefact("lit_tcn_receptive_field", "figure", "01_literature", f"{_LIT}.fig_tcn_receptive_field"),
+    Artefact("lit_unet_skip", "figure", "01_literature", f"{_LIT}.fig_unet_skip"),
+    Artefact("lit_loudness_platforms", "figure", "01_literature", f"{_LIT}.fig_loudness_platforms"),
+    Artefact("lit_loudness_real_tracks", "table", "01_literature", f"{_LIT}.table_loudness_real_tracks"),
+    Artefact("literature", "numbers", "01_literature", "mastering.paper.numbers_literature"),
+    # notebooks/02_data_synthesis.ipynb -- mastering.data.report
+    Artefact("data_statistics", "table", "02_data_synthesis", f"{_DATA}.table_data_statistics"),
+    Artefact("data_spectrogram_pairs", "figure", "02_data_synthesis", f"{_DATA}.fig_spectrogram_pairs"),
+    Artefact("data_param_distributions", "figure", "02_data_synthesis", f"{_DATA}.fig_param_distributions"),
+    Artefact("data_segment_loudness", "figure", "02_data_synthesis", f"{_DATA}.fig_segment_loudness"),
+    # notebooks/03_phase1a.ipynb, 04_phase1b.ipynb, 05_phase1c.ipynb -- mastering.models.report
+    *[Artefact(f"phase{phase}_{what}", kind, notebook, f"{_MOD}.{fn}")
+      for phase, notebook in (("1a", "03_phase1a"), ("1b", "04_phase1b"), ("1c", "05_phase1c"))
+      for what, kind, fn in (("training_curves", "figure", "fig_training_curves"),
+                             ("valid_components", "figure", "fig_validation_components"),
+                             ("eq_curves", "figure", "fig_eq_curves"),
+                             ("spectrograms", "figure", "fig_spectrograms"),
+                             ("validation", "table", "table_validation"))],
+    Artefact("phase1c_band_usage", "figure", "05_phase1c", f"{_MOD}.fig_band_usage"),
+    Artefact("phase1_parameter_counts", "table", "03_phase1a", f"{_MOD}.table_parameter_counts"),
+    # notebooks/07_semantic_vae.ipynb -- mastering.semantic.report
+    Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
+    Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),
+    Artefact("semantic_latent_map", "figure", "07_semantic_vae", f"{_SEM}.fig_latent_map"),
+    # make paper -- constants of the code that the method section quotes
+    Artefact("method", "numbers", None, "mastering.paper.write_method_numbers"),
+)
+"""Every generated figure, table and number file of the paper: name -> :class:`Artefact`."""
+
+
+# --------------------------------------------------------------------------------------------
+# Number files
+# --------------------------------------------------------------------------------------------
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape text for LaTeX's text mode (``&%$#_{}~^\\<>``); other characters pass unchanged."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _group_digits(digits: str) -> str:
+    """``1234567`` -> ``1\\,234\\,567`` for integer parts of five digits or more (SI style)."""
+    if len(digits) < 5:
+        return digits
+    head = len(digits) % 3 or 3
+    groups = [digits[:head]] + [digits[i:i + 3] for i in range(head, len(digits), 3)]
+    return r"\,".join(groups)
+
+
+def format_value(value: Any, digits: int = 2) -> str:
+    """LaTeX text for one number or string of a number file.
+
+    Integers print exactly, floats with ``digits`` decimals; integer parts of five digits or more
+    are grouped with thin spaces; negative values use a true minus (``\\textminus``); booleans
+    print as ``yes``/``no``; strings are escaped with :func:`latex_escape`.
+
+    Raises:
+        ValueError: for NaN or infinite values (a paper never prints ``nan``), negative
+            ``digits`` or an unsupported type.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return latex_escape(value)
+    if isinstance(value, numbers.Integral):
+        text = _group_digits(str(abs(int(value))))
+        return (r"\textminus{}" if value < 0 else "") + text
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"cannot print a non-finite number ({value}) in the paper")
+        if int(digits) < 0:
+            raise ValueError(f"digits must be >= 0, got {digits}")
+        text = f"{abs(value):.{int(digits)}f}"
+        integer, _, fraction = text.partition(".")
+        text = _group_digits(integer) + (f".{fraction}" if fraction else "")
+        negative = value < 0 and float(text.replace(r"\,", "")) != 0.0
+        return (r"\textminus{}" if negative else "") + text
+    raise ValueError(f"cannot print a value of type {type(value).__name__} ({value!r}); "
+                     "give a number or a string")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def save_numbers(name: str, values: Mapping[str, Any], profile: str,
+                 digits: int | Mapping[str, int] = 2, **meta: Any) -> Path:
+    """Write ``paper/tables/numbers_<name>.tex``: one macro per value, with provenance.
+
+    The text prints a value with ``\\genval{<name>}{<key>}`` after ``\\loadnumbers{<name>}``.
+    The file carries the provenance record (profile, commit, date, notebook) as comments and in
+    its ``.json`` sidecar, like every figure and table (:mod:`mastering.figures`); the sidecar also
+    keeps the raw values.
+
+    Args:
+        name: lower-case file stem (``literature`` -> ``numbers_literature.tex``); register it in
+            :data:`ARTEFACTS` as kind ``"numbers"``.
+        values: ``{key: number or string}``; keys are letters, digits and ``_``, starting with a
+            letter (``eq_error_end_db``).
+        profile: the run profile that produced the values.
+        digits: decimals for floats, one for all or ``{key: digits}`` (default 2).
+        **meta: extra provenance fields for the sidecar.
+
+    Returns:
+        The path of the ``.tex`` file.
+
+    Raises:
+        ValueError: for a bad name or key, no values, or a value :func:`format_value` refuses.
+    """
+    if not _NAME_RE.match(name):
+        raise ValueError(f"numbers name {name!r} must be lower-case letters, digits and '_', starting with a letter")
+    if not values:
+        raise ValueError(f"numbers {name!r}: no values to write")
+    lines = []
+    for key, value in values.items():
+        if not isinstance(key, str) or not _KEY_RE.match(key):
+            raise ValueError(f"numbers {name!r}: key {key!r} must be letters, digits and '_', starting with a letter")
+        d = digits.get(key, 2) if isinstance(digits, Mapping) else digits
+        try:
+            text = format_value(value, d)
+        except ValueError as exc:
+            raise ValueError(f"numbers {name!r}, key {key!r}: {exc}") from None
+        lines.append(f"\\expandafter\\def\\csname genval@{name}@{key}\\endcsname{{{text}}}%")
+    record = stamp(profile, kind="numbers", name=name, **meta)
+    header = "".join(f"% {k}: {v}\n" for k, v in sorted(record.items()) if k != "kind")
+    folder = paths.tables_dir()
+    path = folder / f"numbers_{name}.tex"
+    atomic_write_text(path, "% generated by the mastering package; do not edit by hand\n"
+                            f"{header}" + "\n".join(lines) + "\n\\endinput\n")
+    record["values"] = {k: _jsonable(v) for k, v in values.items()}
+    write_sidecar(path, record)
+    return path
+
+
+_VALUE_DEF = re.compile(r"\\csname genval@([a-z0-9_]+)@([A-Za-z0-9_]+)\\endcsname\{(.*)\}%\s*$")
+
+
+def read_numbers(path: Path) -> dict[str, str]:
+    """The ``{key: LaTeX text}`` defined by a number file written by :func:`save_numbers`."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        m = _VALUE_DEF.search(line)
+        if m:
+            out[m.group(2)] = m.group(3)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# What the manuscript references
+# --------------------------------------------------------------------------------------------
+_COMMENT = re.compile(r"(?<!\\)%.*")
+_MACRO_KIND = {"genfigure": "figure", "gentable": "table", "loadnumbers": "numbers"}
+_REF = re.compile(r"\\(genfigure|gentable|loadnumbers)\*?\s*(?:\[[^\]]*\])?\s*\{([^}]*)\}")
+_VAL = re.compile(r"\\genval\s*\{([^}]*)\}\s*\{([^}]*)\}")
+_INPUT = re.compile(r"\\(?:input|include)\s*\{([^}]*)\}")
+_WORD = re.compile(r"^[A-Za-z0-9_]+$")
+_ALIAS = re.compile(r"\\(?:re)?newcommand\s*\{?\\([A-Za-z]+)\}?\s*\{\\genval\s*\{([^}]*)\}\s*\}")
+
+
+def _values_in(texts: list[str]) -> list[tuple[str, str]]:
+    """``(numbers name, key)`` of every ``\\genval{name}{key}`` and of shorthands defined as
+    ``\\newcommand{\\M}{\\genval{name}}`` and used as ``\\M{key}``."""
+    found = [(n.strip(), k.strip()) for text in texts for n, k in _VAL.findall(text)]
+    aliases = {alias: name.strip() for text in texts for alias, name in _ALIAS.findall(text)}
+    for alias, name in aliases.items():
+        pattern = re.compile(rf"\\{alias}(?![A-Za-z])\s*\{{([^}}]*)\}}")
+        found += [(name, k.strip()) for text in texts for k in pattern.findall(text)]
+    # macro definitions (\genval{#1}{#2}, \newcommand\M{\genval{x}}) are not references
+    return [(n, k) for n, k in found if _WORD.match(n) and _WORD.match(k)]
+
+
+def _stripped_sources(tex_path: Path) -> list[str]:
+    return [_COMMENT.sub("", source.read_text()) for source in _tex_sources(tex_path)]
+
+
+def _tex_sources(tex_path: Path) -> list[Path]:
+    """``tex_path`` and every manuscript file it inputs (recursively), generated files excepted."""
+    root = tex_path.parent
+    seen: list[Path] = []
+    todo = [tex_path]
+    while todo:
+        path = todo.pop(0)
+        if path in seen or not path.exists():
+            continue
+        seen.append(path)
+        text = _COMMENT.sub("", path.read_text())
+        for target in _INPUT.findall(text):
+            target = target.strip()
+            if target.startswith(("figures/", "tables/")) or "#" in target:
+                continue
+            candidate = root / target
+            if candidate.suffix != ".tex":
+                candidate = candidate.with_name(candidate.name + ".tex")
+            todo.append(candidate)
+    return seen
+
+
+def _default_tex() -> Path:
+    return paths.REPO_ROOT / "paper" / "main.tex"
+
+
+def referenced_artefacts(tex_path: Path | None = None) -> dict[str, str]:
+    """The artefacts the manuscript uses, ``{name: kind}``, read from ``main.tex`` and its inputs.
+
+    Reads ``\\genfigure``, ``\\gentable`` (and ``\\gentable*``), ``\\loadnumbers`` and ``\\genval``
+    (and shorthands for it, see :func:`referenced_values`), comments ignored. A name used with two
+    kinds is reported by :func:`audit`; here the first use wins.
+    """
+    tex_path = Path(tex_path) if tex_path else _default_tex()
+    found: dict[str, str] = {}
+    for name, kinds in _referenced_kinds(tex_path).items():
+        found[name] = sorted(kinds, key=lambda k: KINDS.index(k))[0] if len(kinds) > 1 else next(iter(kinds))
+    return found
+
+
+def _referenced_kinds(tex_path: Path) -> dict[str, set[str]]:
+    texts = _stripped_sources(tex_path)
+    kinds: dict[str, set[str]] = {}
+    for text in texts:
+        for macro, name in _REF.findall(text):
+            if _WORD.match(name.strip()):  # not a macro definition (\gentable{\@ifstar...}, {#2})
+                kinds.setdefault(name.strip(), set()).add(_MACRO_KIND[macro])
+    for name, _key in _values_in(texts):
+        kinds.setdefault(name, set()).add("numbers")
+    return kinds
+
+
+def referenced_values(tex_path: Path | None = None) -> dict[str, set[str]]:
+    """The numbers the manuscript prints: ``{numbers name: {keys}}``.
+
+    Reads every ``\\genval{name}{key}`` and every use ``\\M{key}`` of a shorthand defined as
+    ``\\newcommand{\\M}{\\genval{name}}``.
+    """
+    tex_path = Path(tex_path) if tex_path else _default_tex()
+    found: dict[str, set[str]] = collections.defaultdict(set)
+    for name, key in _values_in(_stripped_sources(tex_path)):
+        found[name].add(key)
+    return dict(found)
+
+
+# --------------------------------------------------------------------------------------------
+# What the package and the notebooks write
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SaveCall:
+    """A ``save_figure`` / ``save_table`` / ``save_numbers`` call found in the source.
+
+    ``name`` is the artefact name when it is a string literal (or a parameter whose default is
+    one); for an f-string such as ``f"phase{phase}_eq_curves"`` it is ``None`` and ``pattern``
+    is the regular expression of the names it can produce (``phase(.+)_eq_curves``), so that the
+    registry can list each concrete name. Both are ``None`` when the name cannot be read
+    statically. ``function`` is the dotted path of the enclosing function.
+    """
+
+    name: str | None
+    kind: str
+    function: str
+    path: Path
+    lineno: int
+    pattern: str | None = None
+
+    def writes(self, name: str) -> bool:
+        """Whether this call can write artefact ``name`` (its literal name, or its f-string pattern)."""
+        if self.name is not None:
+            return self.name == name
+        return self.pattern is not None and re.fullmatch(self.pattern, name) is not None
+
+
+def _call_name(node: ast.Call) -> str | None:
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def _parameter_default(func: ast.AST | None, name: str) -> ast.AST | None:
+    """The default value of parameter ``name`` of a function definition, if it has one."""
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    a = func.args
+    positional = a.posonlyargs + a.args
+    for arg, default in zip(positional[len(positional) - len(a.defaults):], a.defaults):
+        if arg.arg == name:
+            return default
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults):
+        if arg.arg == name:
+            return default
+    return None
+
+
+def _name_arg(node: ast.Call, writer: str, func: ast.AST | None = None) -> tuple[str | None, str | None]:
+    """``(name, pattern)`` of a writer call's artefact name (see :class:`SaveCall`)."""
+    position = 0 if writer == "save_numbers" else 1
+    arg = None
+    if len(node.args) > position and not any(isinstance(a, ast.Starred) for a in node.args[:position + 1]):
+        arg = node.args[position]
+    for kw in node.keywords:
+        if kw.arg == "name":
+            arg = kw.value
+    if isinstance(arg, ast.JoinedStr):
+        parts = []
+        for value in arg.values:
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                parts.append(re.escape(value.value))
+            else:
+                parts.append("(.+)")
+        return None, "".join(parts)
+    name = _literal_name(node, writer, func)
+    return name, (re.escape(name) if name is not None else None)
+
+
+def _literal_name(node: ast.Call, writer: str, func: ast.AST | None = None) -> str | None:
+    """The artefact name of a writer call: a string literal, or a parameter of the enclosing
+    function whose default is a string literal (``def fig_x(..., name="fig_x")``)."""
+    position = 0 if writer == "save_numbers" else 1
+    arg = None
+    if len(node.args) > position and not any(isinstance(a, ast.Starred) for a in node.args[:position + 1]):
+        arg = node.args[position]
+    for kw in node.keywords:
+        if kw.arg == "name":
+            arg = kw.value
+    if isinstance(arg, ast.Name):
+        arg = _parameter_default(func, arg.id)
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    return None
+
+
+class _SaveVisitor(ast.NodeVisitor):
+    def __init__(self, module: str, path: Path):
+        self.module, self.path, self.stack, self.calls = module, path, [], []
+        self.nodes: list[ast.AST] = []
+
+    def _scoped(self, node):
+        self.stack.append(node.name)
+        self.nodes.append(node)
+        self.generic_visit(node)
+        self.stack.pop()
+        self.nodes.pop()
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scoped
+
+    def visit_Call(self, node: ast.Call):
+        writer = _call_name(node)
+        if writer in SAVE_FUNCTIONS:
+            function = ".".join([self.module] + self.stack)
+            enclosing = self.nodes[-1] if self.nodes else None
+            name, pattern = _name_arg(node, writer, enclosing)
+            self.calls.append(SaveCall(name, SAVE_FUNCTIONS[writer], function, self.path, node.lineno, pattern))
+        self.generic_visit(node)
+
+
+def _module_name(path: Path, package_dir: Path) -> str:
+    rel = path.relative_to(package_dir.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def scan_save_calls(package_dir: Path | None = None) -> list[SaveCall]:
+    """Every call of a writer (:data:`SAVE_FUNCTIONS`) in the package's source, by static analysis."""
+    package_dir = Path(package_dir) if package_dir else paths.REPO_ROOT / "mastering"
+    calls: list[SaveCall] = []
+    for path in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        visitor = _SaveVisitor(_module_name(path, package_dir), path)
+        visitor.visit(ast.parse(path.read_text(), filename=str(path)))
+        calls.extend(visitor.calls)
+    return calls
+
+
+def _notebook_code(path: Path) -> str:
+    """The code cells of a notebook, IPython magics and shell lines blanked out."""
+    nb = json.loads(Path(path).read_text())
+    cells = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+        cells.append("\n".join(lines))
+    return "\n\n".join(cells)
+
+
+def scan_notebook_save_calls(notebooks_dir: Path | None = None) -> list[tuple[str, int, str]]:
+    """Writer calls made directly in notebook code, ``[(notebook, line, writer)]``.
+
+    Notebooks stay thin: an artefact is written by a package function, never by a notebook cell,
+    so this list should be empty.
+    """
+    folder = Path(notebooks_dir) if notebooks_dir else paths.notebooks_dir()
+    found = []
+    for path in sorted(folder.glob("*.ipynb")):
+        code = _notebook_code(path)
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            for i, line in enumerate(code.splitlines(), 1):
+                for writer in SAVE_FUNCTIONS:
+                    if re.search(rf"\b{writer}\s*\(", line):
+                        found.append((path.stem, i, writer))
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _call_name(node) in SAVE_FUNCTIONS:
+                found.append((path.stem, node.lineno, _call_name(node)))
+    return found
+
+
+def notebook_calls(notebook: Path, function: str) -> bool:
+    """Whether a notebook's code names ``function`` (its last dotted part) as an identifier."""
+    short = function.rsplit(".", 1)[-1]
+    return re.search(rf"\b{re.escape(short)}\b", _notebook_code(notebook)) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# The registry as LaTeX (for the macros' error messages)
+# --------------------------------------------------------------------------------------------
+def render_artefact_map(registry: Mapping[str, Artefact] | None = None) -> str:
+    """``paper/artefacts.tex``: one ``\\artefact{name}{kind}{producer}{function}`` line per artefact."""
+    registry = ARTEFACTS if registry is None else registry
+    lines = ["% The artefact registry (mastering.paper.ARTEFACTS) for the manuscript's error messages.",
+             "% Generated by `python -m mastering.paper map`; do not edit by hand.",
+             "% \\artefact{name}{kind}{who writes it}{package function}"]
+    for art in registry.values():
+        lines.append(f"\\artefact{{{art.name}}}{{{art.kind}}}{{{art.producer}}}{{{art.function}}}")
+    return "\n".join(lines) + "\n"
+
+
+def write_artefact_map(path: Path | None = None, registry: Mapping[str, Artefact] | None = None) -> Path:
+    path = Path(path) if path else paths.REPO_ROOT / "paper" / "artefacts.tex"
+    atomic_write_text(path, render_artefact_map(registry))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """Something that stops the paper from being built from this run's artefacts.
+
+    ``code`` is one of ``missing``, ``unknown``, ``kind``, ``provenance``, ``notebook``,
+    ``stale``, ``profile``, ``value``, ``map``.
+    """
+
+    code: str
+    artefact: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class Audit:
+    """What :func:`audit` found: problems (the build must stop) and notes (worth knowing)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    referenced: dict[str, str] = field(default_factory=dict)
+    profiles: dict[str, str] = field(default_factory=dict)
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+
+
+def _commit_exists(repo: Path, commit: str) -> bool:
+    return _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
+
+
+def _is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    return _git(repo, "merge-base", "--is-ancestor", ancestor, descendant).returncode == 0
+
+
+def _last_change(repo: Path, rel_paths: Iterable[Path]) -> str:
+    args = [p.as_posix() for p in rel_paths]
+    out = _git(repo, "log", "-1", "--format=%H", "--", *args)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _uncommitted(repo: Path, rel_paths: Iterable[Path]) -> list[str]:
+    out = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", *[p.as_posix() for p in rel_paths])
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+
+
+def _how_to_make(art: Artefact, profile: str | None) -> str:
+    flag = f" PROFILE={profile}" if profile and profile != "smoke" else ""
+    if art.notebook is None:
+        return f"`python -m mastering.paper numbers{' --profile ' + profile if profile else ''}` (make paper does it)"
+    number = art.notebook.split("_", 1)[0]
+    return f"`make reproduce{flag} ONLY={number}` (or all notebooks: `make reproduce{flag}`)"
+
+
+def infer_profile(registry: Mapping[str, Artefact] | None = None, paper_dir: Path | None = None,
+                  tex_path: Path | None = None) -> str:
+    """The profile most of the paper's notebook-made artefacts were made in (``smoke`` if none exist)."""
+    registry = ARTEFACTS if registry is None else registry
+    counts: collections.Counter = collections.Counter()
+    for name in referenced_artefacts(tex_path):
+        art = registry.get(name)
+        if art is None or art.notebook is None or not art.sidecar(paper_dir).exists():
+            continue
+        try:
+            counts[json.loads(art.sidecar(paper_dir).read_text()).get("profile")] += 1
+        except (OSError, json.JSONDecodeError):
+            continue
+    counts.pop(None, None)
+    return counts.most_common(1)[0][0] if counts else "smoke"
+
+
+def audit(profile: str | None = None, *, tex_path: Path | None = None,
+          registry: Mapping[str, Artefact] | None = None, paper_dir: Path | None = None,
+          repo: Path | None = None, check_map: bool = True) -> Audit:
+    """Check that every artefact the paper references exists, is current and of one profile.
+
+    Args:
+        profile: the profile the paper is built for; ``None`` accepts any single profile.
+        tex_path: the manuscript (default ``paper/main.tex``; its ``\\input`` files are read too).
+        registry: default :data:`ARTEFACTS`.
+        paper_dir: where the generated files are (default :func:`mastering.paths.paper_dir`).
+        repo: the git repository whose history decides staleness (default the repository root).
+        check_map: also require ``artefacts.tex`` beside the manuscript to match the registry.
+
+    Returns:
+        An :class:`Audit`; its ``problems`` are what :func:`check` returns.
+    """
+    registry = ARTEFACTS if registry is None else registry
+    tex_path = Path(tex_path) if tex_path else _default_tex()
+    repo = Path(repo) if repo else paths.REPO_ROOT
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if not tex_path.exists():
+        raise FileNotFoundError(f"no manuscript at {tex_path}")
+    result = Audit()
+    add = result.problems.append
+    referenced = referenced_artefacts(tex_path)
+    result.referenced = referenced
+
+    for name, kinds in sorted(_referenced_kinds(tex_path).items()):
+        art = registry.get(name)
+        if art is None:
+            add(Problem("unknown", name, f"the paper references {'/'.join(sorted(kinds))} '{name}', which no "
+                        "notebook writes (it is not in mastering.paper.ARTEFACTS)"))
+            continue
+        wrong = sorted(kinds - {art.kind})
+        if wrong:
+            add(Problem("kind", name, f"the paper uses '{name}' as a {'/'.join(wrong)}, but it is a {art.kind} "
+                        f"(written by {art.function})"))
+
+    head = _git(repo, "rev-parse", "HEAD").stdout.strip()
+    for name in sorted(referenced):
+        art = registry.get(name)
+        if art is None:
+            continue
+        missing = [f for f in art.files(paper_dir) if not f.exists()]
+        if missing:
+            where = ", ".join(str(Path(f.parent.name) / f.name) for f in missing)
+            hint = ""
+            if art.notebook_path is not None and not (repo / art.notebook_path).exists():
+                hint = f"; {art.notebook_path} does not exist yet"
+            add(Problem("missing", name, f"{art.kind} '{name}' was produced by no run ({where} missing): "
+                        f"{art.producer} writes it through {art.function}; run {_how_to_make(art, profile)}{hint}"))
+            continue
+        sidecar = art.sidecar(paper_dir)
+        try:
+            record = json.loads(sidecar.read_text())
+        except FileNotFoundError:
+            add(Problem("provenance", name, f"{art.kind} '{name}' has no provenance sidecar ({sidecar.name}): it "
+                        f"was not written by {art.function}; rerun {art.producer}"))
+            continue
+        except json.JSONDecodeError as exc:
+            add(Problem("provenance", name, f"{art.kind} '{name}': unreadable sidecar {sidecar.name} ({exc})"))
+            continue
+        if record.get("name", name) != name or record.get("kind", art.kind) != art.kind:
+            add(Problem("provenance", name, f"{art.kind} '{name}': its sidecar describes "
+                        f"{record.get('kind')} '{record.get('name')}'"))
+        if art.notebook is not None and record.get("notebook") != art.notebook:
+            made_by = record.get("notebook") or "no notebook (run by hand)"
+            add(Problem("notebook", name, f"{art.kind} '{name}' was written by {made_by}, but {art.notebook} is the "
+                        f"notebook that makes it; rerun {_how_to_make(art, profile)}"))
+        result.profiles[name] = str(record.get("profile"))
+        _check_commit(result, art, record, repo, head, profile)
+
+    _check_profiles(result, profile)
+    _check_values(result, tex_path, registry, paper_dir)
+    if check_map:
+        map_path = tex_path.parent / "artefacts.tex"
+        current = map_path.read_text() if map_path.exists() else ""
+        if current != render_artefact_map(registry):
+            add(Problem("map", "artefacts.tex", f"{map_path} is out of date with mastering.paper.ARTEFACTS; "
+                        "run `python -m mastering.paper map`"))
+
+    unreferenced = sorted(set(registry) - set(referenced))
+    if unreferenced:
+        result.notes.append("registered but not used by the paper: " + ", ".join(unreferenced))
+    known = {f.name for art in registry.values() for f in art.files(paper_dir)}
+    root = Path(paper_dir) if paper_dir else paths.paper_dir()
+    orphans = sorted(p.name for sub in ("figures", "tables") for p in (root / sub).glob("*")
+                     if p.suffix in (".pdf", ".png", ".tex") and p.name not in known and not p.name.startswith("."))
+    if orphans:
+        result.notes.append("generated files that no registered artefact names (left from an older run?): "
+                            + ", ".join(orphans))
+    return result
+
+
+def _check_commit(result: Audit, art: Artefact, record: Mapping[str, Any], repo: Path, head: str,
+                  profile: str | None) -> None:
+    add = result.problems.append
+    commit = str(record.get("commit", "unknown"))
+    base = commit.split("+", 1)[0]
+    if base in ("", "unknown"):
+        add(Problem("provenance", art.name, f"{art.kind} '{art.name}' records no commit; rerun {art.producer}"))
+        return
+    if not _commit_exists(repo, base):
+        add(Problem("stale", art.name, f"{art.kind} '{art.name}' was made at commit {base[:10]}, which this "
+                    f"repository does not have; rerun {_how_to_make(art, profile)}"))
+        return
+    if head and not _is_ancestor(repo, base, head):
+        add(Problem("stale", art.name, f"{art.kind} '{art.name}' was made at commit {base[:10]}, which is not an "
+                    f"ancestor of HEAD ({head[:10]}); rerun {_how_to_make(art, profile)}"))
+        return
+    sources = [p for p in (art.notebook_path, art.module_path) if p is not None]
+    changed = _last_change(repo, sources)
+    if changed and not _is_ancestor(repo, changed, base):
+        what = " or ".join(p.as_posix() for p in sources)
+        add(Problem("stale", art.name, f"{art.kind} '{art.name}' is stale: {what} changed in commit {changed[:10]}, "
+                    f"after the artefact was made at {base[:10]}; rerun {_how_to_make(art, profile)}"))
+        return
+    if commit.endswith("+dirty"):
+        result.notes.append(f"{art.name}: made from a working tree with uncommitted changes (commit {base[:10]}+dirty)")
+    pending = _uncommitted(repo, sources)
+    if pending:
+        result.notes.append(f"{art.name}: {', '.join(pending)} has uncommitted changes that the artefact may not reflect")
+
+
+def _check_profiles(result: Audit, profile: str | None) -> None:
+    groups: dict[str, list[str]] = collections.defaultdict(list)
+    for name, prof in sorted(result.profiles.items()):
+        groups[prof].append(name)
+    if profile is not None:
+        for prof, names in sorted(groups.items()):
+            if prof != profile:
+                result.problems.append(Problem("profile", ",".join(names), f"made in profile '{prof}', but the paper is "
+                                               f"built for '{profile}': {', '.join(names)}"))
+    elif len(groups) > 1:
+        detail = "; ".join(f"{prof}: {', '.join(names)}" for prof, names in sorted(groups.items()))
+        result.problems.append(Problem("profile", "*", f"the paper's artefacts mix profiles ({detail}); rerun "
+                                       "`make reproduce PROFILE=...` so that all come from one profile"))
+
+
+def _check_values(result: Audit, tex_path: Path, registry: Mapping[str, Artefact], paper_dir: Path | None) -> None:
+    for name, keys in sorted(referenced_values(tex_path).items()):
+        art = registry.get(name)
+        if art is None or art.kind != "numbers":
+            continue
+        path = art.files(paper_dir)[0]
+        if not path.exists():
+            continue  # reported as missing
+        defined = read_numbers(path)
+        for key in sorted(keys - set(defined)):
+            result.problems.append(Problem("value", name, f"the paper prints \\genval{{{name}}}{{{key}}}, but "
+                                           f"{path.name} (written by {art.function}) defines no '{key}'"))
+
+
+def check(profile: str | None = None, **kwargs: Any) -> list[Problem]:
+    """The problems that stop ``make paper`` (see :func:`audit` for the arguments)."""
+    return audit(profile, **kwargs).problems
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers for the text
+# --------------------------------------------------------------------------------------------
+def _default(func, arg: str) -> Any:
+    return inspect.signature(func).parameters[arg].default
+
+
+def method_numbers(profile: str = "smoke") -> dict[str, Any]:
+    """Constants of the method that the manuscript quotes, read from the code (never typed by hand).
+
+    Covers the EQ parameter ranges, band counts and latent size of each phase, the encoder's
+    layout, the loss weights and STFT resolutions, the mastering targets, the SAFE layout, the
+    parameter counts of the full-width models beside the design's, and the sizes of ``profile``.
+    """
+    from .data import demaster
+    from .dsp import eq
+    from .literature import STREAMING_TARGETS_LUFS
+    from .losses.combined import MasteringLoss
+    from .losses.stft import DEFAULT_FFT_SIZES
+    from .master import master_file
+    from .models import encoder as enc
+    from .models import mastering as mm
+    from .semantic import safedb
+    from .semantic.vae import VAE_PROFILES
+    from .training.config import TRAIN_PROFILES
+    from listening_test.design import RATING_MAX, RATING_MIN
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    p = PROFILES[profile]
+    train = TRAIN_PROFILES[profile]
+    vae = VAE_PROFILES[profile]["train"]
+    f_lo, f_hi, _ = eq.PARAM_RANGES["freq_hz"]
+    g_lo, g_hi, _ = eq.PARAM_RANGES["gain_db"]
+    q_lo, q_hi, _ = eq.PARAM_RANGES["q"]
+    values: dict[str, Any] = {
+        "profile": profile,
+        "profile_note": PROFILE_NOTE.get(profile, f"{profile} profile"),
+        "commit": git_commit(short=True),
+        "sample_rate_khz": p["sample_rate"] / 1000,
+        "eq_freq_min_hz": f_lo, "eq_freq_max_khz": f_hi / 1000, "eq_gain_max_db": g_hi, "eq_gain_min_db": g_lo,
+        "eq_q_min": q_lo, "eq_q_max": q_hi,
+        "enc_stem_kernel": _default(enc.AudioEncoder, "stem_kernel"),
+        "enc_stem_stride": _default(enc.AudioEncoder, "stem_stride"),
+        "enc_kernel": _default(enc.AudioEncoder, "kernel_size"),
+        "enc_dilations": ", ".join(str(d) for d in _default(enc.AudioEncoder, "dilations")),
+        "enc_channels_min": _default(enc.AudioEncoder, "stem_channels"),
+        "enc_channels_max": max(_default(enc.AudioEncoder, "block_channels")),
+        "latent_dim": _default(enc.AudioEncoder, "latent_dim"),
+        "stft_sizes": "/".join(str(n) for n in DEFAULT_FFT_SIZES),
+        "stft_scales": len(DEFAULT_FFT_SIZES),
+        "w_stft": _default(MasteringLoss, "w_stft"), "w_aweighted": _default(MasteringLoss, "w_aweighted"),
+        "w_loudness": _default(MasteringLoss, "w_loudness"), "w_params": _default(MasteringLoss, "w_params"),
+        "target_lufs": _default(master_file, "target_lufs"), "true_peak_dbtp": _default(master_file, "true_peak_dbtp"),
+        "stream_target_max_lufs": max(STREAMING_TARGETS_LUFS.values()),
+        "stream_target_min_lufs": min(STREAMING_TARGETS_LUFS.values()),
+        "safe_params": len(safedb.PARAM_NAMES), "safe_bands": len(safedb.BAND_KINDS),
+        "demaster_stages": len(demaster.STAGE_ORDER),
+        "segment_s": p["segment_seconds"], "debian_packages": len(p["debian_packages"]),
+        "train_segment_s": train["segment_seconds"], "train_batch": train["batch_size"],
+        "train_epochs": train["epochs"], "train_lr": train["lr"],
+        "train_items": train["data"]["train_items"], "valid_items": train["data"]["valid_items"],
+        "rating_min": RATING_MIN, "rating_max": RATING_MAX,
+        "vae_latent_dim": vae["latent_dim"], "vae_beta": vae["beta"], "vae_epochs": vae["epochs"],
+    }
+    for phase, spec in mm.PHASES.items():
+        values[f"bands_{phase}"] = spec["num_bands"]
+        counts = mm.parameter_counts(phase)
+        values[f"params_{phase}_m"] = counts["total"] / 1e6
+        values[f"design_params_{phase}_m"] = mm.DESIGN_PARAMETERS[phase] / 1e6
+        values[f"params_{phase}_decoder_k"] = counts["decoder"] / 1e3
+        if phase == "1b":
+            values.update({"params_encoder_m": counts["encoder"] / 1e6, "params_residual_m": counts["residual"] / 1e6,
+                           "params_dynamics_k": counts["dynamics"] / 1e3})
+    return values
+
+
+_METHOD_DIGITS = {"sample_rate_khz": 1, "eq_freq_min_hz": 0, "eq_freq_max_khz": 0, "eq_gain_max_db": 0,
+                  "eq_gain_min_db": 0, "eq_q_min": 1, "eq_q_max": 0, "w_stft": 1, "w_aweighted": 1,
+                  "w_loudness": 2, "w_params": 2, "target_lufs": 0, "true_peak_dbtp": 0,
+                  "stream_target_max_lufs": 0, "stream_target_min_lufs": 0, "segment_s": 1,
+                  "train_segment_s": 1, "train_lr": 4, "vae_beta": 3,
+                  "params_1a_decoder_k": 0, "params_1b_decoder_k": 0, "params_1c_decoder_k": 0, "params_dynamics_k": 0}
+
+
+def write_method_numbers(profile: str | None = None) -> Path:
+    """Write ``numbers_method.tex`` from :func:`method_numbers` (``make paper`` runs it).
+
+    ``profile`` defaults to the one the paper's artefacts were made in (:func:`infer_profile`).
+    """
+    profile = profile or infer_profile()
+    values = method_numbers(profile)
+    digits = {k: _METHOD_DIGITS.get(k, 2) for k in values}
+    return save_numbers("method", values, profile, digits=digits)
+
+
+A_WEIGHTING_BAND_HZ = (20.0, 16000.0)
+"""The band over which :func:`mastering.literature.weighting_curves` judges the A-weighting."""
+
+A_WEIGHTING_SPLIT_HZ = 10000.0
+"""Upper end of the band where the bilinear transform's compression toward Nyquist is negligible."""
+
+
+def numbers_literature(profile: str) -> Path:
+    """Write ``numbers_literature.tex`` from the results notebook 01 saved (``runs/literature``).
+
+    Reads the results of :mod:`mastering.literature` (never recomputes) and writes the numbers the
+    text quotes: EQ recovery error before/after, the phase-shift losses, the weighting filters'
+    deviation from the standards, the TCN receptive field, the U-Net skip ablation and the loudness
+    agreement with pyloudnorm.
+    """
+    from .literature import STREAMING_TARGETS_LUFS, load_result
+
+    eq = load_result("eq_recovery")
+    err = eq["history"]["response_error_db"]
+    values: dict[str, Any] = {
+        "eq_steps": int(eq["steps"]), "eq_seconds": float(eq["seconds"]),
+        "eq_error_start_db": float(err[0]), "eq_error_end_db": float(err[-1]),
+        "eq_gradcheck": bool(eq.get("gradcheck_float64", False)),
+    }
+    # losses in units of their own value for a +1 dB high shelf (phase_shift_losses' "unit_1db_shelf")
+    phase = load_result("phase_invariance")
+    i_q = min(range(len(phase["phases_deg"])), key=lambda i: abs(abs(phase["phases_deg"][i]) - 90.0))
+    i_d = max(range(len(phase["delays_ms"])), key=lambda i: phase["delays_ms"][i])
+    j_s = max(range(len(phase["shelf_gains_db"])), key=lambda j: abs(phase["shelf_gains_db"][j]))
+    values.update({
+        "loss_unit_shelf_db": 1.0,
+        "phase_deg": float(phase["phases_deg"][i_q]),
+        "phase_l1": float(phase["phase"]["l1"][i_q]), "phase_mrstft": float(phase["phase"]["mrstft"][i_q]),
+        "delay_ms": float(phase["delays_ms"][i_d]),
+        "delay_l1": float(phase["delay"]["l1"][i_d]), "delay_mrstft": float(phase["delay"]["mrstft"][i_d]),
+        "shelf_max_db": float(phase["shelf_gains_db"][j_s]),
+        "shelf_l1": float(phase["shelf"]["l1"][j_s]), "shelf_mrstft": float(phase["shelf"]["mrstft"][j_s]),
+    })
+    w = load_result("weighting_curves")
+    values["a_weighting_max_dev_db"] = max(float(v["max_dev_20_16k_db"]) for v in w["a"].values())
+    band_lo, band_hi, split = A_WEIGHTING_BAND_HZ[0], A_WEIGHTING_BAND_HZ[1], A_WEIGHTING_SPLIT_HZ
+    freqs = [float(r["freq_hz"]) for r in w["table"]]
+    nominal = [float(r["a_weighting_db"]) for r in w["table"]]
+    upper = [float(r["class1_upper_db"]) for r in w["table"]]
+    lower = [-math.inf if r["class1_lower_db"] is None else float(r["class1_lower_db"]) for r in w["table"]]
+    dev_10k, ok, total = 0.0, 0, 0
+    for v in w["a"].values():  # table_freqs_db lists the table's frequencies below Nyquist, in order
+        for f, measured, nom, hi, lo in zip(freqs, v["table_freqs_db"], nominal, upper, lower):
+            dev = float(measured) - nom
+            if band_lo <= f <= band_hi:
+                total += 1
+                ok += int(lo <= dev <= hi)
+            if band_lo <= f <= split:
+                dev_10k = max(dev_10k, abs(dev))
+    values.update({"a_weighting_max_dev_10k_db": dev_10k, "a_class1_ok": ok, "a_class1_total": total,
+                   "a_weighting_rates": len(w["a"]), "a_band_lo_hz": band_lo, "a_band_hi_khz": band_hi / 1000,
+                   "a_split_khz": split / 1000})
+    values["k_weighting_max_dev_db"] = max(float(v["max_dev_db"]) for v in w["k"].values())
+    tcn = load_result("tcn_receptive_field")
+    values.update({"tcn_rf_samples": int(tcn["analytic_samples"]), "tcn_rf_ms": float(tcn["analytic_ms"]),
+                   "tcn_rf_measured_samples": int(tcn["measured_samples"]), "tcn_hop_samples": int(tcn["hop_samples"])})
+    unet = load_result("unet_skip")
+    values.update({"unet_steps": int(unet["steps"]), "unet_input_snr_db": float(unet["noise_snr_db"]),
+                   "unet_skip_snr_db": float(unet["curves"]["skip"]["snr_db"][-1]),
+                   "unet_no_skip_snr_db": float(unet["curves"]["no_skip"]["snr_db"][-1])})
+    rows = load_result("loudness_real_tracks")["rows"]
+    if rows:
+        values.update({
+            "loudness_tracks": len(rows),
+            "loudness_max_abs_diff_lu": max(abs(float(r["difference_lu"])) for r in rows),
+            "loudness_min_lufs": min(float(r["lufs_ours"]) for r in rows),
+            "loudness_max_lufs": max(float(r["lufs_ours"]) for r in rows),
+            "loudness_max_true_peak_dbtp": max(float(r["true_peak_dbtp"]) for r in rows),
+            "loudness_above_target": sum(float(r["lufs_ours"]) > max(STREAMING_TARGETS_LUFS.values()) for r in rows),
+        })
+    digits = {"eq_seconds": 1, "phase_deg": 0, "loss_unit_shelf_db": 0, "delay_ms": 1, "phase_l1": 1, "phase_mrstft": 1,
+              "delay_l1": 1, "delay_mrstft": 1, "shelf_l1": 1, "shelf_mrstft": 1, "shelf_max_db": 1, "tcn_rf_ms": 1, "unet_input_snr_db": 0,
+              "unet_skip_snr_db": 1, "unet_no_skip_snr_db": 1, "a_weighting_max_dev_db": 1,
+              "k_weighting_max_dev_db": 3, "a_weighting_max_dev_10k_db": 2, "a_band_lo_hz": 0, "a_band_hi_khz": 0,
+              "a_split_khz": 0, "loudness_max_abs_diff_lu": 3, "loudness_min_lufs": 1,
+              "loudness_max_lufs": 1, "loudness_max_true_peak_dbtp": 1, "eq_error_start_db": 2, "eq_error_end_db": 2}
+    return save_numbers("literature", values, profile, digits={k: digits.get(k, 2) for k in values})
+
+
+# --------------------------------------------------------------------------------------------
+# README tables
+# --------------------------------------------------------------------------------------------
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def readme_tables(registry: Mapping[str, Artefact] | None = None, build_dir: Path | None = None) -> str:
+    """Markdown for the README: the figure/table -> notebook map and the measured notebook timings.
+
+    Timings are read from ``build/notebooks/<profile>/timings.json`` (written by
+    :func:`mastering.notebooks.run_all`); a profile that was never run shows ``not run``.
+    """
+    registry = ARTEFACTS if registry is None else registry
+    build_dir = Path(build_dir) if build_dir else paths.build_dir()
+    by_nb: dict[str, list[Artefact]] = collections.defaultdict(list)
+    for art in registry.values():
+        by_nb[art.notebook or BUILD_PRODUCER].append(art)
+    lines = ["| notebook | figures | tables | numbers | package module |", "|---|---|---|---|---|"]
+    for nb in sorted(by_nb, key=lambda k: (k == BUILD_PRODUCER, k)):
+        arts = by_nb[nb]
+        cell = {kind: ", ".join(f"`{a.name}`" for a in arts if a.kind == kind) or "" for kind in KINDS}
+        modules = ", ".join(sorted({f"`{a.module}`" for a in arts}))
+        label = f"`{nb}`" if nb != BUILD_PRODUCER else "`make paper`"
+        lines.append(f"| {label} | {cell['figure']} | {cell['table']} | {cell['numbers']} | {modules} |")
+    timings = {}
+    for prof in PROFILES:
+        path = build_dir / "notebooks" / prof / "timings.json"
+        timings[prof] = json.loads(path.read_text()) if path.exists() else {}
+    notebooks = sorted({nb for nb in by_nb if nb != BUILD_PRODUCER} | {k for t in timings.values() for k in t})
+    lines += ["", "| notebook | " + " | ".join(f"{p} (CPU)" for p in PROFILES) + " | measured on |",
+              "|---|" + "---|" * len(PROFILES) + "---|"]
+    for nb in notebooks:
+        cells, dates = [], []
+        for prof in PROFILES:
+            rec = timings[prof].get(nb)
+            cells.append(_fmt_seconds(float(rec["seconds"])) if rec else "not run")
+            if rec:
+                dates.append(f"{prof} {rec.get('date', '')}".strip())
+        lines.append(f"| `{nb}` | " + " | ".join(cells) + f" | {', '.join(dates)} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+def _print_audit(result: Audit, profile: str | None, out=None) -> None:
+    out = out or sys.stdout
+    shown = profile or (", ".join(sorted(set(result.profiles.values()))) or "none yet")
+    print(f"paper check: {len(result.referenced)} artefact(s) referenced by paper/main.tex, "
+          f"profile {shown}", file=out)
+    order = ["unknown", "missing", "kind", "provenance", "notebook", "stale", "profile", "value", "map"]
+    problems = sorted(result.problems, key=lambda p: (order.index(p.code) if p.code in order else 99, p.artefact))
+    for prob in problems:
+        print(f"  {prob.code.upper():<10} {prob.message}", file=out)
+    for note in result.notes:
+        print(f"  note       {note}", file=out)
+    missing = [p.artefact for p in result.problems if p.code in ("missing", "unknown")]
+    if missing:
+        print(f"\nThe paper cannot be built: no notebook produced {', '.join(sorted(missing))}.", file=out)
+    if result.problems:
+        print(f"{len(result.problems)} problem(s): fix them (usually `make reproduce`) before `make paper`.", file=out)
+    else:
+        print("ok: every figure, table and number the paper uses exists, is current and of one profile.", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mastering.paper", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    chk = sub.add_parser("check", help="check the paper's artefacts; non-zero exit on problems")
+    chk.add_argument("--profile", choices=sorted(PROFILES), help="require this profile (default: any single one)")
+    num = sub.add_parser("numbers", help="write numbers_method.tex (constants of the code the text quotes)")
+    num.add_argument("--profile", choices=sorted(PROFILES), help="default: the profile of the existing artefacts")
+    sub.add_parser("map", help="write paper/artefacts.tex from the registry")
+    sub.add_parser("list", help="list the registry and which files exist")
+    sub.add_parser("readme", help="print the README's figure -> notebook map and timing table")
+    args = parser.parse_args(argv)
+    if args.cmd == "check":
+        result = audit(args.profile)
+        _print_audit(result, args.profile)
+        return 1 if result.problems else 0
+    if args.cmd == "numbers":
+        path = write_method_numbers(args.profile)
+        print(f"wrote {path}")
+        return 0
+    if args.cmd == "map":
+        print(f"wrote {write_artefact_map()}")
+        return 0
+    if args.cmd == "list":
+        used = referenced_artefacts()
+        for art in ARTEFACTS.values():
+            exists = "ok     " if all(f.exists() for f in art.files()) else "missing"
+            print(f"{exists} {art.kind:<8} {art.name:<28} {art.producer:<28} {art.function}"
+                  f"{'' if art.name in used else '  (not in the paper)'}")
+        return 0
+    print(readme_tables(), end="")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
