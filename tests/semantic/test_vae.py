@@ -253,6 +253,8 @@ def test_conditional_training_runs(safe):
 
 def test_fit_or_load_reuses_an_identical_run(safe, tmp_path, monkeypatch):
     monkeypatch.setenv("MASTERING_RUNS_DIR", str(tmp_path / "runs"))
+    safe = safe.iloc[:400].reset_index(drop=True)  # keeps the cleaning record in .attrs
+    assert safe.attrs["cleaning"]["rows"] == 1496
     settings = {**VAE_PROFILES["smoke"]["train"], "epochs": 2, "patience": None}
     model, record, folder = fit_or_load(safe, settings, "smoke", progress=False)
     assert folder.parent == tmp_path / "runs" / "semantic_vae" and folder.name.startswith("smoke-")
