@@ -207,13 +207,14 @@ def load_safedb(path: str | os.PathLike | None = None, drop_invalid: bool = True
         "dropped_invalid_descriptor": int((reason == "invalid_descriptor").sum()),
         "rows": int((reason == "").sum()),
     }
+    # Valid values a hair outside the documented range (float32 storage) are clipped onto it.
+    valid = reason == ""
+    df.loc[valid, list(PARAM_NAMES)] = np.clip(arr[valid], _LO, _HI)
     df = df[_KEEP]
     if drop_invalid:
-        df = df[reason == ""].reset_index(drop=True)
+        df = df[valid].reset_index(drop=True)
     else:
-        df = df.assign(valid=reason == "", invalid_reason=reason)
-    # Values a hair outside the documented range (float32 storage) are clipped onto it.
-    df[list(PARAM_NAMES)] = np.clip(df[list(PARAM_NAMES)].to_numpy(), _LO, _HI)
+        df = df.assign(valid=valid, invalid_reason=reason)
     df.attrs["cleaning"] = cleaning
     return df
 

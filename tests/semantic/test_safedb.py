@@ -134,6 +134,7 @@ def test_cleaning_counts_and_drops_invalid_rows(tmp_path):
     assert df["descriptor_raw"].tolist() == [" Warm ", "BRIGHTER", "thin, twangy"]
     np.testing.assert_array_equal(params_array(df)[0], GOOD)
     everything = load_safedb(csv, drop_invalid=False)
+    assert everything.loc[3, "peak1_q"] == 25.0  # invalid values are reported as they are
     assert everything["invalid_reason"].tolist() == [
         "", "", "invalid_descriptor", "out_of_range", "out_of_range", "nonfinite", "invalid_descriptor", ""
     ]
@@ -342,6 +343,12 @@ def test_dasp_float32_tolerance(safe):
     band = (f >= 20) & (f <= 20000)
     err = np.abs(20 * np.log10(h.abs().numpy()[:, band]) - safe_response_db(x, f[band], 44100))
     assert err.max() < 0.05
+
+
+def test_safe_response_gradient():
+    x = torch.tensor([GOOD], dtype=torch.float64, requires_grad=True)
+    freqs = np.geomspace(30, 15000, 6)
+    assert torch.autograd.gradcheck(lambda p: safe_response_db(p, freqs, 44100), (x,))
 
 
 def test_response_of_flat_setting_is_zero_and_shelves_reach_gain():
