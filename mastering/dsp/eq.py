@@ -32,6 +32,11 @@ as the shelf's Q (as dasp-pytorch does; Q = 1/sqrt(2) is the cookbook's steepest
 S = 1; larger Q gives the overshoot bump of a resonant shelf). Lowpass and highpass ignore
 ``gain_db``.
 
+Speed (``benchmarks/bench_eq.py``: 10 bands, 8 x 2 ch x 10 s at 44.1 kHz, one CPU thread): the exact
+numba cascade's forward pass takes 0.55-0.8x the time of ``scipy.signal.sosfilt``, forward plus
+backward about 4x; the fast mode's forward about 1-1.3x. ``torchaudio.functional.lfilter`` batched
+over rows (float64) is 15x sosfilt forward; hence numba on the CPU.
+
 Frequencies at or above :data:`MAX_FREQ_RATIO` x ``sample_rate`` (0.49, just below Nyquist) are
 clamped there, so every parameter value in range gives a stable filter at every sample rate, e.g.
 20 kHz at 22.05 kHz becomes 10.8 kHz; a clamped frequency receives no gradient.
@@ -47,7 +52,7 @@ import scipy.fft
 import torch
 from torch import nn
 
-try:  # numba is a librosa dependency; without it the exact mode falls back to torchaudio.
+try:  # numba (a librosa dependency) compiles the CPU kernels; without it backend="auto" uses torch.
     import numba
 except ImportError:  # pragma: no cover - exercised only in environments without numba
     numba = None

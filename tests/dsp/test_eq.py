@@ -333,7 +333,7 @@ def test_gradient_descent_recovers_unknown_eq(mode):
         "gain_db": torch.tensor([[4.0, -5.0, 6.0, -4.0, 3.0]]),
         "q": torch.tensor([[0.7, 1.5, 2.0, 1.0, 0.7]]),
     }
-    x = torch.randn(1, 1, sample_rate, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, 1, sample_rate // 2, generator=torch.Generator().manual_seed(0))
     window = torch.hann_window(4096)
 
     def log_spectrum(y):
@@ -363,7 +363,7 @@ def test_gradient_descent_recovers_unknown_eq(mode):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 200 small steps: thread wake-ups cost more than they save on a busy CPU
     try:
-        for _ in range(200):
+        for _ in range(150):
             loss = (log_spectrum(module(x, sample_rate, **module.from_logits(logits))) - reference).square().mean()
             optimizer.zero_grad()
             loss.backward()
@@ -372,6 +372,7 @@ def test_gradient_descent_recovers_unknown_eq(mode):
         torch.set_num_threads(threads)
     final = response_error()
     assert initial.max() > 4.0
+    print(f"response error {initial.max():.2f} -> {final.max():.3f} dB max, {final.mean():.3f} dB mean")
     assert final.max() < 0.5 and final.mean() < 0.1
 
 
