@@ -17,9 +17,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "seed": 0,
         "device": "cpu",
         # 01: literature demos
-        "eq_fit_steps": 150,
-        "eq_fit_seconds": 1.0,
-        "unet_demo_steps": 150,
+        "eq_fit_steps": 100,
+        "eq_fit_seconds": 0.5,
+        "unet_demo_steps": 80,
         "loudness_max_tracks": 4,
         # data
         "debian_packages": ["asc-music", "drascula-music"],
