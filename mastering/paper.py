@@ -6,7 +6,9 @@ number file (``paper/tables/numbers_<name>.tex``) that the manuscript uses is de
 writing (the showyourwork / "one generator per artefact" discipline). ``tests/test_paper.py``
 scans the package and the notebooks so that this declaration cannot drift from the code: every
 ``save_figure`` / ``save_table`` / ``save_numbers`` call is registered, and every registered
-artefact is written by exactly the function named here.
+artefact is written by exactly the function named here. A function may write one artefact per
+phase through an f-string name (``f"phase{phase}_eq_curves"``); the registry then lists each
+concrete name with the notebook that makes it.
 
 The manuscript refers to artefacts only through four LaTeX macros (defined in ``paper/main.tex``)::
 
@@ -171,11 +173,6 @@ class Artefact:
 
     def sidecar(self, paper_dir: Path | None = None) -> Path:
         return Path(str(self.files(paper_dir)[0]) + ".json")
-
-    def tex_path(self) -> str:
-        """The main file as the manuscript names it, relative to ``paper/``."""
-        main = self.files(Path("."))[0]
-        return main.as_posix()
 
 
 def _declare(*artefacts: Artefact) -> dict[str, Artefact]:
@@ -1079,7 +1076,8 @@ def readme_tables(registry: Mapping[str, Artefact] | None = None, build_dir: Pat
     """Markdown for the README: the figure/table -> notebook map and the measured notebook timings.
 
     Timings are read from ``build/notebooks/<profile>/timings.json`` (written by
-    :func:`mastering.notebooks.run_all`); a profile that was never run shows ``not run``.
+    :func:`mastering.notebooks.run_all`); a profile that was never run shows ``not run``, and a
+    record's optional ``device`` field (e.g. ``"GPU"``) is shown beside its time.
     """
     registry = ARTEFACTS if registry is None else registry
     build_dir = Path(build_dir) if build_dir else paths.build_dir()
@@ -1098,13 +1096,14 @@ def readme_tables(registry: Mapping[str, Artefact] | None = None, build_dir: Pat
         path = build_dir / "notebooks" / prof / "timings.json"
         timings[prof] = json.loads(path.read_text()) if path.exists() else {}
     notebooks = sorted({nb for nb in by_nb if nb != BUILD_PRODUCER} | {k for t in timings.values() for k in t})
-    lines += ["", "| notebook | " + " | ".join(f"{p} (CPU)" for p in PROFILES) + " | measured on |",
+    lines += ["", "| notebook | " + " | ".join(f"{p}" for p in PROFILES) + " | measured on |",
               "|---|" + "---|" * len(PROFILES) + "---|"]
     for nb in notebooks:
         cells, dates = [], []
         for prof in PROFILES:
             rec = timings[prof].get(nb)
-            cells.append(_fmt_seconds(float(rec["seconds"])) if rec else "not run")
+            device = f" ({rec['device']})" if rec and rec.get("device") else ""
+            cells.append(_fmt_seconds(float(rec["seconds"])) + device if rec else "not run")
             if rec:
                 dates.append(f"{prof} {rec.get('date', '')}".strip())
         lines.append(f"| `{nb}` | " + " | ".join(cells) + f" | {', '.join(dates)} |")

@@ -392,7 +392,10 @@ def test_readme_tables_show_the_map_and_the_timings(tmp_path):
     folder = tmp_path / "notebooks" / "smoke"
     folder.mkdir(parents=True)
     (folder / "timings.json").write_text(json.dumps({"01_demo": {"seconds": 95.0, "profile": "smoke", "date": "2025-01-02"}}))
+    (tmp_path / "notebooks" / "full").mkdir()
+    (tmp_path / "notebooks" / "full" / "timings.json").write_text(
+        json.dumps({"02_other": {"seconds": 7200.0, "profile": "full", "date": "2025-01-03", "device": "GPU"}}))
     text = paper.readme_tables(REGISTRY, build_dir=tmp_path)
     assert "| `01_demo` | `demo_fig`, `unused_fig` |  | `demo` | `mastering.demo` |" in text
     assert "| `01_demo` | 1.6 min | not run | smoke 2025-01-02 |" in text
-    assert "| `02_other` | not run | not run |  |" in text
+    assert "| `02_other` | not run | 2.0 h (GPU) | full 2025-01-03 |" in text
