@@ -111,7 +111,6 @@ def main() -> None:
 
     seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 10.0)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
-    torch.set_num_threads(args.threads)
     try:
         import numba
 
@@ -119,6 +118,8 @@ def main() -> None:
         numba_threads = numba.get_num_threads()
     except ImportError:
         numba_threads = 0
+    # after numba: starting numba's OpenMP pool resets the (shared libgomp) thread count torch uses
+    torch.set_num_threads(args.threads)
     sample_rate, batch, channels, bands = 44100, 8, 2, len(KINDS)
     n_samples = int(seconds * sample_rate)
 

@@ -605,12 +605,15 @@ def _run_kernel(name: str, work: int, items: int, *args) -> None:
     if work < _PARALLEL_MIN_WORK or threads < 2:
         serial(*args)
         return
+    torch_threads = torch.get_num_threads()
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
         parallel(*args)
     finally:
         numba.set_num_threads(previous)
+        # numba's OpenMP pool shares libgomp with torch: starting it resets torch's thread count
+        torch.set_num_threads(torch_threads)
 
 
 # --------------------------------------------------------------------------------------------

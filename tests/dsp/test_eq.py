@@ -226,6 +226,28 @@ def test_params_shared_across_batch_and_channels():
     torch.testing.assert_close(y2[:, 0], y2[:, 1], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_large_jobs_run_threaded_with_the_same_result(mode):
+    """Jobs above the size threshold use the threaded kernels: same numbers, torch threads kept."""
+    freq_hz, gain_db, q = random_params(2, 10, seed=5)
+    x = pink_noise(2, 2, 110250, seed=5)  # 2 x 2 x 110250 x 10 bands > 4M section-samples
+    results = {}
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            params = [p.clone().requires_grad_() for p in (freq_hz, gain_db, q)]
+            y = parametric_eq(x, 44100, *params, default_kinds(10), mode=mode)
+            y.square().mean().backward()
+            assert torch.get_num_threads() == threads
+            results[threads] = (y.detach(), [p.grad for p in params])
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(results[1][0], results[2][0], rtol=1e-12, atol=1e-12)
+    for g1, g2 in zip(results[1][1], results[2][1]):
+        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=0)
+
+
 # --------------------------------------------------------------------------------------------
 # Fast mode: grid response and error against the exact mode
 # --------------------------------------------------------------------------------------------
