@@ -23,6 +23,7 @@ help:
 	@echo "make bench                                    benchmarks/ (printed tables)"
 	@echo "make data [PROFILE=...]                       fetch and decode the real-music sources"
 	@echo "make listening-test                           serve the listening-test web app on 127.0.0.1:8765"
+	@echo "make paper [PROFILE=...]                      check the artefacts, build paper/main.pdf"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -74,6 +75,29 @@ listening-test-stimuli: data
 
 bench: setup
 	$(PY) benchmarks/bench_eq.py
+
+# LaTeX from Debian for `make paper` (the smallest set that builds paper/main.tex).
+TEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended poppler-utils
+PAPER_PROFILE = $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE),)
+
+.PHONY: paper texdeps
+
+texdeps:
+	@if ! command -v latexmk >/dev/null || ! command -v pdflatex >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then echo ">> apt-get install $(TEX_PACKAGES)"; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+	  else echo "!! LaTeX is missing: apt-get install $(TEX_PACKAGES)"; exit 1; fi; \
+	fi
+
+# paper/main.pdf from the artefacts of the last `make reproduce`: write the code's constants,
+# check every figure/table/number (missing, stale, other notebook, mixed profiles), then LaTeX.
+paper: setup texdeps
+	$(PY) -m mastering.paper numbers $(PAPER_PROFILE)
+	$(PY) -m mastering.paper check $(PAPER_PROFILE)
+	cd paper && latexmk -pdf -g -interaction=nonstopmode -halt-on-error main.tex >latexmk.log 2>&1 \
+	  || { grep -m1 -A8 '^! ' main.log || tail -20 latexmk.log; echo "!! LaTeX failed: see paper/main.log"; exit 1; }
+	@echo ">> paper/main.pdf ($$(pdfinfo paper/main.pdf 2>/dev/null | awk '/^Pages/{print $$2}') pages)"
 
 clean:
 	rm -rf build/ .pytest_cache/

@@ -12,13 +12,14 @@ The functions that *make* a figure (one per paper figure) live beside the logic 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .provenance import atomic_write_text, stamp, write_sidecar
 
-PROFILE_NOTE = {"smoke": "smoke profile (tiny CPU run, not the paper's numbers)", "full": "full profile"}
+PROFILE_NOTE = {"smoke": "smoke profile: a tiny CPU run, not the paper's numbers", "full": "full profile"}
 
 
 def save_figure(fig, name: str, profile: str, dpi: int = 150, **meta: Any) -> Path:
@@ -68,6 +69,8 @@ def latex_table(
 ) -> str:
     """A booktabs ``table`` environment for a pandas DataFrame; the caption names the profile."""
     body = df.to_latex(index=index, float_format=float_format.__mod__, escape=True, column_format=column_format)
+    # A typographic minus for negative numbers in cells (a bare "-" sets as a hyphen).
+    body = re.sub(r"(^|&|\s)-(?=\d)", r"\1$-$", body, flags=re.M)
     note = PROFILE_NOTE.get(profile, f"{profile} profile")
     return (
         "\\begin{table}[t]\n\\centering\n\\small\n"

@@ -298,16 +298,16 @@ def fig_weighting_curves(result: dict[str, Any], profile: str) -> Path:
     a.fill_between(f, lo, hi, color="0.85", step="mid", label="IEC 61672-1 class 1")
     a.plot(f, nominal, "k.", label="IEC nominal")
     for sr, res in result["a"].items():
-        verdict = "within class 1" if res["within_class1_20_16k"] else "OUTSIDE class 1"
-        a.semilogx(res["grid_hz"], res["grid_db"], lw=1.2, label=f"ours, {int(sr) / 1000:g} kHz: {verdict}, "
-                   f"max |dev| {res['max_dev_20_16k_db']:.1f} dB (20 Hz-16 kHz)")
+        verdict = "inside" if res["within_class1_20_16k"] else "OUTSIDE"
+        a.semilogx(res["grid_hz"], res["grid_db"], lw=1.2,
+                   label=f"ours, {int(sr) / 1000:g} kHz ({verdict} class-1 limits, 20 Hz-16 kHz)")
     a.set_xscale("log")
     a.set_ylim(-70, 5)
     a.set_xlim(10, 22000)
     a.set_xlabel("frequency (Hz)")
     a.set_ylabel("gain (dB)")
     a.set_title("A-weighting")
-    a.legend(fontsize=6.5, loc="lower center")
+    a.legend(fontsize=6.5, loc="lower center", framealpha=0.95)
     for sr, res in result["k"].items():
         grid = result["a"][sr]["grid_hz"]
         b.semilogx(grid, res["grid_db"], lw=1.5, label=f"ours, {int(sr) / 1000:g} kHz")
@@ -505,29 +505,33 @@ def table_loudness_real_tracks(rows: list[dict[str, Any]], profile: str) -> Path
                              "true_peak_dbtp", "lra_lu"]]
     df.columns = ["Track", "Dur. (s)", "LUFS (ours)", "LUFS (pyloudnorm)", "Diff. (LU)", "True peak (dBTP)", "LRA (LU)"]
     tex = latex_table(df, "Integrated loudness (ITU-R BS.1770-4) of real tracks: our differentiable meter "
-                      "against pyloudnorm, with 4x-oversampled true peak and EBU Tech 3342 loudness range",
+                      "against pyloudnorm, with 4$\\times$-oversampled true peak and EBU Tech 3342 loudness range",
                       "tab:loudness-real", profile, float_format="%.2f", column_format="lrrrrrr")
     return save_table(tex, "lit_loudness_real_tracks", profile)
 
 
 def fig_loudness_platforms(rows: list[dict[str, Any]], profile: str) -> Path:
-    """Figure: each track's loudness and the gain each streaming platform's normalisation applies."""
+    """Figure: each track's loudness (ours and pyloudnorm) against the streaming platforms' targets."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 3.4))
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     names = [r["track"][:18] for r in rows]
+    xs = np.arange(len(rows))
     ours = [r["lufs_ours"] for r in rows]
-    ax.bar(range(len(rows)), ours, color="C0", label="ours")
-    ax.plot(range(len(rows)), [r["lufs_pyloudnorm"] for r in rows], "k_", ms=18, mew=2, label="pyloudnorm")
     styles = ["-", "--", ":", "-."]
     for i, (target, platforms) in enumerate(_group_targets().items()):
-        ax.axhline(target, color=f"C{i + 1}", ls=styles[i % 4], lw=1, label=f"{target:g} LUFS: {', '.join(platforms)}")
-    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=7)
+        ax.axhline(target, color=f"C{i + 2}", ls=styles[i % 4], lw=1, label=f"{target:g} LUFS: {', '.join(platforms)}")
+    ax.plot(xs, ours, "o", color="C0", ms=8, label="ours (BS.1770-4, differentiable)")
+    ax.plot(xs, [r["lufs_pyloudnorm"] for r in rows], "x", color="k", ms=8, mew=2, label="pyloudnorm")
+    for x_, r in zip(xs, rows):
+        ax.annotate(f"{r['true_peak_dbtp']:+.1f} dBTP", (x_, r["lufs_ours"]), textcoords="offset points",
+                    xytext=(8, -3), fontsize=7, color="0.3")
+    ax.set_xticks(xs, names, rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.5, len(rows) - 0.3)
     ax.set_ylabel("integrated loudness (LUFS)")
-    ax.set_ylim(min(ours + [-24]) - 2, 0)
-    ax.invert_yaxis()
-    ax.set_title("Real tracks vs. streaming loudness targets")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Real tracks vs. streaming loudness targets (label: true peak)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return save_figure(fig, "lit_loudness_platforms", profile)
 
