@@ -32,10 +32,12 @@ as the shelf's Q (as dasp-pytorch does; Q = 1/sqrt(2) is the cookbook's steepest
 S = 1; larger Q gives the overshoot bump of a resonant shelf). Lowpass and highpass ignore
 ``gain_db``.
 
-Speed (``benchmarks/bench_eq.py``: 10 bands, 8 x 2 ch x 10 s at 44.1 kHz, one CPU thread): the exact
-numba cascade's forward pass takes 0.55-0.8x the time of ``scipy.signal.sosfilt``, forward plus
-backward about 4x; the fast mode's forward about 1-1.3x. ``torchaudio.functional.lfilter`` batched
-over rows (float64) is 15x sosfilt forward; hence numba on the CPU.
+Speed (``benchmarks/bench_eq.py``: 10 bands, 8 x 2 ch x 10 s at 44.1 kHz, one CPU thread, quiet
+machine): the exact numba cascade's forward pass takes 0.8x the time of ``scipy.signal.sosfilt``
+and forward plus backward 3.5x; the fast mode's forward 1.15x (forward plus backward 3.3x);
+``torchaudio.functional.lfilter`` batched over rows (float64) 16x forward and 49x forward plus
+backward; a per-item, per-band loop of torchaudio biquads 6.6x and 29x (8.3x and 8.2x slower
+than the exact mode).
 
 Frequencies at or above :data:`MAX_FREQ_RATIO` x ``sample_rate`` (0.49, just below Nyquist) are
 clamped there, so every parameter value in range gives a stable filter at every sample rate, e.g.
