@@ -15,6 +15,7 @@ import sys
 _COMMAND_MODULES = [
     "mastering.data.cli",
     "listening_test.cli",
+    "mastering.master",
 ]
 
 

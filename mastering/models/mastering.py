@@ -274,8 +274,12 @@ class MasteringModel(nn.Module):
         z: torch.Tensor | None = None,
         sample_rate: int | None = None,
         eq_mode: str | None = None,
+        residual_scale: float = 1.0,
     ) -> dict[str, torch.Tensor]:
         """Apply the processors (EQ + residual, then the compressor) to ``x`` at ``sample_rate``.
+
+        ``residual_scale`` multiplies the residual before it joins the EQ path (``mastering master
+        --intensity``).
 
         Returns:
             ``{"eq": EQ path, "residual": residual (if any), "output": after dynamics}``, each
@@ -299,8 +303,8 @@ class MasteringModel(nn.Module):
                 r = self.residual(resample(x, sample_rate, self.sample_rate), z, self.sample_rate)
                 r = resample(r, self.sample_rate, sample_rate)
                 r = torch.nn.functional.pad(r, (0, max(0, x.shape[-1] - r.shape[-1])))[..., : x.shape[-1]]
-            out["residual"] = r
-            y = y + r
+            out["residual"] = r * residual_scale
+            y = y + out["residual"]
         if self.dynamics is not None:
             y = self.dynamics.apply_compressor(y, sample_rate, params["dynamics"])
         out["output"] = y
@@ -398,8 +402,12 @@ def model_from_checkpoint(path_or_state: str | Path | dict[str, Any], map_locati
                          "`python -m mastering.training --phase 1a`")
     config = copy.deepcopy(state["model_config"])
     config.update(overrides)
-    model = MasteringModel(**config)
-    model.load_state_dict(state["model_state"])
+    try:
+        model = MasteringModel(**config)
+        model.load_state_dict(state["model_state"])
+    except (TypeError, RuntimeError) as exc:
+        raise ValueError(f"the checkpoint does not fit this version of the model code ({str(exc).splitlines()[0]} "
+                         f"...); retrain it or check out the commit it was trained with") from None
     model.eval()
     return model
 

@@ -34,11 +34,11 @@ TRAIN_PROFILES: dict[str, dict[str, Any]] = {
         "device": "cpu",
         "segment_seconds": 1.5,
         "batch_size": 8,
-        "epochs": 6,
-        "lr": 3e-3,
+        "epochs": 4,
+        "lr": 2e-3,
         "lr_patience": 1,
         "model": SMOKE_MODEL,
-        "data": {"ratios": {"pink": 0.2, "real": 0.6, "rendered": 0.2}, "train_items": 48, "valid_items": 16,
+        "data": {"ratios": {"pink": 0.2, "real": 0.6, "rendered": 0.2}, "train_items": 96, "valid_items": 16,
                  "cache": True, "num_workers": 0},
     },
     "full": {
@@ -81,6 +81,10 @@ class TrainConfig:
         lr, weight_decay: AdamW.
         lr_patience, lr_factor, min_lr: ReduceLROnPlateau on the validation loss.
         grad_clip: maximum gradient norm (``0`` disables clipping).
+        precise_bn_batches: after each epoch, re-estimate the encoder's BatchNorm statistics as
+            exact averages over this many training batches ("precise BN", Wu & Johnson 2021,
+            "Rethinking 'Batch' in BatchNorm"); the exponential running averages lag far behind
+            the weights in short runs. ``0`` keeps the running averages.
         amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling);
             ignored on the CPU.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
@@ -107,6 +111,7 @@ class TrainConfig:
     lr_factor: float = 0.5
     min_lr: float = 1e-6
     grad_clip: float = 1.0
+    precise_bn_batches: int = 32
     amp: bool = True
     device: str = "auto"
     model: dict[str, Any] = field(default_factory=dict)

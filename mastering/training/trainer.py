@@ -284,6 +284,38 @@ class Trainer:
         bar.close()
         return self._reduce(sums, count)
 
+    @torch.no_grad()
+    def recalibrate_batchnorm(self, batches: int | None = None) -> int:
+        """Re-estimate BatchNorm statistics as exact averages over training batches ("precise BN").
+
+        Running statistics are reset and recomputed with a cumulative average (``momentum=None``)
+        from up to ``batches`` training batches in training mode, without gradients; under DDP the
+        processes' estimates are averaged. Returns the number of batches used.
+        """
+        batches = self.config.precise_bn_batches if batches is None else int(batches)
+        norms = [m for m in self.module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms or batches <= 0:
+            return 0
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        self.module.train()
+        used = 0
+        for batch in self._loader(self.train_data, train=True, epoch=self.epoch):
+            if used >= batches:
+                break
+            with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                self.module.encode(batch["degraded"].to(self.device, non_blocking=True))
+            used += 1
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            if self.distributed:
+                for buf in (m.running_mean, m.running_var):
+                    dist.all_reduce(buf)
+                    buf /= self.world_size
+        return used
+
     def _reduce(self, sums: dict[str, float], count: int) -> dict[str, float]:
         if self.distributed:
             keys = sorted(sums)
@@ -446,6 +478,7 @@ class Trainer:
         while self.epoch < self.config.epochs:
             start = time.perf_counter()
             train = self.train_epoch()
+            self.recalibrate_batchnorm()
             valid = self.evaluate()
             self.scheduler.step(valid["total"])
             self.epoch += 1

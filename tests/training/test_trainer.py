@@ -41,13 +41,12 @@ def runs(tmp_path, monkeypatch):
 
 
 def test_learns_a_fixed_eq_well_below_identity(runs):
-    trainer = Trainer(_config(epochs=4, lr=0.05), _pairs(8, 0), _pairs(4, 1), run_dir=runs / "learn")
+    trainer = Trainer(_config(epochs=3, lr=0.05), _pairs(8, 0), _pairs(4, 1), run_dir=runs / "learn")
     history = trainer.fit()
     ident = trainer.identity
     assert ident["identity_matched_perceptual"] < ident["identity_perceptual"]  # level alone explains part
     valid = [row["valid_perceptual"] for row in history]
-    assert max(valid) < ident["identity_matched_perceptual"], (valid, ident)
-    assert min(valid) < 0.6 * ident["identity_matched_perceptual"], (valid, ident)
+    assert valid[-1] < 0.6 * ident["identity_matched_perceptual"], (valid, ident)
     model = model_from_checkpoint(runs / "learn" / "best.pt")
     valid = _pairs(4, 1)
     with torch.no_grad():
@@ -57,11 +56,11 @@ def test_learns_a_fixed_eq_well_below_identity(runs):
 
 
 def test_resume_equals_uninterrupted_and_logs(runs):
-    straight = Trainer(_config(), _pairs(8, 0), _pairs(4, 1), run_dir=runs / "a")
+    straight = Trainer(_config(), _pairs(4, 0), _pairs(4, 1), run_dir=runs / "a")
     hist_a = straight.fit()
-    first = Trainer(_config(epochs=1), _pairs(8, 0), _pairs(4, 1), run_dir=runs / "b")
+    first = Trainer(_config(epochs=1), _pairs(4, 0), _pairs(4, 1), run_dir=runs / "b")
     first.fit()
-    resumed = Trainer(_config(), _pairs(8, 0), _pairs(4, 1), run_dir=runs / "b")
+    resumed = Trainer(_config(), _pairs(4, 0), _pairs(4, 1), run_dir=runs / "b")
     hist_b = resumed.fit()
     for key, value in straight.module.state_dict().items():
         assert torch.equal(value, resumed.module.state_dict()[key]), key
@@ -69,13 +68,13 @@ def test_resume_equals_uninterrupted_and_logs(runs):
     assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in hist_b]
 
     state = torch.load(runs / "a" / "last.pt", weights_only=False)
-    assert state["config"] == _config().to_dict() and state["epoch"] == 2 and state["step"] == 4
+    assert state["config"] == _config().to_dict() and state["epoch"] == 2 and state["step"] == 2
     assert state["model_config"]["phase"] == "1a" and state["model_config"]["sample_rate"] == SR
     with open(runs / "a" / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 and {"valid_stft", "train_total", "identity_perceptual", "lr"} <= set(rows[0])
     with open(runs / "a" / "steps.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == 4
+        assert len(list(csv.DictReader(fh))) == 2
     record = latest_checkpoint()
     assert record["checkpoint"].endswith("b/best.pt") and record["phase"] == "1a"  # the last run published
     assert json.loads((runs / "a" / "config.json").read_text())["epochs"] == 2

@@ -1,0 +1,775 @@
+"""Mastering a real track with a trained model, and measuring one: ``mastering master`` / ``analyze``.
+
+``master_file`` turns a mix of any length, rate and (mono/stereo) layout into a master at a loudness
+target with a true-peak ceiling, in bounded memory. It streams the file in passes, never holding
+the whole track:
+
+1. **check** -- decode every block once: NaN/Inf, DC offset, sample peak, clipped runs, length.
+2. **measure** -- integrated loudness (ITU-R BS.1770-4) and true peak of the DC-free input
+   (:class:`LoudnessMeter`, :func:`true_peak_stream`); digital silence stops here.
+3. **analyse** -- up to ``max_excerpts`` excerpts spread over the track, each as long as the
+   model's training segments, brought to the model rate and to ``analysis_lufs`` (the middle of the
+   training input loudness), are encoded; the frame features are averaged into one latent ``z``
+   for the whole track (the encoder's global average pooling taken over all excerpts), from which
+   the controller predicts one set of EQ and compressor settings: a mastering engineer's single
+   chain, not a per-block one.
+4. **process** -- blocks of ``block_s`` seconds with ``context_s`` seconds of audio on both sides
+   (so IIR filter and compressor states settle before the kept part; the Wave-U-Net residual of
+   1B/1C runs on the same blocks at the model rate, overlap-and-discard) go through the EQ (exact
+   IIR at the file's own rate), the residual and the compressor; the result streams to a temporary
+   float file while its loudness is metered.
+5. **finish** -- one gain to ``target_lufs``, the true-peak limiter (block-wise with context, aiming
+   0.05 dB under the ceiling), and the output is metered; when limiting cost loudness the gain is
+   raised by the shortfall, and when the measured true peak still exceeds the ceiling the limiter's
+   ceiling is lowered by the excess, and the pass repeated (at most twice). The file is written to a temporary name in the output folder and
+   renamed over ``OUT`` at the very end: any failure leaves nothing behind, and ``OUT`` may never
+   be ``IN``.
+
+Memory therefore depends on ``block_s`` and ``context_s`` (and the sample rate), not on the length of
+the track. ``analyze_file`` streams the same meters plus a Welch power spectrum (spectral centroid,
+band energies) and returns a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy import signal
+
+from .io import AudioError, audio_info, resample
+
+__all__ = [
+    "BANDS_HZ",
+    "MasterError",
+    "LoudnessMeter",
+    "true_peak_stream",
+    "resolve_checkpoint",
+    "analyze_file",
+    "master_file",
+    "format_report",
+    "register",
+]
+
+BANDS_HZ: dict[str, tuple[float, float]] = {
+    "sub_bass": (20.0, 60.0),
+    "bass": (60.0, 250.0),
+    "low_mid": (250.0, 500.0),
+    "mid": (500.0, 2000.0),
+    "high_mid": (2000.0, 4000.0),
+    "presence": (4000.0, 6000.0),
+    "brilliance": (6000.0, 20000.0),
+}
+"""Named bands of ``analyze`` (the customary mastering bands; upper edges capped at Nyquist)."""
+
+MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 384000
+SILENCE_LUFS = -70.0  # the BS.1770 absolute gate: nothing above it means nothing to master
+_CLIP_LEVEL = 0.999
+_CLIP_RUN = 3
+
+
+class MasterError(ValueError):
+    """A mastering request that cannot be carried out (no checkpoint, bad option...)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Streaming meters
+# ------------------------------------------------------------------------------------------------
+
+
+class LoudnessMeter:
+    """Streaming ITU-R BS.1770-4 integrated loudness and EBU Tech 3342 loudness range.
+
+    Audio is fed in blocks of any size (``[channels, samples]`` NumPy). The K-weighting filters
+    (:func:`mastering.dsp.weighting.k_weighting_sos`) carry their state across blocks, and the
+    mean square of every 100 ms step is kept per channel; a 400 ms gating block is the mean of four
+    consecutive steps and a 3 s short-term block of thirty, which are exactly the 75 %-overlap blocks
+    of BS.1770-4 and the 10 Hz short-term series of Tech 3342. Memory grows by ``channels`` floats
+    per 100 ms (about 0.6 MB for an hour of stereo).
+
+    Args:
+        sample_rate: Hz.
+        channels: 1 or 2 (channel weights 1.0).
+    """
+
+    def __init__(self, sample_rate: int, channels: int):
+        from .dsp.weighting import k_weighting_sos
+
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.sos = k_weighting_sos(self.sample_rate)
+        self.zi = np.zeros((self.sos.shape[0], self.channels, 2))
+        self.step = int(round(0.1 * self.sample_rate))
+        self._partial = np.zeros(self.channels)
+        self._partial_n = 0
+        self._steps: list[np.ndarray] = []
+        self.samples = 0
+
+    def update(self, x: np.ndarray) -> None:
+        """Feed ``[channels, samples]`` audio."""
+        if x.shape[-1] == 0:
+            return
+        y, self.zi = signal.sosfilt(self.sos, np.asarray(x, np.float64), axis=-1, zi=self.zi)
+        sq = y * y
+        self.samples += sq.shape[-1]
+        pos = 0
+        if self._partial_n:
+            take = min(self.step - self._partial_n, sq.shape[-1])
+            self._partial += sq[:, :take].sum(axis=-1)
+            self._partial_n += take
+            pos = take
+            if self._partial_n == self.step:
+                self._steps.append(self._partial / self.step)
+                self._partial = np.zeros(self.channels)
+                self._partial_n = 0
+        full = (sq.shape[-1] - pos) // self.step
+        if full:
+            block = sq[:, pos:pos + full * self.step].reshape(self.channels, full, self.step).mean(axis=-1)
+            self._steps.extend(block.T)
+            pos += full * self.step
+        if pos < sq.shape[-1]:
+            self._partial += sq[:, pos:].sum(axis=-1)
+            self._partial_n += sq.shape[-1] - pos
+
+    def _power(self, span: int) -> np.ndarray:
+        """Channel-summed mean square of every window of ``span`` consecutive 100 ms steps."""
+        steps = np.asarray(self._steps).reshape(-1, self.channels).sum(axis=-1)
+        if steps.size < span:
+            return np.zeros(0)
+        c = np.concatenate([[0.0], np.cumsum(steps)])
+        return (c[span:] - c[:-span]) / span
+
+    def integrated(self) -> float:
+        """Integrated loudness in LUFS (``-inf`` when no block passes the -70 LUFS gate)."""
+        power = self._power(4)
+        with np.errstate(divide="ignore"):
+            lufs = -0.691 + 10.0 * np.log10(power)
+        above = power[lufs > -70.0]
+        if above.size == 0:
+            return -math.inf
+        gate = -0.691 + 10.0 * math.log10(above.mean()) - 10.0
+        kept = power[lufs > gate]
+        return float(-0.691 + 10.0 * math.log10(kept.mean()))
+
+    def loudness_range(self) -> float | None:
+        """LRA in LU (EBU Tech 3342), or None for audio shorter than 3 s or silent."""
+        power = self._power(30)
+        if power.size == 0:
+            return None
+        with np.errstate(divide="ignore"):
+            stl = -0.691 + 10.0 * np.log10(power)
+        absolute = stl[stl >= -70.0]
+        if absolute.size == 0:
+            return None
+        integrated = 10.0 * np.log10(np.mean(10.0 ** (absolute / 10.0)))
+        rel = np.sort(absolute[absolute >= integrated - 20.0])
+        n = rel.size
+        return float(rel[int(math.floor((n - 1) * 0.95 + 0.5))] - rel[int(math.floor((n - 1) * 0.10 + 0.5))])
+
+
+def _tp_phases() -> np.ndarray:
+    from .dsp.loudness import TRUE_PEAK_FIR_4X
+
+    return np.asarray(TRUE_PEAK_FIR_4X, dtype=np.float64)
+
+
+def true_peak_stream(x_ext: np.ndarray, phases: np.ndarray | None = None) -> float:
+    """Largest 4x-interpolated magnitude (BS.1770-4 Annex 2) of a block given with margins.
+
+    ``x_ext`` ``[channels, samples]`` must extend the block by at least ``taps - 1`` (11) samples
+    on each side (real neighbours, or zeros at the ends of the file); only interpolated values
+    computed from real samples count (``"valid"`` convolution), so blocks measured this way give
+    exactly the whole-signal true peak of :func:`mastering.dsp.loudness.true_peak`.
+
+    Returns:
+        The linear peak (take ``20 lg`` for dBTP).
+    """
+    phases = _tp_phases() if phases is None else phases
+    peak = 0.0
+    for ch in np.asarray(x_ext, np.float64):
+        for p in phases:
+            if ch.size >= p.size:
+                peak = max(peak, float(np.abs(np.convolve(ch, p, mode="valid")).max(initial=0.0)))
+    return peak
+
+
+def _db(value: float) -> float:
+    return 20.0 * math.log10(value) if value > 0 else -math.inf
+
+
+class _Source:
+    """Block access to an audio file as float32 ``[channels, samples]`` with zero padding outside."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.fh = sf.SoundFile(str(path))
+        except Exception as exc:
+            raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+        self.sample_rate = int(self.fh.samplerate)
+        self.channels = int(self.fh.channels)
+        self.frames = int(self.fh.frames)
+
+    def blocks(self, block: int) -> Iterator[np.ndarray]:
+        self.fh.seek(0)
+        while True:
+            try:
+                data = self.fh.read(block, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(f"{self.path}: could not decode audio ({exc})") from None
+            if data.shape[0] == 0:
+                return
+            yield np.ascontiguousarray(data.T)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)``, zeros outside the file."""
+        lo, hi = max(start, 0), min(stop, self.frames)
+        out = np.zeros((self.channels, stop - start), np.float32)
+        if hi > lo:
+            self.fh.seek(lo)
+            data = self.fh.read(hi - lo, dtype="float32", always_2d=True)
+            out[:, lo - start: lo - start + data.shape[0]] = data.T
+        return out
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+@dataclass
+class _Scan:
+    frames: int = 0
+    peak: float = 0.0
+    clipped: int = 0
+    sums: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def dc(self) -> np.ndarray:
+        return self.sums / max(self.frames, 1)
+
+
+def _clipped_samples(x: np.ndarray) -> int:
+    """Samples in runs of at least three consecutive samples at |x| >= 0.999 (hard clipping)."""
+    hot = np.abs(x) >= _CLIP_LEVEL
+    if not hot.any():
+        return 0
+    total = 0
+    for row in hot:
+        d = np.diff(np.concatenate([[0], row.astype(np.int8), [0]]))
+        starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        runs = stops - starts
+        total += int(runs[runs >= _CLIP_RUN].sum())
+    return total
+
+
+def _open_checked(path: str | os.PathLike) -> _Source:
+    """Open an input, refusing what cannot be mastered or measured, with a message saying why."""
+    path = Path(path)
+    info = audio_info(path)  # missing, folder, not audio
+    if info.channels > 2:
+        raise AudioError(
+            f"{path}: {info.channels}-channel audio is not supported (mono or stereo only); downmix it to "
+            "stereo first, e.g. `ffmpeg -i in.wav -ac 2 out.wav`"
+        )
+    if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{path}: sample rate {info.sample_rate} Hz is outside the supported "
+                         f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    return _Source(path)
+
+
+def _scan(src: _Source, block: int) -> _Scan:
+    scan = _Scan(sums=np.zeros(src.channels))
+    for x in src.blocks(block):
+        if not np.all(np.isfinite(x)):
+            bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+            raise AudioError(f"{src.path}: holds {bad}+ NaN/Inf sample(s); repair or re-export the file")
+        scan.frames += x.shape[-1]
+        scan.peak = max(scan.peak, float(np.abs(x).max(initial=0.0)))
+        scan.sums += x.sum(axis=-1, dtype=np.float64)
+        scan.clipped += _clipped_samples(x)
+    if scan.frames == 0:
+        raise AudioError(f"{src.path}: holds no audio samples (zero length)")
+    src.frames = scan.frames  # trust what decodes (compressed formats may misreport)
+    return scan
+
+
+def _measure(src: _Source, block: int, dc: np.ndarray) -> tuple[LoudnessMeter, float]:
+    """Loudness meter and linear true peak of the DC-free input, streamed."""
+    meter = LoudnessMeter(src.sample_rate, src.channels)
+    phases = _tp_phases()
+    margin = phases.shape[1] - 1
+    peak = 0.0
+    for start in range(0, src.frames, block):
+        stop = min(start + block, src.frames)
+        x_ext = src.read(start - margin, stop + margin).astype(np.float64)
+        x_ext[:, :] -= dc[:, None]
+        # outside the file the signal is zero, not minus the offset
+        if start - margin < 0:
+            x_ext[:, : margin - start] = 0.0
+        if stop + margin > src.frames:
+            x_ext[:, x_ext.shape[-1] - (stop + margin - src.frames):] = 0.0
+        meter.update(x_ext[:, margin: margin + (stop - start)])
+        peak = max(peak, true_peak_stream(x_ext, phases))
+    return meter, peak
+
+
+# ------------------------------------------------------------------------------------------------
+# analyze
+# ------------------------------------------------------------------------------------------------
+
+
+def analyze_file(path: str | os.PathLike, block_s: float = 10.0, n_fft: int = 4096) -> dict[str, Any]:
+    """Measurements of an audio file, streamed in bounded memory.
+
+    Returns:
+        A JSON-ready dict: ``path``, ``sample_rate``, ``channels``, ``duration_s``,
+        ``integrated_lufs`` (ITU-R BS.1770-4; ``None`` for silence), ``true_peak_dbtp`` (4x,
+        Annex 2), ``loudness_range_lu`` (EBU Tech 3342; ``None`` under 3 s), ``sample_peak_dbfs``,
+        ``rms_dbfs``, ``dc_offset``, ``clipped_samples``, ``spectral_centroid_hz`` (of the Welch
+        power spectrum, Hann window of ``n_fft``, half overlap) and ``band_energies_db`` (energy of
+        each :data:`BANDS_HZ` band relative to the total from 20 Hz up, in dB).
+
+    Raises:
+        AudioError: unreadable or non-audio file, zero length, NaN/Inf samples, more than two
+            channels, or a sample rate outside 8-384 kHz.
+    """
+    src = _open_checked(path)
+    try:
+        block = max(int(block_s * src.sample_rate), n_fft)
+        scan = _scan(src, block)
+        meter, tp = _measure(src, block, np.zeros(src.channels))
+        window = signal.get_window("hann", n_fft)
+        power = np.zeros(n_fft // 2 + 1)
+        frames = 0
+        sum_sq = 0.0
+        for x in src.blocks(block):
+            sum_sq += float(np.sum(x.astype(np.float64) ** 2))
+            if x.shape[-1] >= n_fft:
+                f, t, z = signal.stft(x, nperseg=n_fft, noverlap=n_fft // 2, window=window, boundary=None,
+                                      padded=False, return_onesided=True)
+                power += (np.abs(z) ** 2).sum(axis=(0, 2))
+                frames += z.shape[0] * z.shape[-1]
+        freqs = np.fft.rfftfreq(n_fft, 1.0 / src.sample_rate)
+        bands: dict[str, float | None] = {}
+        centroid = None
+        if frames and power[freqs >= 20.0].sum() > 0:
+            audible = freqs >= 20.0
+            total = power[audible].sum()
+            centroid = float((freqs[audible] * power[audible]).sum() / total)
+            for name, (lo, hi) in BANDS_HZ.items():
+                sel = (freqs >= lo) & (freqs < min(hi, src.sample_rate / 2))
+                e = power[sel].sum()
+                bands[name] = round(10.0 * math.log10(e / total), 2) if sel.any() and e > 0 else None
+        integrated = meter.integrated()
+        lra = meter.loudness_range() if math.isfinite(integrated) else None
+        rms = math.sqrt(sum_sq / (scan.frames * src.channels))
+        return {
+            "path": str(Path(path)),
+            "sample_rate": src.sample_rate,
+            "channels": src.channels,
+            "duration_s": round(scan.frames / src.sample_rate, 3),
+            "integrated_lufs": round(integrated, 2) if math.isfinite(integrated) else None,
+            "true_peak_dbtp": round(_db(tp), 2) if tp > 0 else None,
+            "loudness_range_lu": round(lra, 2) if lra is not None else None,
+            "sample_peak_dbfs": round(_db(scan.peak), 2) if scan.peak > 0 else None,
+            "rms_dbfs": round(_db(rms), 2) if rms > 0 else None,
+            "dc_offset": [round(float(v), 6) for v in scan.dc],
+            "clipped_samples": scan.clipped,
+            "spectral_centroid_hz": round(centroid, 1) if centroid is not None else None,
+            "band_energies_db": bands,
+        }
+    finally:
+        src.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# master
+# ------------------------------------------------------------------------------------------------
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> tuple[Path, str]:
+    """The checkpoint to use and a sentence saying where it came from.
+
+    Raises:
+        MasterError: no checkpoint given and none trained yet (the message says how to get one).
+    """
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise MasterError(f"checkpoint {path} does not exist")
+        return path, f"checkpoint {path}"
+    from .training.trainer import latest_checkpoint
+
+    record = latest_checkpoint()
+    if record is None:
+        from .paths import runs_dir
+
+        raise MasterError(
+            f"no trained model found under {runs_dir() / 'mastering'}; train one with `make reproduce` "
+            "(the Phase 1 notebooks) or `python -m mastering.training --phase 1b --profile smoke`, or pass "
+            "--checkpoint PATH"
+        )
+    path = Path(record["checkpoint"])
+    return path, (f"checkpoint {path} (phase {record.get('phase')}, profile {record.get('profile')}, "
+                  f"trained {record.get('date', '?')}; the last training run)")
+
+
+def _check_output(in_path: Path, out_path: Path) -> str:
+    """Refuse OUT == IN, missing or unwritable folders and unknown formats; return the format."""
+    if in_path.exists() and out_path.exists() and os.path.samefile(in_path, out_path):
+        raise AudioError(f"refusing to overwrite the input file {in_path}; choose another output path")
+    if in_path.resolve() == out_path.resolve():
+        raise AudioError(f"refusing to overwrite the input file {in_path}; choose another output path")
+    folder = out_path.parent if str(out_path.parent) else Path(".")
+    if not folder.is_dir():
+        raise AudioError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AudioError(f"output folder {folder} is not writable")
+    try:  # access() says yes to root even on read-only file systems: try it
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out_path.name}.probe-"):
+            pass
+    except OSError as exc:
+        raise AudioError(f"output folder {folder} is not writable ({exc.strerror})") from None
+    if out_path.is_dir():
+        raise AudioError(f"{out_path} is a folder; give an output file name")
+    fmt = {"wav": "WAV", "flac": "FLAC"}.get(out_path.suffix.lower().lstrip("."))
+    if fmt is None:
+        raise AudioError(f"{out_path}: write .wav or .flac (got {out_path.suffix or 'no extension'})")
+    return fmt
+
+
+def _to_model_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    if x.shape[0] == channels:
+        return x
+    if x.shape[0] == 1:
+        return np.repeat(x, channels, axis=0)
+    return x.mean(axis=0, keepdims=True)
+
+
+def _intensity_params(params: dict, intensity: float) -> dict:
+    """Scale the predicted processing: EQ gains, compressor ratio above 1, makeup (residual: by the caller)."""
+    out = {stage: dict(values) for stage, values in params.items()}
+    out["eq"]["gain_db"] = params["eq"]["gain_db"] * intensity
+    if "dynamics" in params:
+        out["dynamics"]["ratio"] = 1.0 + (params["dynamics"]["ratio"] - 1.0) * intensity
+        out["dynamics"]["makeup_gain_db"] = params["dynamics"]["makeup_gain_db"] * intensity
+    return out
+
+
+@torch.no_grad()
+def _encode_track(model, src: _Source, dc: np.ndarray, pre_gain: float, segment_s: float,
+                  max_excerpts: int) -> torch.Tensor:
+    """One ``z`` for the whole track from evenly spread excerpts (see the module docstring)."""
+    n_ex = int(round(segment_s * src.sample_rate))
+    if src.frames <= n_ex:
+        starts = [0]
+    else:
+        count = max(1, min(max_excerpts, src.frames // n_ex))
+        starts = np.linspace(0, src.frames - n_ex, count).round().astype(int).tolist()
+    feats = []
+    for s in starts:
+        x = (src.read(s, s + n_ex).astype(np.float64) - dc[:, None]) * pre_gain
+        if s + n_ex > src.frames:  # short track: zeros after the end, not the removed offset
+            x[:, src.frames - s:] = 0.0
+        x = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
+        x = resample(x, src.sample_rate, model.sample_rate)
+        feats.append(model.encoder.features(x).mean(dim=-1))
+    return model.encoder.project(torch.cat(feats).mean(dim=0, keepdim=True))
+
+
+def _describe_params(model, params: dict, sample_rate: int) -> dict[str, Any]:
+    eq = params["eq"]
+    bands = []
+    for k, kind in enumerate(model.decoder.eq.kinds):
+        band = {"kind": kind, "freq_hz": round(float(eq["freq_hz"][0, k]), 1),
+                "gain_db": round(float(eq["gain_db"][0, k]), 2), "q": round(float(eq["q"][0, k]), 3)}
+        if "gate" in eq:
+            band["gate"] = round(float(eq["gate"][0, k]), 3)
+        if band["freq_hz"] > 0.49 * sample_rate:
+            band["note"] = f"above 0.49 x {sample_rate} Hz, applied at {0.49 * sample_rate:.0f} Hz"
+        bands.append(band)
+    out: dict[str, Any] = {"eq_bands": bands}
+    if "dynamics" in params:
+        out["compressor"] = {k: round(float(v[0]), 3) for k, v in params["dynamics"].items()}
+    return out
+
+
+@torch.no_grad()
+def master_file(
+    in_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    target_lufs: float = -14.0,
+    true_peak_dbtp: float = -1.0,
+    intensity: float = 1.0,
+    analysis_lufs: float = -24.0,
+    block_s: float = 10.0,
+    context_s: float = 4.0,
+    max_excerpts: int = 16,
+    subtype: str = "PCM_24",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Master ``in_path`` into ``out_path`` with a trained Phase 1 model (see the module docstring).
+
+    Args:
+        in_path: any file libsndfile reads, mono or stereo, 8-384 kHz.
+        out_path: ``.wav`` or ``.flac``; written atomically, at the input's rate and channel count.
+        checkpoint: a training checkpoint; ``None`` takes the last trained one
+            (``runs/mastering/latest.json``).
+        target_lufs: integrated loudness of the master (ITU-R BS.1770-4), -40 to -5.
+        true_peak_dbtp: true-peak ceiling of the master, -12 to 0 dBTP.
+        intensity: scales the predicted processing (EQ gains, compression ratio above 1, residual);
+            0 leaves only loudness and limiting, 1 is the model as trained, at most 2.
+        analysis_lufs: level the model sees the input at (the middle of its training inputs'
+            loudness); the final gain makes this irrelevant to the output level.
+        block_s, context_s: block length and context on each side of the processing pass.
+        max_excerpts: excerpts encoded for the track's latent.
+        subtype: libsndfile subtype of the output (``PCM_16``, ``PCM_24``, ``FLOAT``).
+        progress: tqdm bars on stderr.
+
+    Returns:
+        A report: input and output measurements, the checkpoint used, the applied EQ bands and
+        compressor settings, the gains, and notes (DC removed, clipping, resampling...).
+
+    Raises:
+        AudioError: unusable input (unreadable, not audio, zero length, NaN/Inf, silent, more than two
+            channels, unsupported rate, shorter than 0.4 s) or output (same as input, missing or
+            unwritable folder, unknown format); nothing is written.
+        MasterError: bad options or no checkpoint.
+    """
+    from tqdm.auto import tqdm
+
+    from .models.mastering import model_from_checkpoint
+
+    in_path, out_path = Path(in_path), Path(out_path)
+    if not -40.0 <= float(target_lufs) <= -5.0:
+        raise MasterError(f"target_lufs must lie in [-40, -5] LUFS, got {target_lufs}")
+    if not -12.0 <= float(true_peak_dbtp) <= 0.0:
+        raise MasterError(f"true_peak_dbtp must lie in [-12, 0] dBTP, got {true_peak_dbtp}")
+    if not 0.0 <= float(intensity) <= 2.0:
+        raise MasterError(f"intensity must lie in [0, 2], got {intensity}")
+    if block_s <= 0 or context_s < 0:
+        raise MasterError("block_s must be > 0 and context_s >= 0")
+    fmt = _check_output(in_path, out_path)
+    src = _open_checked(in_path)
+    report: dict[str, Any] = {"input": str(in_path), "output": str(out_path), "notes": []}
+    notes = report["notes"]
+    tmp_processed = out_path.parent / f".{out_path.name}.processed-{os.getpid()}.f32"
+    tmp_out = out_path.parent / f".{out_path.name}.tmp-{os.getpid()}"
+    processed = None
+    try:
+        sr, channels = src.sample_rate, src.channels
+        block = max(int(round(block_s * sr)), 1)
+        scan = _scan(src, block)
+        if scan.frames < int(round(0.4 * sr)):
+            raise AudioError(f"{in_path}: {scan.frames / sr:.3f} s is too short to master (at least 0.4 s, "
+                             "one BS.1770 loudness block)")
+        dc = scan.dc
+        if np.abs(dc).max() > 1e-3:
+            notes.append(f"DC offset removed ({', '.join(f'{v:+.4f}' for v in dc)})")
+        else:
+            dc = np.zeros(channels)
+        if scan.clipped:
+            notes.append(f"input has {scan.clipped} clipped samples (runs at full scale); clipping cannot be undone")
+        meter_in, tp_in = _measure(src, block, dc)
+        lufs_in = meter_in.integrated()
+        if not lufs_in > SILENCE_LUFS:
+            raise AudioError(f"{in_path}: digital silence (no 400 ms block above {SILENCE_LUFS:.0f} LUFS"
+                             f"{' after removing the DC offset' if np.abs(scan.dc).max() > 1e-3 else ''}); "
+                             "nothing to master")
+        report["input_measured"] = {"sample_rate": sr, "channels": channels, "duration_s": round(scan.frames / sr, 3),
+                                    "integrated_lufs": round(lufs_in, 2), "true_peak_dbtp": round(_db(tp_in), 2),
+                                    "clipped_samples": scan.clipped}
+
+        ckpt_path, where = resolve_checkpoint(checkpoint)
+        try:
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise MasterError(f"{ckpt_path}: not a readable checkpoint ({exc})") from None
+        try:
+            model = model_from_checkpoint(state, eq_mode="exact")
+        except ValueError as exc:
+            raise MasterError(f"{ckpt_path}: {exc}") from None
+        segment_s = float((state.get("config") or {}).get("segment_seconds", 3.0))
+        del state
+        report["checkpoint"] = where
+        report["model"] = model.describe()
+        if sr != model.sample_rate:
+            notes.append(f"input at {sr} Hz: EQ and compressor run at {sr} Hz, the encoder"
+                         f"{' and residual' if model.residual is not None else ''} at the model's {model.sample_rate} Hz")
+
+        pre_gain_db = float(np.clip(analysis_lufs - lufs_in, -40.0, 40.0))
+        pre_gain = 10.0 ** (pre_gain_db / 20.0)
+        z = _encode_track(model, src, dc, pre_gain, segment_s, max_excerpts)
+        params = _intensity_params(model.predict(z), float(intensity))
+        report.update(_describe_params(model, params, sr))
+
+        # -- process: EQ (+ residual) + compressor, block by block with context -----------------
+        ctx = int(round(context_s * sr))
+        meter_proc = LoudnessMeter(sr, channels)
+        n_blocks = math.ceil(scan.frames / block)
+        with open(tmp_processed, "wb") as fh:
+            for start in tqdm(range(0, scan.frames, block), total=n_blocks, desc="processing", disable=not progress,
+                              file=sys.stderr, leave=False):
+                stop = min(start + block, scan.frames)
+                lo, hi = max(start - ctx, 0), min(stop + ctx, scan.frames)
+                x = (src.read(lo, hi).astype(np.float64) - dc[:, None]) * pre_gain
+                xt = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
+                out = model.process(xt, params, z, sample_rate=sr, eq_mode="exact", residual_scale=float(intensity))
+                y = out["output"][0].numpy().astype(np.float64)
+                y = y[:, start - lo: start - lo + (stop - start)]
+                if channels == 1:
+                    y = y.mean(axis=0, keepdims=True)
+                if not np.all(np.isfinite(y)):
+                    raise MasterError("the model produced non-finite audio; the checkpoint may be damaged")
+                meter_proc.update(y)
+                fh.write(np.ascontiguousarray(y.T, dtype=np.float32).tobytes())
+        lufs_proc = meter_proc.integrated()
+        if not math.isfinite(lufs_proc):
+            raise MasterError("the processed audio is silent; the checkpoint may be damaged")
+
+        # -- finish: gain to the target, true-peak limiting, metering --------------------------
+        from .dsp.dynamics import limiter
+
+        gain_db = float(target_lufs) - lufs_proc
+        lim_ctx = int(round(0.5 * sr))
+        phases = _tp_phases()
+        margin = phases.shape[1] - 1
+        processed = open(tmp_processed, "rb")  # read back block by block (a memmap would stay resident)
+
+        def read_processed(lo: int, hi: int) -> np.ndarray:
+            processed.seek(lo * channels * 4)
+            return np.fromfile(processed, dtype=np.float32, count=(hi - lo) * channels).reshape(hi - lo, channels)
+
+        ceiling_db = float(true_peak_dbtp) - 0.05  # a little under: limiting is block-wise, output 24-bit
+        for attempt in range(3):
+            meter_out = LoudnessMeter(sr, channels)
+            tp_out = 0.0
+            max_reduction_db = 0.0
+            g = 10.0 ** (gain_db / 20.0)
+            with sf.SoundFile(str(tmp_out), "w", samplerate=sr, channels=channels, format=fmt, subtype=subtype) as fo:
+                for start in tqdm(range(0, scan.frames, block), total=n_blocks, desc="limiting", disable=not progress,
+                                  file=sys.stderr, leave=False):
+                    stop = min(start + block, scan.frames)
+                    lo, hi = max(start - lim_ctx, 0), min(stop + lim_ctx, scan.frames)
+                    x = read_processed(lo, hi).astype(np.float64).T * g
+                    y = limiter(torch.from_numpy(x)[None], sr, ceiling_dbtp=ceiling_db)[0].numpy()
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ratio = np.abs(y) / np.maximum(np.abs(x), 1e-12)
+                    active = np.abs(x) > 1e-6
+                    if active.any():
+                        max_reduction_db = max(max_reduction_db, -20.0 * math.log10(max(float(ratio[active].min()), 1e-12)))
+                    keep_lo = start - lo
+                    kept = y[:, keep_lo: keep_lo + (stop - start)]
+                    a, b = keep_lo - margin, keep_lo + (stop - start) + margin  # true-peak margins
+                    ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))
+                    tp_out = max(tp_out, true_peak_stream(ext, phases))
+                    meter_out.update(kept)
+                    fo.write(np.ascontiguousarray(kept.T, dtype=np.float32))
+            lufs_out = meter_out.integrated()
+            shortfall = float(target_lufs) - lufs_out
+            excess = _db(tp_out) - float(true_peak_dbtp)
+            if (shortfall <= 0.3 and excess <= 0.0) or attempt == 2:
+                break
+            if shortfall > 0.3:
+                gain_db += shortfall
+            if excess > 0.0:
+                ceiling_db -= excess + 0.02
+        os.replace(tmp_out, out_path)
+        report["gain_db"] = round(gain_db, 2)
+        report["analysis_gain_db"] = round(pre_gain_db, 2)
+        report["limiter_max_reduction_db"] = round(max_reduction_db, 2)
+        report["output_measured"] = {"integrated_lufs": round(lufs_out, 2), "true_peak_dbtp": round(_db(tp_out), 2),
+                                     "sample_rate": sr, "channels": channels}
+        if shortfall > 0.3:
+            notes.append(f"{shortfall:.1f} LU short of {target_lufs} LUFS: the true-peak ceiling limits the level "
+                         "of this material")
+        return report
+    except OSError as exc:  # disk full, folder removed meanwhile...
+        raise AudioError(f"could not write {out_path}: {exc}") from None
+    finally:
+        src.close()
+        if processed is not None:
+            processed.close()
+        for tmp in (tmp_processed, tmp_out):
+            if tmp.exists():
+                tmp.unlink()
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Human-readable summary of :func:`master_file`'s report."""
+    lines = [f"mastered {report['input']} -> {report['output']}", f"  using {report['checkpoint']}",
+             f"  model: {report['model']}"]
+    i, o = report["input_measured"], report["output_measured"]
+    lines.append(f"  loudness: {i['integrated_lufs']:.1f} LUFS -> {o['integrated_lufs']:.1f} LUFS; true peak "
+                 f"{i['true_peak_dbtp']:.1f} -> {o['true_peak_dbtp']:.1f} dBTP")
+    lines.append("  EQ bands applied:")
+    for b in report["eq_bands"]:
+        gate = f"  gate {b['gate']:.2f}" if "gate" in b else ""
+        lines.append(f"    {b['kind']:<10} {b['freq_hz']:>8.1f} Hz  {b['gain_db']:+6.2f} dB  Q {b['q']:.2f}{gate}")
+    if "compressor" in report:
+        c = report["compressor"]
+        lines.append(f"  compressor: threshold {c['threshold_db']:.1f} dBFS, ratio {c['ratio']:.2f}:1, attack "
+                     f"{c['attack_ms']:.1f} ms, release {c['release_ms']:.0f} ms, knee {c['knee_db']:.1f} dB")
+    lines.append(f"  gain {report['gain_db']:+.1f} dB into the limiter (max reduction "
+                 f"{report['limiter_max_reduction_db']:.1f} dB)")
+    lines.extend(f"  note: {n}" for n in report["notes"])
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------
+
+
+def _cmd_master(args: argparse.Namespace) -> int:
+    try:
+        report = master_file(args.input, args.output, checkpoint=args.checkpoint, target_lufs=args.target_lufs,
+                             true_peak_dbtp=args.true_peak, intensity=args.intensity,
+                             progress=not args.quiet and sys.stderr.isatty())
+    except (AudioError, MasterError) as exc:
+        print(f"mastering master: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    try:
+        result = analyze_file(args.input)
+    except AudioError as exc:
+        print(f"mastering analyze: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``master`` and ``analyze`` to the ``mastering`` command line."""
+    p = subparsers.add_parser("master", help="master an audio file with a trained model",
+                              description="Master IN into OUT (.wav/.flac): the model's EQ and compression, "
+                                          "then loudness to --target-lufs and true-peak limiting to --true-peak.")
+    p.add_argument("input", metavar="IN", help="input audio (any rate, mono or stereo)")
+    p.add_argument("output", metavar="OUT", help="output .wav or .flac (never IN)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="training checkpoint (default: the last one trained)")
+    p.add_argument("--target-lufs", type=float, default=-14.0, help="integrated loudness of the master (default -14)")
+    p.add_argument("--true-peak", type=float, default=-1.0, help="true-peak ceiling in dBTP (default -1)")
+    p.add_argument("--intensity", type=float, default=1.0, help="scale of the predicted processing, 0-2 (default 1)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_master)
+    a = subparsers.add_parser("analyze", help="measure loudness, true peak, LRA and spectrum of an audio file (JSON)")
+    a.add_argument("input", metavar="IN", help="input audio")
+    a.set_defaults(func=_cmd_analyze)

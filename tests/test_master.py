@@ -1,0 +1,268 @@
+"""`mastering master` and `mastering analyze`: real runs on a tiny trained checkpoint, and every bad input."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pyloudnorm as pyln
+import pytest
+import soundfile as sf
+import torch
+
+from mastering import cli
+from mastering.dsp.loudness import loudness, loudness_range, true_peak
+from mastering.master import LoudnessMeter, analyze_file, true_peak_stream
+from mastering.training import TensorPairs, Trainer, train_config
+
+TINY = dict(latent_dim=8, encoder={"stem_channels": 8, "block_channels": [8, 8, 8, 8]}, decoder_hidden=8,
+            residual_channels=[4, 8, 8], dynamics_hidden=8)
+
+
+def _music(seconds, sample_rate, channels=2, seed=0, level=0.1):
+    """Tones with a rhythmic envelope and noise (float64 ``[channels, samples]``)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    x = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6, (channels, 1)))
+            for f in (110.0, 330.0, 880.0, min(3000.0, 0.4 * sample_rate)))
+    x = x * (0.4 + 0.6 * np.exp(-8 * (t % 0.5))) + 0.3 * rng.standard_normal((channels, t.size))
+    return level * x / np.abs(x).max()
+
+
+def _write(path, x, sample_rate, subtype="PCM_24"):
+    sf.write(str(path), np.asarray(x).T, sample_rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """A 1B and a 1A model, each trained for one real step on synthetic pairs (seconds)."""
+    root = tmp_path_factory.mktemp("ckpt")
+    x = torch.from_numpy(np.stack([_music(0.5, 44100, seed=s) for s in range(2)])).float()
+    data = TensorPairs(x, x * 3.0)
+    out = {}
+    for phase, extra in (("1b", {}), ("1a", {"dynamics": False})):
+        cfg = train_config(phase, "smoke", segment_seconds=0.5, batch_size=2, epochs=1, progress=False,
+                           model=dict(TINY, **extra))
+        trainer = Trainer(cfg, data, data, run_dir=root / phase, publish=False)
+        trainer.fit()
+        out[phase] = root / phase / "best.pt"
+    return out
+
+
+@pytest.fixture()
+def empty_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASTERING_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def _master(capsys, *args):
+    rc = cli.main(["master", *map(str, args)])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def _bad_inputs(folder):
+    sr = 44100
+    (folder / "text.wav").write_text("this is not audio\n")
+    _write(folder / "empty.wav", np.zeros((2, 0)), sr)
+    nan = _music(1.0, sr)
+    nan[0, 100] = np.nan
+    _write(folder / "nan.wav", nan, sr, "FLOAT")
+    inf = _music(1.0, sr)
+    inf[1, 5000] = np.inf
+    _write(folder / "inf.wav", inf, sr, "FLOAT")
+    _write(folder / "silence.wav", np.zeros((2, 2 * sr)), sr)
+    _write(folder / "dc.wav", np.full((2, 2 * sr), 0.5), sr)
+    _write(folder / "six.wav", np.tile(_music(1.0, sr, 1), (6, 1)), sr)
+    _write(folder / "eight.wav", np.tile(_music(1.0, sr, 1), (8, 1)), sr)
+    _write(folder / "short.wav", _music(0.2, sr), sr)
+    return {
+        "text.wav": "not a readable audio file", "missing.wav": "no such file", "empty.wav": "zero length",
+        "nan.wav": "NaN/Inf", "inf.wav": "NaN/Inf", "silence.wav": "digital silence",
+        "dc.wav": "digital silence .*DC offset", "six.wav": "6-channel audio is not supported",
+        "eight.wav": "8-channel audio is not supported", "short.wav": "too short",
+    }
+
+
+def test_bad_inputs_give_a_message_an_error_and_no_file(tmp_path, checkpoints, capsys):
+    ins, outs = tmp_path / "in", tmp_path / "out"
+    ins.mkdir()
+    outs.mkdir()
+    for name, message in _bad_inputs(ins).items():
+        rc, out, err = _master(capsys, ins / name, outs / "master.wav", "--checkpoint", checkpoints["1b"])
+        assert rc == 1, (name, out, err)
+        assert "mastering master: error:" in err and re.search(message, err), (name, err)
+        assert list(outs.iterdir()) == [], name  # nothing written, no temporary file left
+    for name, message in _bad_inputs(ins).items():
+        if name == "short.wav":
+            continue  # analyze measures what it can
+        rc = cli.main(["analyze", str(ins / name)])
+        err = capsys.readouterr().err
+        if name in ("silence.wav", "dc.wav"):
+            assert rc == 0  # silence is measurable: it has no loudness
+        else:
+            assert rc == 1 and "mastering analyze: error:" in err, name
+
+
+def test_bad_outputs_and_options_are_refused(tmp_path, checkpoints, capsys, empty_runs):
+    src = _write(tmp_path / "mix.wav", _music(2.0, 44100), 44100)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    cases = [
+        ((src, src), "refusing to overwrite the input"),
+        ((src, tmp_path / "." / "mix.wav"), "refusing to overwrite the input"),
+        ((src, tmp_path / "nowhere" / "out.wav"), "does not exist"),
+        ((src, tmp_path / "out.mp3"), r"write \.wav or \.flac"),
+        ((src, tmp_path / "out.wav", "--target-lufs", "3"), "target_lufs"),
+        ((src, tmp_path / "out.wav", "--true-peak", "2"), "true_peak_dbtp"),
+        ((src, tmp_path / "out.wav", "--checkpoint", tmp_path / "none.pt"), "does not exist"),
+        ((src, tmp_path / "out.wav", "--checkpoint", src), "not a readable checkpoint"),
+        ((src, tmp_path / "out.wav"), "no trained model found.*make reproduce"),  # empty runs folder
+    ]
+    if os.geteuid() == 0:
+        cases.append(((src, "/sys/master.wav"), "not writable"))  # root writes anywhere but there
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        cases.append(((src, locked / "master.wav"), "not writable"))
+    for args, message in cases:
+        extra = [] if "--checkpoint" in map(str, args) or "no trained" in message else ["--checkpoint", checkpoints["1b"]]
+        rc, out, err = _master(capsys, *args, *extra)
+        assert rc == 1 and re.search(message, err), (args, err)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("mix.wav", "locked")]
+    assert leftovers == []  # no output, no temporary file
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("sample_rate, channels", [(8000, 1), (44100, 2), (192000, 2)])
+def test_masters_any_rate_to_target(tmp_path, checkpoints, capsys, sample_rate, channels):
+    src = _write(tmp_path / "mix.flac", _music(3.0, sample_rate, channels, level=0.05), sample_rate)
+    dst = tmp_path / "master.wav"
+    rc, out, err = _master(capsys, src, dst, "--checkpoint", checkpoints["1b"])
+    assert rc == 0, err
+    y, rate = sf.read(str(dst), always_2d=True)
+    assert rate == sample_rate and y.shape == (3 * sample_rate, channels)
+    assert pyln.Meter(rate).integrated_loudness(y) == pytest.approx(-14.0, abs=0.5)
+    assert true_peak(torch.from_numpy(y.T)[None], rate).item() <= -1.0 + 1e-4
+    assert "EQ bands applied" in out and "LUFS ->" in out and str(checkpoints["1b"]) in out
+    if sample_rate != 44100:
+        assert f"input at {sample_rate} Hz" in out
+
+
+def test_dc_offset_and_clipping_are_handled_and_reported(tmp_path, checkpoints, capsys):
+    x = _music(3.0, 44100, level=0.3) + 0.2
+    src = _write(tmp_path / "dc.wav", x, 44100)
+    rc, out, _ = _master(capsys, src, tmp_path / "a.wav", "--checkpoint", checkpoints["1a"])
+    assert rc == 0 and "DC offset removed" in out
+    y, _ = sf.read(str(tmp_path / "a.wav"))
+    assert np.abs(y.mean(axis=0)).max() < 2e-3
+    clipped = np.clip(_music(3.0, 44100, level=1.0) * 6.0, -1.0, 1.0)
+    src = _write(tmp_path / "clip.wav", clipped, 44100, "FLOAT")
+    rc, out, _ = _master(capsys, src, tmp_path / "b.wav", "--checkpoint", checkpoints["1a"], "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["input_measured"]["clipped_samples"] > 1000
+    assert any("clipped samples" in note for note in report["notes"])
+    assert report["output_measured"]["true_peak_dbtp"] <= -1.0
+
+
+def test_default_checkpoint_is_the_last_trained(tmp_path, checkpoints, capsys, empty_runs):
+    (empty_runs / "mastering").mkdir(parents=True)
+    (empty_runs / "mastering" / "latest.json").write_text(json.dumps(
+        {"checkpoint": str(checkpoints["1a"]), "phase": "1a", "profile": "smoke", "date": "today"}))
+    src = _write(tmp_path / "mix.wav", _music(2.0, 44100), 44100)
+    rc, out, _ = _master(capsys, src, tmp_path / "m.wav", "--target-lufs", "-16", "--intensity", "0.5")
+    assert rc == 0 and "the last training run" in out and "phase 1a" in out
+    y, rate = sf.read(str(tmp_path / "m.wav"))
+    assert pyln.Meter(rate).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
+
+
+@pytest.mark.needs_data
+def test_masters_a_real_track(tmp_path, checkpoints, capsys):
+    from mastering.data import load_manifest
+
+    try:
+        tracks = load_manifest("smoke", split="test")
+    except FileNotFoundError:
+        pytest.skip("real-music cache not prepared (make data)")
+    row = tracks[tracks["kind"] == "real"].iloc[0]
+    x, rate = sf.read(row["path"], start=int(30 * row["sample_rate"]), frames=int(8 * row["sample_rate"]),
+                      always_2d=True)
+    src = _write(tmp_path / "real.wav", x.T * 0.25, rate)
+    rc, out, err = _master(capsys, src, tmp_path / "real_master.wav", "--checkpoint", checkpoints["1b"])
+    assert rc == 0, err
+    y, _ = sf.read(str(tmp_path / "real_master.wav"))
+    assert pyln.Meter(rate).integrated_loudness(y) == pytest.approx(-14.0, abs=0.5)
+    assert true_peak(torch.from_numpy(y.T)[None], rate).item() <= -1.0 + 1e-4
+
+
+def test_memory_stays_bounded_for_long_files(tmp_path, checkpoints):
+    """Peak RSS of mastering a 10-minute file exceeds that of a 1-minute file by far less than the file."""
+    rate = 8000
+
+    def long_file(path, minutes):
+        with sf.SoundFile(str(path), "w", samplerate=rate, channels=1, subtype="PCM_16") as fh:
+            for m in range(minutes):
+                fh.write(_music(60.0, rate, 1, seed=m, level=0.05)[0])
+        return path
+
+    code = textwrap.dedent("""
+        import resource, sys
+        from mastering.master import master_file
+        master_file(sys.argv[1], sys.argv[2], checkpoint=sys.argv[3], target_lufs=-23.0)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """)
+    peaks = {}
+    for minutes in (1, 10):
+        src = long_file(tmp_path / f"long{minutes}.wav", minutes)
+        dst = tmp_path / f"out{minutes}.wav"
+        done = subprocess.run([sys.executable, "-c", code, str(src), str(dst), str(checkpoints["1a"])],
+                              capture_output=True, text=True, check=True)
+        peaks[minutes] = int(done.stdout.split()[-1]) / 1024  # kB -> MB
+        assert sf.info(str(dst)).frames == minutes * 60 * rate
+    whole_file_mb = 10 * 60 * rate * 8 / 2**20  # one float64 copy of the 10-minute track: 36.6 MB
+    assert peaks[10] - peaks[1] < 0.5 * whole_file_mb, peaks
+
+
+def test_analyze_matches_reference_meters(tmp_path, capsys):
+    rate = 48000
+    t = np.arange(5 * rate) / rate
+    sine = 0.1 * np.sin(2 * np.pi * 1000.0 * t)
+    path = _write(tmp_path / "sine.wav", np.stack([sine, sine]), rate, "FLOAT")
+    assert cli.main(["analyze", str(path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    x = np.stack([sine, sine])
+    assert result["integrated_lufs"] == pytest.approx(pyln.Meter(rate).integrated_loudness(x.T), abs=0.05)
+    assert result["true_peak_dbtp"] == pytest.approx(true_peak(torch.from_numpy(x)[None], rate).item(), abs=0.01)
+    assert result["spectral_centroid_hz"] == pytest.approx(1000.0, rel=0.02)
+    assert result["band_energies_db"]["mid"] > -0.1 and result["band_energies_db"]["bass"] < -40
+    assert result["loudness_range_lu"] == pytest.approx(0.0, abs=0.1)
+    music = _music(12.0, 44100, seed=3) * np.linspace(0.2, 1.0, 12 * 44100)
+    path = _write(tmp_path / "music.wav", music, 44100, "FLOAT")
+    result = analyze_file(path)
+    xt = torch.from_numpy(music)[None]
+    assert result["integrated_lufs"] == pytest.approx(loudness(xt, 44100).item(), abs=0.01)
+    assert result["loudness_range_lu"] == pytest.approx(loudness_range(xt, 44100), abs=0.01)
+    assert result["duration_s"] == 12.0 and result["channels"] == 2
+
+
+@pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_streaming_meters_equal_whole_signal_meters(sample_rate, channels):
+    x = _music(4.3, sample_rate, channels, seed=1)
+    meter = LoudnessMeter(sample_rate, channels)
+    rng = np.random.default_rng(0)
+    pos, peak = 0, 0.0
+    while pos < x.shape[-1]:
+        n = int(rng.integers(1, sample_rate))
+        meter.update(x[:, pos:pos + n])
+        pad = np.pad(x, ((0, 0), (11, 11)))
+        peak = max(peak, true_peak_stream(pad[:, pos: pos + n + 22]))
+        pos += n
+    xt = torch.from_numpy(x)[None]
+    assert meter.integrated() == pytest.approx(loudness(xt, sample_rate).item(), abs=1e-6)
+    assert 20 * np.log10(peak) == pytest.approx(true_peak(xt, sample_rate).item(), abs=1e-9)
