@@ -47,6 +47,7 @@ from .. import paths
 from ..dsp.loudness import loudness
 from ..losses import MasteringLoss
 from ..models.mastering import MasteringModel, build_model
+from ..provenance import atomic_torch_save
 from .config import TrainConfig
 from .data import collate
 
@@ -91,14 +92,6 @@ def latest_checkpoint() -> dict[str, Any] | None:
     return record if Path(record.get("checkpoint", "")).is_file() else None
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -397,7 +390,7 @@ class Trainer:
         path = Path(path)
         if self.is_main:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_torch_save(self.state_dict(), path)
+            atomic_torch_save(self.state_dict(), path)
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
