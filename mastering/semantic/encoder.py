@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
+from ..provenance import atomic_torch_save
 from torch import nn
 
 from .safedb import params_array, safe_to_bands
@@ -391,14 +393,7 @@ def save_encoder(encoder: AudioLatentEncoder, path: str | os.PathLike, **extra: 
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
         "extra": json.loads(json.dumps(extra, default=str)),
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_encoder(path: str | os.PathLike, device: str = "cpu", return_extra: bool = False):

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from .. import paths
+from ..provenance import atomic_torch_save
 from .safedb import PARAM_NAMES, denormalize_params, normalize_descriptor, normalize_params, params_array, safe_response_db
 
 __all__ = [
@@ -466,14 +467,7 @@ def save_vae(model: SemanticVAE, path: str | os.PathLike, **extra: Any) -> Path:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": json.loads(json.dumps(extra, default=str)),
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_vae(path: str | os.PathLike, device: str = "cpu", return_extra: bool = False):

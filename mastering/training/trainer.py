@@ -92,8 +92,6 @@ def latest_checkpoint() -> dict[str, Any] | None:
     return record if Path(record.get("checkpoint", "")).is_file() else None
 
 
-
-
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
