@@ -164,6 +164,8 @@ def predict_validation(model: MasteringModel, dataset, n: int = 8, sample_rate: 
         pred = {
             "source": item.get("mixture_source") or item.get("kind") or item.get("source", "?"),
             "track_id": item.get("track_id", f"item{i}"),
+            "label": f"{str(item.get('track_id', f'item{i}')).split('/')[-1]}"
+                     + (f" @{float(item['offset_s']):.0f} s" if item.get("offset_s") is not None else ""),
             "degraded": x[0].numpy(), "mastered": y[0].numpy(), "output": res["output"][0].numpy(),
             "eq": {k: v[0].numpy() for k, v in eq.items()},
             "freqs_hz": freqs,
@@ -194,7 +196,7 @@ def fig_eq_curves(predictions: list[dict[str, Any]], phase: str, profile: str, m
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     for k, p in enumerate(real):
         color = f"C{k % 10}"
-        ax.semilogx(p["freqs_hz"], p["response_db"], color=color, lw=1.4, label=p["track_id"].split("/")[-1])
+        ax.semilogx(p["freqs_hz"], p["response_db"], color=color, lw=1.4, label=p["label"])
         if "tilt_inverse_db" in p:
             ax.semilogx(p["freqs_hz"], p["tilt_inverse_db"], color=color, lw=0.9, ls="--")
     ax.axhline(0.0, color="k", lw=0.5)
