@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
+from typing import Any
 
 # (module, help) pairs; each module defines register(subparsers) adding one or more subcommands.
 _COMMAND_MODULES = [
@@ -17,6 +19,17 @@ _COMMAND_MODULES = [
     "listening_test.cli",
     "mastering.master",
 ]
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """argparse type for ``KEY=VALUE`` options: the value is read as JSON when it parses, else kept as text."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:

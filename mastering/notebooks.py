@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import paths
+from .cli import key_value
 from .profiles import PROFILES
 
 _NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
@@ -144,16 +145,6 @@ def run_all(
     return done
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--param takes key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mastering.notebooks", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -161,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
     run.add_argument("--only", help="comma-separated numbers or names, e.g. 01,03")
     run.add_argument("--output-dir", type=Path, help="where executed copies go (default build/notebooks/PROFILE)")
-    run.add_argument("--param", action="append", type=_parse_param, default=[], help="extra papermill parameter key=value")
+    run.add_argument("--param", action="append", type=key_value, default=[], help="extra papermill parameter key=value")
     sub.add_parser("list", help="list the numbered notebooks")
     args = parser.parse_args(argv)
     if args.cmd == "list":

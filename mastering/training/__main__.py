@@ -11,20 +11,10 @@ exists. The closing lines compare the validation loss with the identity's.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from ..cli import key_value
 from .config import TRAIN_PROFILES, train_config
-
-
-def _parse_set(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--set takes key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", default="1a", choices=["1a", "1b", "1c"])
     parser.add_argument("--profile", default="smoke", choices=sorted(TRAIN_PROFILES))
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")
-    parser.add_argument("--set", action="append", type=_parse_set, default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                         help="override a TrainConfig field (JSON values; nested dicts merge)")
     parser.add_argument("--run-dir", help="run folder (default runs/mastering/<name-hash>)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
