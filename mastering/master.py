@@ -57,6 +57,7 @@ __all__ = [
     "analyze_file",
     "master_file",
     "format_report",
+    "semantic_scores_file",
     "register",
 ]
 
@@ -506,6 +507,64 @@ def _describe_params(model, params: dict, sample_rate: int) -> dict[str, Any]:
     return out
 
 
+def _load_semantic(semantic_model):
+    from .semantic.adaptive import load_semantic_eq
+
+    try:
+        return load_semantic_eq(semantic_model)
+    except FileNotFoundError as exc:
+        raise MasterError(str(exc)) from None
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise MasterError(f"semantic EQ model: {exc}") from None
+
+
+def _excerpt_starts(frames: int, n_ex: int, max_excerpts: int) -> list[int]:
+    if frames <= n_ex:
+        return [0]
+    count = max(1, min(max_excerpts, frames // n_ex))
+    return np.linspace(0, frames - n_ex, count).round().astype(int).tolist()
+
+
+@torch.no_grad()
+def _style_settings(model, params, z, src: "_Source", dc: np.ndarray, pre_gain: float, segment_s: float,
+                    max_excerpts: int, style: str, style_intensity: float, semantic_model, residual_scale: float):
+    """The adaptive semantic EQ for ``style``, decided on the model's output for evenly spread excerpts."""
+    from .semantic.adaptive import semantic_eq_settings
+
+    bundle = _load_semantic(semantic_model)
+    try:
+        word = bundle.descriptor(style)
+    except ValueError as exc:
+        raise MasterError(str(exc)) from None
+    if not 0.0 <= float(style_intensity) <= 2.0:
+        raise MasterError(f"style intensity must lie in [0, 2], got {style_intensity}")
+    sr = src.sample_rate
+    n_ex = int(round(max(segment_s, bundle.excerpt_s) * sr))
+    codes = []
+    for s in _excerpt_starts(src.frames, n_ex, max_excerpts):
+        x = (src.read(s, min(s + n_ex, src.frames)).astype(np.float64) - dc[:, None]) * pre_gain
+        xt = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
+        y = model.process(xt, params, z, sample_rate=sr, eq_mode="exact", residual_scale=residual_scale)["output"]
+        if float(y.abs().max()) > 1e-6:
+            codes.append(bundle.encode(y, sr)[0])
+    if not codes:
+        raise MasterError("the processed excerpts are silent; cannot decide a semantic EQ")
+    z_audio = np.mean(codes, axis=0, keepdims=True)
+    settings = semantic_eq_settings(bundle, None, sr, word, float(style_intensity), "adaptive", z_audio=z_audio)
+    position = float(bundle.positions(z_audio, [word])[0, 0])
+    from .semantic.adaptive import score_from_position
+
+    info = {"descriptor": word, "intensity": float(style_intensity), "method": "adaptive",
+            "score_before": round(float(score_from_position(position)), 3), "excerpts": len(codes),
+            "model": bundle.config.get("profile", "?") + " profile semantic EQ",
+            "eq_bands": settings.bands(0)}
+    freqs = np.array([63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0])
+    freqs = freqs[freqs < 0.49 * sr]
+    net = settings.response_db(freqs, sr)[0]
+    info["net_response_db"] = {f"{f:g}": round(float(v), 2) for f, v in zip(freqs, net)}
+    return settings, info
+
+
 @torch.no_grad()
 def master_file(
     in_path: str | os.PathLike,
@@ -520,6 +579,9 @@ def master_file(
     max_excerpts: int = 16,
     subtype: str = "PCM_24",
     progress: bool = False,
+    style: str | None = None,
+    style_intensity: float = 1.0,
+    semantic_model: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Master ``in_path`` into ``out_path`` with a trained Phase 1 model (see the module docstring).
 
@@ -538,6 +600,12 @@ def master_file(
         max_excerpts: excerpts encoded for the track's latent.
         subtype: libsndfile subtype of the output (``PCM_16``, ``PCM_24``, ``FLOAT``).
         progress: tqdm bars on stderr.
+        style: a semantic descriptor ("warm", "bright", ...): after the model's processing, the
+            input-adaptive semantic EQ (:mod:`mastering.semantic.adaptive`) moves the track's
+            spectral balance towards it, decided from excerpts of the model's output; loudness
+            and limiting come after it.
+        style_intensity: 0 (no change) to 2; 1 = the descriptor.
+        semantic_model: a semantic EQ bundle folder (default: the newest built).
 
     Returns:
         A report: input and output measurements, the checkpoint used, the applied EQ bands and
@@ -615,6 +683,10 @@ def master_file(
         z = _encode_track(model, src, dc, pre_gain, segment_s, max_excerpts)
         params = _intensity_params(model.predict(z), float(intensity))
         report.update(_describe_params(model, params, sr))
+        style_eq = None
+        if style is not None:
+            style_eq, report["style"] = _style_settings(model, params, z, src, dc, pre_gain, segment_s, max_excerpts,
+                                                        style, style_intensity, semantic_model, float(intensity))
 
         # -- process: EQ (+ residual) + compressor, block by block with context -----------------
         ctx = int(round(context_s * sr))
@@ -628,7 +700,10 @@ def master_file(
                 x = (src.read(lo, hi).astype(np.float64) - dc[:, None]) * pre_gain
                 xt = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
                 out = model.process(xt, params, z, sample_rate=sr, eq_mode="exact", residual_scale=float(intensity))
-                y = out["output"][0].numpy().astype(np.float64)
+                y = out["output"]
+                if style_eq is not None:
+                    y = style_eq.apply(y.double(), sr)
+                y = y[0].numpy().astype(np.float64)
                 y = y[:, start - lo: start - lo + (stop - start)]
                 if channels == 1:
                     y = y.mean(axis=0, keepdims=True)
@@ -708,6 +783,46 @@ def master_file(
                 tmp.unlink()
 
 
+@torch.no_grad()
+def semantic_scores_file(path: str | os.PathLike, semantic_model: str | os.PathLike | None = None,
+                         max_excerpts: int = 16) -> dict[str, Any]:
+    """How warm/bright/clear a file already sounds (:func:`mastering.semantic.adaptive.semantic_scores`),
+    from evenly spread excerpts read one at a time (bounded memory).
+
+    Returns:
+        ``{"available": True, "model": ..., "scores": {descriptor: {"score", "suggested_intensity",
+        "suggestion"}}}``, or ``{"available": False, "note": why}`` when no semantic model is built.
+    """
+    from .semantic.adaptive import DEFAULT_DESCRIPTORS, score_from_position, suggestion
+
+    try:
+        bundle = _load_semantic(semantic_model)
+    except MasterError as exc:
+        return {"available": False, "note": str(exc)}
+    src = _open_checked(path)
+    try:
+        n_ex = int(round(bundle.excerpt_s * src.sample_rate))
+        codes = []
+        for s in _excerpt_starts(src.frames, n_ex, max_excerpts):
+            x = src.read(s, min(s + n_ex, src.frames)).astype(np.float32)
+            x = x - x.mean(axis=1, keepdims=True)
+            if np.abs(x).max() > 1e-6 and x.shape[-1] >= bundle.encoder.config["n_fft"]:
+                codes.append(bundle.encode(torch.from_numpy(x)[None], src.sample_rate)[0])
+    finally:
+        src.close()
+    if not codes:
+        return {"available": False, "note": "the file is silent or too short for semantic scores"}
+    words = [d for d in DEFAULT_DESCRIPTORS if d in bundle.centroids.index]
+    t = bundle.positions(np.mean(codes, axis=0), words)[0]
+    scores = {}
+    for d, pos in zip(words, t):
+        score = float(score_from_position(pos))
+        text, suggested = suggestion(d, score)
+        scores[d] = {"score": round(score, 3), "suggested_intensity": suggested, "suggestion": text}
+    return {"available": True, "model": bundle.config.get("profile", "?") + " profile semantic EQ",
+            "excerpts": len(codes), "scores": scores}
+
+
 def format_report(report: dict[str, Any]) -> str:
     """Human-readable summary of :func:`master_file`'s report."""
     lines = [f"mastered {report['input']} -> {report['output']}", f"  using {report['checkpoint']}",
@@ -723,6 +838,11 @@ def format_report(report: dict[str, Any]) -> str:
         c = report["compressor"]
         lines.append(f"  compressor: threshold {c['threshold_db']:.1f} dBFS, ratio {c['ratio']:.2f}:1, attack "
                      f"{c['attack_ms']:.1f} ms, release {c['release_ms']:.0f} ms, knee {c['knee_db']:.1f} dB")
+    if "style" in report:
+        st = report["style"]
+        lines.append(f"  style '{st['descriptor']}' at intensity {st['intensity']:g} (how {st['descriptor']} before: "
+                     f"{st['score_before']:.2f} of 1; {st['model']}):")
+        lines.append("    net change: " + ", ".join(f"{f} Hz {v:+.1f} dB" for f, v in st["net_response_db"].items()))
     lines.append(f"  gain {report['gain_db']:+.1f} dB into the limiter (max reduction "
                  f"{report['limiter_max_reduction_db']:.1f} dB)")
     lines.extend(f"  note: {n}" for n in report["notes"])
@@ -735,9 +855,16 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def _cmd_master(args: argparse.Namespace) -> int:
+    if args.style is None:
+        processing = args.intensity if args.processing_intensity is None else args.processing_intensity
+        style_intensity = 1.0
+    else:
+        processing = 1.0 if args.processing_intensity is None else args.processing_intensity
+        style_intensity = args.intensity
     try:
         report = master_file(args.input, args.output, checkpoint=args.checkpoint, target_lufs=args.target_lufs,
-                             true_peak_dbtp=args.true_peak, intensity=args.intensity,
+                             true_peak_dbtp=args.true_peak, intensity=processing, style=args.style,
+                             style_intensity=style_intensity, semantic_model=args.semantic_model,
                              progress=not args.quiet and sys.stderr.isatty())
     except (AudioError, MasterError) as exc:
         print(f"mastering master: error: {exc}", file=sys.stderr)
@@ -749,6 +876,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     try:
         result = analyze_file(args.input)
+        result["semantic_scores"] = semantic_scores_file(args.input, args.semantic_model)
     except AudioError as exc:
         print(f"mastering analyze: error: {exc}", file=sys.stderr)
         return 1
@@ -766,10 +894,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", metavar="CKPT", help="training checkpoint (default: the last one trained)")
     p.add_argument("--target-lufs", type=float, default=-14.0, help="integrated loudness of the master (default -14)")
     p.add_argument("--true-peak", type=float, default=-1.0, help="true-peak ceiling in dBTP (default -1)")
-    p.add_argument("--intensity", type=float, default=1.0, help="scale of the predicted processing, 0-2 (default 1)")
+    p.add_argument("--intensity", type=float, default=1.0,
+                   help="with --style: the style's intensity, 0 (none) to 2 (1 = the descriptor); without: the "
+                        "scale of the predicted processing, 0-2 (default 1)")
+    p.add_argument("--style", metavar="WORD", help="semantic EQ descriptor after mastering, e.g. warm, bright, clear "
+                                                  "(input-adaptive: a track that is already warm gets less)")
+    p.add_argument("--processing-intensity", type=float, metavar="X",
+                   help="scale of the predicted processing, 0-2, when --intensity is the style's (default 1)")
+    p.add_argument("--semantic-model", metavar="DIR", help="semantic EQ bundle (default: the newest built by "
+                                                           "`python -m mastering.semantic build`)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_master)
     a = subparsers.add_parser("analyze", help="measure loudness, true peak, LRA and spectrum of an audio file (JSON)")
     a.add_argument("input", metavar="IN", help="input audio")
+    a.add_argument("--semantic-model", metavar="DIR", help="semantic EQ bundle for the semantic scores "
+                                                           "(default: the newest built)")
     a.set_defaults(func=_cmd_analyze)

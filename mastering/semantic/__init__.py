@@ -6,9 +6,23 @@
   and reconstruction error in dB.
 * :mod:`mastering.semantic.encoder`: an audio encoder (log-mel CNN or transformer) trained on
   pink noise processed by SAFE settings to predict their latent codes.
-* :mod:`mastering.semantic.report`: the paper figures and tables of the semantic latent.
+* :mod:`mastering.semantic.adaptive`: input-adaptive semantic EQ (``adaptive_semantic_eq``), the
+  static and flowEQ-style baselines, ``semantic_scores``, and the trained bundle
+  (``build_semantic_eq`` / ``load_semantic_eq``; ``python -m mastering.semantic build``).
+* :mod:`mastering.semantic.evaluate`: the objective evaluation on held-out real music.
+* :mod:`mastering.semantic.report`: the paper figures and tables of notebooks 07-09.
 """
 
+from .adaptive import (
+    EQSettings,
+    SemanticEQ,
+    adaptive_semantic_eq,
+    build_semantic_eq,
+    floweq_eq,
+    load_semantic_eq,
+    semantic_scores,
+    static_eq,
+)
 from .safedb import (
     PARAM_NAMES,
     PARAM_RANGES,
@@ -25,6 +39,14 @@ from .safedb import (
 )
 
 __all__ = [
+    "EQSettings",
+    "SemanticEQ",
+    "adaptive_semantic_eq",
+    "build_semantic_eq",
+    "floweq_eq",
+    "load_semantic_eq",
+    "semantic_scores",
+    "static_eq",
     "PARAM_NAMES",
     "PARAM_RANGES",
     "SHELF_Q",

@@ -52,6 +52,9 @@ __all__ = [
     "evaluate_encoder",
     "save_encoder",
     "load_encoder",
+    "fit_or_load_encoder",
+    "ENCODER_VARIANTS",
+    "compare_encoders",
 ]
 
 ARCHS = ("cnn", "transformer")
@@ -69,6 +72,16 @@ ENCODER_PROFILES: dict[str, dict[str, Any]] = {
         "train": {"loss": "mse", "steps": 8000, "batch_size": 64, "lr": 1e-3, "segment_seconds": 2.0, "seed": 0},
     },
 }  # fmt: skip
+
+
+#: The variants notebook 08 compares: changes to the profile's settings (``audio``: what the
+#: examples are rendered on). ``cnn-mse`` is the main encoder (option A, the one the adaptive EQ uses).
+ENCODER_VARIANTS: dict[str, dict[str, Any]] = {
+    "cnn-mse": {"audio": "pink"},
+    "cnn-infonce": {"audio": "pink", "train": {"loss": "infonce"}},
+    "transformer-mse": {"audio": "pink", "model": {"arch": "transformer"}},
+    "cnn-mse-music": {"audio": "music"},
+}
 
 
 class AudioLatentEncoder(nn.Module):
@@ -204,7 +217,7 @@ def render_batch(
         which = rng.integers(len(dry_pool), size=batch)
         start = rng.integers(dry_pool.shape[-1] - num_samples + 1, size=batch)
         dry = torch.stack([dry_pool[w, :, s : s + num_samples] for w, s in zip(which, start)])
-    f, g, q, kinds = safe_to_bands(torch.as_tensor(params, dtype=torch.float64))
+    f, g, q, kinds = safe_to_bands(torch.tensor(np.asarray(params), dtype=torch.float64))
     return parametric_eq(dry.double(), sample_rate, f, g, q, kinds, mode="exact").float()
 
 
@@ -408,3 +421,136 @@ def load_encoder(path: str | os.PathLike, device: str = "cpu", return_extra: boo
     enc.load_state_dict(payload["state_dict"])
     enc.to(device).eval()
     return (enc, payload.get("extra", {})) if return_extra else enc
+
+
+def _encoder_code_version() -> str:
+    """Hash of the sources a trained encoder depends on (this module, the VAE's, the EQ)."""
+    import hashlib
+
+    from .vae import code_version
+
+    digest = hashlib.sha1(code_version().encode())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def fit_or_load_encoder(
+    vae_model: SemanticVAE,
+    vae_folder: str | os.PathLike,
+    df: pd.DataFrame,
+    train_index: Sequence[int],
+    eval_index: Sequence[int],
+    settings: dict[str, Any],
+    profile: str,
+    dry_pool: torch.Tensor | None = None,
+    dry_pool_id: str | None = None,
+    name: str = "semantic_encoder",
+    progress: bool = True,
+) -> tuple[AudioLatentEncoder, dict[str, Any], Path]:
+    """Train an encoder (:func:`train_encoder`) or reuse the checkpoint of an identical earlier run.
+
+    The run folder ``runs/<name>/<profile>-<hash>`` is named by the VAE run it targets, the
+    training ``settings`` (``{"model": ..., "train": ...}`` as in :data:`ENCODER_PROFILES`), the
+    music pool's id for the real-music ablation and the code version, so a change to any of them
+    trains afresh. The folder holds ``encoder.pt`` (weights, config, history, evaluation) and
+    ``evaluation.csv`` (per held-out setting predictions of :func:`evaluate_encoder`).
+
+    Args:
+        vae_model, vae_folder: the trained VAE and its run folder.
+        df: SAFE-DB frame; ``train_index`` / ``eval_index`` its training and held-out rows.
+        settings: ``{"model": AudioLatentEncoder kwargs, "train": train_encoder kwargs}``.
+        profile: run profile.
+        dry_pool: music for the real-music ablation (``None``: pink noise); evaluated on the same
+            kind of audio it was trained on.
+        dry_pool_id: a string identifying ``dry_pool`` (e.g. the tracks and offsets it holds).
+
+    Returns:
+        ``(encoder, record, folder)``; ``record`` has ``history`` (without per-step indices),
+        ``evaluation`` (summary numbers) and ``provenance``.
+    """
+    import hashlib
+    import json
+
+    from .. import paths
+    from ..provenance import atomic_write_text, stamp
+
+    if dry_pool is not None and not dry_pool_id:
+        raise ValueError("pass dry_pool_id (what the music pool holds) with dry_pool, so runs are told apart")
+    key = {"vae": Path(vae_folder).name, "settings": settings, "audio": dry_pool_id or "pink",
+           "code": _encoder_code_version(), "n_train": len(train_index), "n_eval": len(eval_index)}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    folder = paths.runs_dir() / name / f"{profile}-{digest}"
+    ckpt = folder / "encoder.pt"
+    if ckpt.is_file():
+        enc, extra = load_encoder(ckpt, return_extra=True)
+        return enc, extra, folder
+    enc, history = train_encoder(vae_model, df, train_index, model_kwargs=settings.get("model"), dry_pool=dry_pool,
+                                 progress=progress, **settings.get("train", {}))
+    rows, summary = evaluate_encoder(enc, vae_model, df, eval_index, train_index,
+                                     segment_seconds=settings.get("train", {}).get("segment_seconds", 0.75),
+                                     dry_pool=dry_pool)
+    history = {k: v for k, v in history.items() if k != "train_index"}
+    record = {"history": history, "evaluation": summary, "key": key,
+              "provenance": stamp(profile, run=folder.name)}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_encoder(enc, ckpt, **record)
+    atomic_write_text(folder / "evaluation.csv", rows.to_csv(index=False))
+    return enc, json.loads(json.dumps(record, default=str)), folder
+
+
+def compare_encoders(
+    vae_model: SemanticVAE,
+    vae_folder: str | os.PathLike,
+    df: pd.DataFrame,
+    history: dict[str, Any],
+    profile: str,
+    music_train: tuple[pd.DataFrame, torch.Tensor] | None,
+    music_test: tuple[pd.DataFrame, torch.Tensor] | None,
+    variants: dict[str, dict[str, Any]] | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, tuple[AudioLatentEncoder, Path]]]:
+    """Train (or reuse) every encoder variant and evaluate each on held-out SAFE settings rendered
+    on pink noise and on held-out real music.
+
+    Args:
+        vae_model, vae_folder, history: the VAE, its run folder and training history
+            (``train_index`` / ``val_index``: SAFE-DB rows split by contributor).
+        df: SAFE-DB frame.
+        profile: selects :data:`ENCODER_PROFILES`.
+        music_train, music_test: ``(meta, audio)`` of
+            :func:`mastering.semantic.evaluate.music_clips` for the training tracks (the
+            ablation's pool) and the test tracks (evaluation); ``None`` skips music.
+        variants: default :data:`ENCODER_VARIANTS`.
+        seed: seeds every training.
+
+    Returns:
+        ``(table, encoders)``: one row per variant and evaluation audio (``variant``, ``arch``,
+        ``loss``, ``trained_on``, ``evaluated_on``, ``n``, ``latent_mse``, ``r2``,
+        ``pair_accuracy``, ``pair_separation``, ``run``), and ``{variant: (encoder, folder)}``.
+    """
+    base = ENCODER_PROFILES[profile]
+    tr, va = history["train_index"], history["val_index"]
+    seg = base["train"]["segment_seconds"]
+    rows, encoders = [], {}
+    for name, change in (variants or ENCODER_VARIANTS).items():
+        audio = change.get("audio", "pink")
+        if audio == "music" and music_train is None:
+            continue
+        settings = {"model": {**base["model"], **change.get("model", {})}, "train": {**base["train"], **change.get("train", {}), "seed": seed}}
+        pool, pool_id = None, None
+        if audio == "music":
+            meta, pool = music_train
+            pool_id = ",".join(meta["clip"])
+        enc, record, folder = fit_or_load_encoder(vae_model, vae_folder, df, tr, va, settings, profile, dry_pool=pool,
+                                                  dry_pool_id=pool_id, progress=progress)
+        encoders[name] = (enc, folder)
+        evals = [("pink", None)] + ([("music", music_test[1])] if music_test is not None else [])
+        for where, eval_pool in evals:
+            if where == audio == "pink" and "evaluation" in record:  # fit_or_load evaluated it the same way
+                summary = record["evaluation"]
+            else:
+                _, summary = evaluate_encoder(enc, vae_model, df, va, tr, segment_seconds=seg, dry_pool=eval_pool)
+            rows.append({"variant": name, "arch": settings["model"]["arch"], "loss": settings["train"]["loss"],
+                         "trained_on": audio, "evaluated_on": where, **summary, "run": folder.name})
+    return pd.DataFrame(rows), encoders

@@ -1,4 +1,5 @@
-"""Paper figures and tables of the semantic latent (notebook ``07_semantic_vae``).
+"""Paper figures and tables of the semantic latent, the audio encoder and the adaptive semantic EQ
+(notebooks ``07_semantic_vae``, ``08_audio_encoder``, ``09_adaptive_semantic_eq``).
 
 One function per artefact; each reads results already computed (SAFE-DB frame, latent codes,
 metrics) and never trains. Figures go to ``paper/figures/<name>.pdf|png`` and tables to
@@ -17,7 +18,21 @@ import pandas as pd
 from ..figures import latex_table, save_figure, save_table
 from .safedb import descriptor_counts
 
-__all__ = ["fig_latent_map", "table_descriptor_counts", "table_vae_reconstruction"]
+__all__ = [
+    "fig_latent_map",
+    "table_descriptor_counts",
+    "table_vae_reconstruction",
+    "table_encoder_comparison",
+    "fig_encoder_predictions",
+    "table_semantic_eq_comparison",
+    "fig_semantic_eq_adaptivity",
+    "fig_semantic_eq_intensity",
+    "fig_semantic_eq_examples",
+]
+
+#: Colours of the semantic EQ methods.
+METHOD_COLOURS = {"adaptive": "#1b9e77", "floweq": "#7570b3", "static": "#e7298a"}
+METHOD_LABELS = {"adaptive": "adaptive (ours)", "floweq": "flowEQ-style", "static": "static (SAFE medoid)"}
 
 #: Colours of the highlighted descriptors (colour-blind safe pair: orange / blue).
 HIGHLIGHT_COLOURS = {"warm": "#d95f02", "bright": "#1f78b4"}
@@ -175,3 +190,197 @@ def fig_latent_map(
         bx.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
     return save_figure(fig, name, profile, n_settings=int(len(codes)), latent_dim=int(sum(c.startswith("z_") for c in codes.columns)), **meta)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def table_encoder_comparison(table: pd.DataFrame, profile: str, name: str = "semantic_encoder_comparison") -> Path:
+    """Audio encoder variants on held-out SAFE settings rendered on pink noise and on real music.
+
+    Args:
+        table: from :func:`mastering.semantic.encoder.compare_encoders`.
+        profile: run profile.
+    """
+    if table.empty:
+        raise ValueError("no encoder results to tabulate")
+    t = table.copy()
+    out = pd.DataFrame({
+        "Encoder": t["arch"].str.upper().str.replace("TRANSFORMER", "Transformer") + " / " + t["loss"].str.replace("infonce", "InfoNCE").str.upper().str.replace("INFONCE", "InfoNCE"),
+        "Trained on": t["trained_on"], "Evaluated on": t["evaluated_on"],
+        "Latent MSE": t["latent_mse"], "$R^2$": t["r2"],
+        "Warm/bright acc.": t.get("pair_accuracy", np.nan), "Sep.": t.get("pair_separation", np.nan),
+    })  # fmt: skip
+    n = int(t["n"].iloc[0])
+    caption = (
+        f"Audio encoders into the semantic latent, on {n} held-out SAFE-DB settings (contributors unseen in "
+        "training) rendered on fresh pink noise or on excerpts of held-out real-music tracks. $R^2$: share of "
+        "the codes' variance explained; warm/bright acc.: share of held-out warm and bright settings whose "
+        "predicted code lies nearer their own descriptor's centroid; sep.: distance between the two "
+        "descriptors' predicted centroids over their RMS spread"
+    )
+    body = latex_table(out, caption, f"tab:{name}", profile, float_format="%.2f", column_format="lllrrrr")
+    body = body.replace("\\$R\\textasciicircum 2\\$", "$R^2$")
+    return save_table(body, name, profile, runs=sorted(set(t["run"])))
+
+
+def fig_encoder_predictions(rows: pd.DataFrame, profile: str, descriptors: Sequence[str] = ("warm", "bright"),
+                            name: str = "semantic_encoder_predictions", **meta: Any) -> Path:
+    """Predicted against true latent codes of held-out settings (one panel per latent dimension,
+    at most two), the highlighted descriptors in colour.
+
+    Args:
+        rows: per-setting predictions (:func:`mastering.semantic.encoder.evaluate_encoder`, also
+            saved as ``evaluation.csv`` in the encoder's run folder).
+    """
+    plt = _plt()
+    dims = sorted(int(c[2:]) for c in rows.columns if c.startswith("z_"))[:2]
+    fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims) + 0.4, 3.5), squeeze=False)
+    for ax, i in zip(axes[0], dims):
+        other = ~rows["descriptor"].isin(descriptors)
+        ax.scatter(rows.loc[other, f"z_{i}"], rows.loc[other, f"pred_{i}"], s=6, c="0.7", lw=0, label="other")
+        for d in descriptors:
+            sel = rows["descriptor"] == d
+            ax.scatter(rows.loc[sel, f"z_{i}"], rows.loc[sel, f"pred_{i}"], s=8, lw=0, alpha=0.7,
+                       c=HIGHLIGHT_COLOURS.get(d), label=d)
+        lims = [min(rows[f"z_{i}"].min(), rows[f"pred_{i}"].min()), max(rows[f"z_{i}"].max(), rows[f"pred_{i}"].max())]
+        ax.plot(lims, lims, color="0.4", lw=0.8, ls="--")
+        ax.set_xlabel(f"true $z_{i}$ (VAE posterior mean)")
+        ax.set_ylabel(f"predicted $z_{i}$ (from audio)")
+        ax.grid(alpha=0.2)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.suptitle("Audio encoder on held-out SAFE settings (pink noise)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, name, profile, n_settings=int(len(rows)), **meta)
+
+
+def _fmt_ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
+    if not np.isfinite(value):
+        return "--"
+    text = f"{value:.{digits}f}"
+    if np.isfinite(lo) and np.isfinite(hi):
+        text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return text.replace("-", "$-$")
+
+
+def table_semantic_eq_comparison(summary: pd.DataFrame, profile: str, intensity: float = 1.0,
+                                 name: str = "semantic_eq_comparison", **meta: Any) -> Path:
+    """Adaptive vs flowEQ-style vs static semantic EQ on held-out real music.
+
+    Args:
+        summary: from :func:`mastering.semantic.evaluate.summarize_semantic_eq`.
+        intensity: the intensity the summary was taken at (for the caption).
+    """
+    if summary.empty:
+        raise ValueError("no semantic EQ results to tabulate")
+    s = summary
+    out = pd.DataFrame({
+        "Descriptor": s["descriptor"], "Method": s["method"].map(METHOD_LABELS),
+        "Direction acc.": [_fmt_ci(v, a, b) for v, a, b in zip(s["direction_accuracy"], s["direction_accuracy_lo"], s["direction_accuracy_hi"])],
+        "Amount (dB)": [f"{v:.2f} $\\pm$ {sd:.2f}".replace("-", "$-$") for v, sd in zip(s["amount_db"], s["amount_sd_db"])],
+        "Adaptivity $\\rho$": [_fmt_ci(v, a, b) for v, a, b in zip(s["adaptivity_rho"], s["adaptivity_rho_lo"], s["adaptivity_rho_hi"])],
+        "Position before/after": [f"{a:.2f} / {b:.2f}".replace("-", "$-$") for a, b in zip(s["position_before"], s["position_after"])],
+        "SD after": [f"{v:.2f}" for v in s["position_after_sd"]],
+        "Tilt change": [f"{v:+.2f}".replace("-", "$-$") for v in s["tilt_change"]],
+        "Monotone": [f"{v:.2f}" for v in s["monotone_position"]],
+    })  # fmt: skip
+    clips, tracks = int(s["clips"].max()), int(s["tracks"].max())
+    caption = (
+        f"Semantic EQ on {clips} excerpts of {tracks} held-out real-music tracks, intensity {intensity:g}. "
+        "Direction acc.: share of excerpts whose applied EQ curve correlates positively with the descriptor's "
+        "mean SAFE-DB curve (means removed); amount: the curve projected on that mean curve (dB, mean $\\pm$ "
+        "SD over excerpts); adaptivity $\\rho$: Spearman correlation between how much of the quality an "
+        "excerpt already has (latent position, 0 = a typical master, 1 = the descriptor's centroid) and the "
+        "amount it gets (undefined for methods that give every excerpt the same EQ); position before/after "
+        "processing and its SD over excerpts after; tilt change: spectral tilt after minus before "
+        "(dB/octave, encoder-free); monotone: share of excerpts whose position never falls as the intensity "
+        "rises (0--1.5). Brackets: 95\\% bootstrap intervals over tracks"
+    )
+    table = out.to_latex(index=False, escape=False, column_format="llllllrrr")
+    from ..figures import PROFILE_NOTE
+
+    note = PROFILE_NOTE.get(profile, f"{profile} profile")
+    body = ("\\begin{table*}[t]\n\\centering\n\\small\n"
+            f"\\caption{{{caption}. {note}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
+    return save_table(body, name, profile, intensity=intensity, **meta)
+
+
+def fig_semantic_eq_adaptivity(results: pd.DataFrame, profile: str, intensity: float = 1.0,
+                               name: str = "semantic_eq_adaptivity", **meta: Any) -> Path:
+    """How much of a quality an excerpt already has against how much EQ each method gives it."""
+    plt = _plt()
+    at = results[np.isclose(results["intensity"], intensity)]
+    words = list(dict.fromkeys(at["descriptor"]))
+    fig, axes = plt.subplots(1, len(words), figsize=(3.3 * len(words) + 0.4, 3.3), squeeze=False, sharey=False)
+    for ax, d in zip(axes[0], words):
+        part = at[at["descriptor"] == d]
+        for m, g in part.groupby("method", sort=False):
+            ax.scatter(g["position_before"], g["amount_db"], s=14 if m == "adaptive" else 8, lw=0, alpha=0.8,
+                       c=METHOD_COLOURS.get(m), label=METHOD_LABELS.get(m, m), zorder=3 if m == "adaptive" else 2)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.axvline(0, color="0.8", lw=0.6, ls=":")
+        ax.set_xlabel(f"how {d} before (latent position)")
+        ax.set_ylabel(f"'{d}' EQ received (dB along SAFE mean curve)")
+        ax.set_title(f"'{d}', intensity {intensity:g}", fontsize=9)
+        ax.grid(alpha=0.2)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, name, profile, clips=int(at["clip"].nunique()), **meta)
+
+
+def fig_semantic_eq_intensity(results: pd.DataFrame, profile: str, name: str = "semantic_eq_intensity", **meta: Any) -> Path:
+    """Position after processing (mean and 95 % interval over excerpts) against the intensity, per method."""
+    plt = _plt()
+    words = list(dict.fromkeys(results["descriptor"]))
+    fig, axes = plt.subplots(1, len(words), figsize=(3.3 * len(words) + 0.4, 3.2), squeeze=False)
+    for ax, d in zip(axes[0], words):
+        part = results[results["descriptor"] == d]
+        for m, g in part.groupby("method", sort=False):
+            stats = g.groupby("intensity")["position_after"].agg(["mean", "std", "count"])
+            half = 1.96 * stats["std"].fillna(0) / np.sqrt(stats["count"])
+            ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=METHOD_COLOURS.get(m), label=METHOD_LABELS.get(m, m))
+            ax.fill_between(stats.index, stats["mean"] - half, stats["mean"] + half, color=METHOD_COLOURS.get(m), alpha=0.15, lw=0)
+        ax.axhline(1.0, color="0.5", lw=0.7, ls="--")
+        ax.set_xlabel("intensity")
+        ax.set_ylabel(f"how {d} after (latent position)")
+        ax.set_title(f"'{d}'", fontsize=9)
+        ax.grid(alpha=0.2)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, name, profile, clips=int(results["clip"].nunique()), **meta)
+
+
+def fig_semantic_eq_examples(results: pd.DataFrame, curves: pd.DataFrame, reference_curves: dict[str, np.ndarray],
+                             reference_freqs_hz: np.ndarray, profile: str, descriptor: str = "warm",
+                             name: str = "semantic_eq_examples", **meta: Any) -> Path:
+    """The old sketch's example, measured: the '<descriptor>' EQ that each method gives the excerpt
+    that already has the most of the quality and the one that has the least, with SAFE's mean curve."""
+    plt = _plt()
+    at = results[(results["descriptor"] == descriptor) & np.isclose(results["intensity"], 1.0) & (results["method"] == "adaptive")]
+    if at.empty:
+        raise ValueError(f"no results for {descriptor!r} at intensity 1")
+    most = at.loc[at["position_before"].idxmax()]
+    least = at.loc[at["position_before"].idxmin()]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.3), sharey=True)
+    ref = np.asarray(reference_curves[descriptor])
+    for ax, row, title in ((axes[0], least, "least"), (axes[1], most, "most")):
+        for m in METHOD_COLOURS:
+            c = curves[(curves["clip"] == row["clip"]) & (curves["descriptor"] == descriptor) & (curves["method"] == m)]
+            if len(c):
+                ax.semilogx(c["freq_hz"], c["gain_db"], color=METHOD_COLOURS[m], lw=1.6, label=METHOD_LABELS[m])
+        ax.semilogx(reference_freqs_hz, ref - ref.mean(), color="0.3", lw=1.0, ls="--", label="SAFE mean curve (mean removed)")
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.set_xlim(20, 20000)
+        ax.set_xlabel("frequency (Hz)")
+        ax.set_title(f"{title} {descriptor} excerpt (position {row['position_before']:.2f})\n{row['clip']}", fontsize=8)
+        ax.grid(True, which="both", alpha=0.2)
+    axes[0].set_ylabel("EQ gain (dB)")
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, name, profile, descriptor=descriptor, clips=[str(least["clip"]), str(most["clip"])], **meta)

@@ -153,3 +153,31 @@ def test_music_ablation_and_infonce_run(setup):
     assert np.isfinite(hist["loss"]).all()
     with pytest.raises(ValueError, match="dry_pool"):
         render_batch(params_array(df)[:2], 44100, 88200, seed=0, dry_pool=music_like)
+
+
+def test_fit_or_load_reuses_an_identical_run_and_tabulates(setup, tmp_path, monkeypatch, paper_dir):
+    from mastering.semantic.encoder import fit_or_load_encoder
+    from mastering.semantic.report import fig_encoder_predictions, table_encoder_comparison
+
+    monkeypatch.setenv("MASTERING_RUNS_DIR", str(tmp_path / "runs"))
+    df, vae, history, _, _ = setup
+    settings = {"model": SMALL, "train": {"steps": 3, "batch_size": 8, "segment_seconds": 0.5, "seed": 0}}
+    args = (vae, tmp_path / "vae-run", df, history["train_index"], history["val_index"][:40], settings, "smoke")
+    enc, record, folder = fit_or_load_encoder(*args, progress=False)
+    assert (folder / "encoder.pt").is_file() and (folder / "evaluation.csv").is_file()
+    again, record2, folder2 = fit_or_load_encoder(*args, progress=False)
+    assert folder2 == folder and record2["evaluation"] == record["evaluation"]
+    for a, b in zip(enc.state_dict().values(), again.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    other = fit_or_load_encoder(*args[:5], {**settings, "train": {**settings["train"], "seed": 1}}, "smoke", progress=False)
+    assert other[2] != folder
+    with pytest.raises(ValueError, match="dry_pool_id"):
+        fit_or_load_encoder(*args, dry_pool=torch.zeros(2, 2, 44100), progress=False)
+    import pandas as pd
+
+    table = pd.DataFrame([{"variant": "cnn-mse", "arch": "cnn", "loss": "mse", "trained_on": "pink", "evaluated_on": e,
+                           "run": folder.name, **record["evaluation"]} for e in ("pink", "music")])
+    tex = table_encoder_comparison(table, "smoke").read_text()
+    assert "$R^2$" in tex and "CNN / MSE" in tex
+    rows = pd.read_csv(folder / "evaluation.csv")
+    assert fig_encoder_predictions(rows, "smoke").is_file()

@@ -1,0 +1,258 @@
+"""Objective evaluation of semantic EQ on real music: adaptive vs flowEQ-style vs static.
+
+For excerpts (*clips*) of held-out real-music tracks, every method (:data:`mastering.semantic.
+adaptive.METHODS`) processes every clip for every descriptor at a grid of intensities, and the
+evaluation measures:
+
+* **direction** -- the cosine between the applied EQ curve and the descriptor's mean SAFE curve
+  (both in dB on 256 log-spaced frequencies, 20 Hz-20 kHz, their means removed since only the
+  spectral *balance* matters): does "warm" move the balance the way SAFE's warm settings do, per
+  clip? ``direction_accuracy`` is the share of clips with a positive cosine.
+* **amount** -- the applied curve projected on the unit-RMS reference curve (dB): how much
+  "warm" EQ the clip gets.
+* **adaptivity** -- Spearman's rank correlation between how much of the quality a clip already has
+  (its latent position before processing, :meth:`SemanticEQ.positions`) and the amount it gets:
+  negative when a warm clip gets less "warm" than a thin one. The baselines give every clip the
+  same curve, so their correlation is undefined (reported as such).
+* **attainment** -- the clip's position after processing (encoded again), its spread over clips
+  (an adaptive EQ should leave clips more alike than a static one does), and an encoder-free
+  check: the change of the spectral tilt (dB/octave, least-squares slope of Welch band levels
+  against log frequency, 50 Hz-16 kHz).
+* **monotonicity** -- the share of clips whose amount and position after processing never fall
+  as the intensity rises.
+
+Confidence intervals are percentile bootstraps over *tracks* (clips of one track are resampled
+together), seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .adaptive import METHODS, SemanticEQ, semantic_eq_settings
+
+__all__ = [
+    "EVAL_PROFILES",
+    "INTENSITIES",
+    "music_clips",
+    "spectral_tilt",
+    "curve_metrics",
+    "evaluate_semantic_eq",
+    "summarize_semantic_eq",
+    "bootstrap_ci",
+]
+
+#: Intensities of the monotonicity sweep (1 is the comparison point).
+INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+
+#: Evaluation sizes per run profile (notebooks 08 and 09): excerpts of held-out tracks for the
+#: semantic EQ (``clip_seconds`` x ``clips_per_track``), bootstrap resamples, and the music pools
+#: of the encoder's real-music ablation (``pool_seconds`` x ``pool_clips_per_track``).
+EVAL_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"clip_seconds": 6.0, "clips_per_track": 4, "max_tracks": None, "n_boot": 200,
+              "pool_seconds": 3.0, "pool_clips_per_track": 8},
+    "full": {"clip_seconds": 10.0, "clips_per_track": 8, "max_tracks": 200, "n_boot": 2000,
+             "pool_seconds": 4.0, "pool_clips_per_track": 16},
+}  # fmt: skip
+
+
+def music_clips(
+    profile: str,
+    split: str | Sequence[str] = "test",
+    clip_seconds: float = 6.0,
+    clips_per_track: int = 4,
+    kind: str | None = "real",
+    sample_rate: int = 44100,
+    max_tracks: int | None = None,
+) -> tuple[pd.DataFrame, torch.Tensor]:
+    """Evenly spaced excerpts of the profile's tracks of ``split`` (whole held-out tracks).
+
+    Returns:
+        ``(meta, audio)``: ``meta`` with ``clip``, ``track``, ``split``, ``kind``, ``offset_s``;
+        ``audio`` ``[clips, 2, samples]`` at ``sample_rate``. Silent excerpts are skipped.
+
+    Raises:
+        FileNotFoundError: no tracks prepared for the profile and split (run ``make data``).
+    """
+    from ..data import list_tracks
+    from ..io import load_audio
+
+    splits = [split] if isinstance(split, str) else list(split)
+    tracks = [t for s in splits for t in list_tracks(profile=profile, split=s, kind=kind)]
+    tracks = sorted(tracks, key=lambda t: t.key)[:max_tracks]
+    if not tracks:
+        raise FileNotFoundError(f"no {kind or ''} tracks of split {splits} for profile {profile!r}; run `make data`")
+    n = int(round(clip_seconds * sample_rate))
+    rows, clips = [], []
+    for t in tracks:
+        for k in range(clips_per_track):
+            offset = (k + 0.5) / clips_per_track * max(t.duration_s - clip_seconds, 0.0)
+            audio, _ = load_audio(t.path, sample_rate=sample_rate, channels=2, offset_s=offset, duration_s=clip_seconds)
+            if audio.shape[-1] < n:
+                audio = torch.nn.functional.pad(audio, (0, n - audio.shape[-1]))
+            if float(audio.abs().max()) < 1e-5:
+                continue
+            rows.append({"clip": f"{t.key}@{offset:.1f}", "track": t.key, "split": t.split, "kind": t.kind,
+                         "offset_s": round(offset, 2)})
+            clips.append(audio[:, :n])
+    return pd.DataFrame(rows), torch.stack(clips)
+
+
+def spectral_tilt(audio: torch.Tensor, sample_rate: int, f_lo_hz: float = 50.0, f_hi_hz: float = 16000.0) -> np.ndarray:
+    """Spectral tilt ``[batch]`` in dB/octave: least-squares slope of the Welch power (mono
+    downmix, 8192-point segments) in third-octave bands against log2 frequency."""
+    from scipy import signal
+
+    x = torch.as_tensor(audio).double().mean(dim=1).numpy()
+    f, p = signal.welch(x, fs=sample_rate, nperseg=min(8192, x.shape[-1]), axis=-1)
+    centres = f_lo_hz * 2.0 ** (np.arange(0, np.log2(f_hi_hz / f_lo_hz) + 1e-9, 1 / 3))
+    levels = []
+    for c in centres:
+        band = (f >= c / 2 ** (1 / 6)) & (f < c * 2 ** (1 / 6))
+        levels.append(10 * np.log10(p[:, band].sum(-1) + 1e-20))
+    levels = np.stack(levels, -1)
+    octs = np.log2(centres)
+    octs = octs - octs.mean()
+    return (levels - levels.mean(-1, keepdims=True)) @ octs / (octs @ octs)
+
+
+def curve_metrics(curves_db: np.ndarray, reference_db: np.ndarray) -> dict[str, np.ndarray]:
+    """``cosine``, ``amount_db`` (projection on the unit-RMS reference) and ``rms_db`` of EQ
+    curves ``[n, freqs]`` against a reference curve ``[freqs]``, all with their means removed."""
+    c = np.atleast_2d(curves_db) - np.atleast_2d(curves_db).mean(-1, keepdims=True)
+    r = np.asarray(reference_db) - np.mean(reference_db)
+    r_rms = np.sqrt((r**2).mean())
+    c_rms = np.sqrt((c**2).mean(-1))
+    amount = (c @ r) / len(r) / r_rms
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.where(c_rms > 1e-9, amount / c_rms, 0.0)
+    return {"cosine": cosine, "amount_db": amount, "rms_db": c_rms}
+
+
+@torch.no_grad()
+def evaluate_semantic_eq(
+    model: SemanticEQ,
+    meta: pd.DataFrame,
+    audio: torch.Tensor,
+    sample_rate: int,
+    descriptors: Sequence[str],
+    methods: Sequence[str] = METHODS,
+    intensities: Sequence[float] = INTENSITIES,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Process every clip with every method, descriptor and intensity and measure the result.
+
+    Args:
+        model: the semantic EQ bundle.
+        meta, audio: from :func:`music_clips`.
+        sample_rate: the clips' rate.
+        descriptors: e.g. ``("warm", "bright", "clear")``.
+
+    Returns:
+        ``(results, curves)``: one row per clip x descriptor x method x intensity with
+        ``position_before/after``, ``cosine``, ``amount_db``, ``rms_db``, ``tilt_before/after``;
+        and the applied curves at intensity 1 in long format (``clip``, ``descriptor``,
+        ``method``, ``freq_hz``, ``gain_db``).
+    """
+    from tqdm.auto import tqdm
+
+    words = [model.descriptor(d) for d in descriptors]
+    z_raw = model.encode(audio, sample_rate)
+    pos_before = model.positions(z_raw, words)
+    tilt_before = spectral_tilt(audio, sample_rate)
+    freqs = model.reference_freqs_hz
+    rows, curves = [], []
+    combos = [(j, d, m, i) for j, d in enumerate(words) for m in methods for i in intensities]
+    for j, d, m, i in tqdm(combos, desc="semantic EQ", disable=not progress, leave=False):
+        settings = semantic_eq_settings(model, audio, sample_rate, d, i, m, z_audio=z_raw)
+        curve = settings.response_db(freqs, sample_rate)
+        cm = curve_metrics(curve, model.reference_curves[d])
+        out = settings.apply(audio, sample_rate)
+        pos_after = model.positions(model.encode(out, sample_rate), [d])[:, 0]
+        tilt_after = spectral_tilt(out, sample_rate)
+        for k in range(len(meta)):
+            rows.append({"clip": meta["clip"].iloc[k], "track": meta["track"].iloc[k], "descriptor": d, "method": m,
+                         "intensity": float(i), "position_before": float(pos_before[k, j]),
+                         "position_after": float(pos_after[k]), "cosine": float(cm["cosine"][k]),
+                         "amount_db": float(cm["amount_db"][k]), "rms_db": float(cm["rms_db"][k]),
+                         "tilt_before": float(tilt_before[k]), "tilt_after": float(tilt_after[k])})
+        if i == 1.0:
+            for k in range(len(meta)):
+                curves.append(pd.DataFrame({"clip": meta["clip"].iloc[k], "descriptor": d, "method": m,
+                                            "freq_hz": freqs, "gain_db": curve[k]}))
+    return pd.DataFrame(rows), (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
+
+
+def bootstrap_ci(
+    frame: pd.DataFrame, statistic, groups: str = "track", n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(frame)`` resampling whole ``groups`` (seeded).
+
+    Returns ``(nan, nan)`` with fewer than two groups or when the statistic is undefined in most
+    resamples.
+    """
+    keys = frame[groups].unique()
+    if len(keys) < 2:
+        return float("nan"), float("nan")
+    parts = {k: frame[frame[groups] == k] for k in keys}
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        pick = rng.choice(keys, size=len(keys), replace=True)
+        v = statistic(pd.concat([parts[k] for k in pick], ignore_index=True))
+        if np.isfinite(v):
+            values.append(v)
+    if len(values) < n_boot / 2:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(values, a)), float(np.quantile(values, 1 - a))
+
+
+def _spearman(frame: pd.DataFrame) -> float:
+    from scipy.stats import spearmanr
+
+    if frame["amount_db"].std() < 1e-9 or frame["position_before"].std() < 1e-9 or len(frame) < 3:
+        return float("nan")
+    return float(spearmanr(frame["position_before"], frame["amount_db"]).statistic)
+
+
+def _monotone(group: pd.DataFrame, column: str, tol: float) -> bool:
+    values = group.sort_values("intensity")[column].to_numpy()
+    return bool(np.all(np.diff(values) >= -tol))
+
+
+def summarize_semantic_eq(results: pd.DataFrame, intensity: float = 1.0, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per descriptor x method (see the module docstring for the measures).
+
+    Columns: ``clips``, ``tracks``, ``direction_accuracy`` (+ ``_lo``/``_hi``), ``cosine``,
+    ``amount_db``, ``amount_sd_db``, ``adaptivity_rho`` (+ ``_lo``/``_hi``), ``position_before``,
+    ``position_after``, ``position_after_sd``, ``tilt_change``, ``monotone_amount``,
+    ``monotone_position``.
+    """
+    out = []
+    for (d, m), g in results.groupby(["descriptor", "method"], sort=False):
+        at = g[np.isclose(g["intensity"], intensity)]
+        acc = lambda f: float((f["cosine"] > 0).mean())  # noqa: E731
+        lo, hi = bootstrap_ci(at, acc, n_boot=n_boot, seed=seed)
+        rho = _spearman(at)
+        rlo, rhi = bootstrap_ci(at, _spearman, n_boot=n_boot, seed=seed) if np.isfinite(rho) else (np.nan, np.nan)
+        mono_a = g.groupby("clip").apply(lambda c: _monotone(c, "amount_db", 1e-6), include_groups=False)
+        mono_p = g.groupby("clip").apply(lambda c: _monotone(c, "position_after", 0.02), include_groups=False)
+        out.append({
+            "descriptor": d, "method": m, "clips": int(at["clip"].nunique()), "tracks": int(at["track"].nunique()),
+            "direction_accuracy": acc(at), "direction_accuracy_lo": lo, "direction_accuracy_hi": hi,
+            "cosine": float(at["cosine"].mean()), "amount_db": float(at["amount_db"].mean()),
+            "amount_sd_db": float(at["amount_db"].std(ddof=0)), "adaptivity_rho": rho,
+            "adaptivity_rho_lo": rlo, "adaptivity_rho_hi": rhi,
+            "position_before": float(at["position_before"].mean()), "position_after": float(at["position_after"].mean()),
+            "position_before_sd": float(at["position_before"].std(ddof=0)),
+            "position_after_sd": float(at["position_after"].std(ddof=0)),
+            "tilt_change": float((at["tilt_after"] - at["tilt_before"]).mean()),
+            "monotone_amount": float(mono_a.mean()), "monotone_position": float(mono_p.mean()),
+        })  # fmt: skip
+    return pd.DataFrame(out)
