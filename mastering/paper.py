@@ -188,6 +188,7 @@ _LIT = "mastering.literature"
 _DATA = "mastering.data.report"
 _SEM = "mastering.semantic.report"
 _MOD = "mastering.models.report"
+_LT = "mastering.evaluation.listening"
 
 ARTEFACTS: dict[str, Artefact] = _declare(
     # notebooks/01_literature.ipynb -- mastering.literature
@@ -218,6 +219,16 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
     Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),
     Artefact("semantic_latent_map", "figure", "07_semantic_vae", f"{_SEM}.fig_latent_map"),
+    # notebooks/12_listening_test_anova.ipynb -- mastering.evaluation.listening (statistics: listening_test.analysis)
+    *[Artefact(name, kind, "12_listening_test_anova", f"{_LT}.{fn}")
+      for name, kind, fn in (("listening_means", "figure", "fig_listening_means"),
+                             ("listening_anova", "table", "table_listening_anova"),
+                             ("listening_mixed_model", "table", "table_listening_mixed_model"),
+                             ("listening_pairwise", "table", "table_listening_pairwise"),
+                             ("listening_power_curve_simulated", "figure", "fig_power_curve_simulated"),
+                             ("listening_power_simulated", "table", "table_power_simulated"),
+                             ("listening_objective_anova", "table", "table_objective_anova"),
+                             ("listening_objective_proxies", "figure", "fig_objective_proxies"))],
     # make paper -- constants of the code that the method section quotes
     Artefact("method", "numbers", None, "mastering.paper.write_method_numbers"),
 )
