@@ -14,7 +14,7 @@ STAMP   := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha1sum 
 # headless browser for the listening-test app's end-to-end tests (chromium + chromedriver).
 APT_PACKAGES := xmp fluidsynth fluid-soundfont-gm chromium chromium-driver
 
-.PHONY: help setup sysdeps data reproduce test test-fast lab bench listening-test listening-test-stimuli clean distclean
+.PHONY: help setup sysdeps data reproduce test test-fast lab bench listening-test listening-test-stimuli listening-test-analysis clean distclean
 
 help:
 	@echo "make reproduce [PROFILE=smoke|full] [ONLY=01,03]  set up, prepare data, run the notebooks"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench                                    benchmarks/ (printed tables)"
 	@echo "make data [PROFILE=...]                       fetch and decode the real-music sources"
 	@echo "make listening-test                           serve the listening-test web app on 127.0.0.1:8765"
+	@echo "make listening-test-stimuli / -analysis       real stimuli (semantic EQ systems); export + notebook 12"
 	@echo "make paper [PROFILE=...]                      check the artefacts, build paper/main.pdf"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -69,9 +70,18 @@ LT_DB ?= data/listening_test/responses.sqlite
 listening-test: setup
 	$(PY) -m listening_test serve --stimuli $(LT_STIMULI) --db $(LT_DB) --host 127.0.0.1 --port 8765
 
-# Build the stimuli (WAV + manifest, loudness-matched to -23 LUFS) from the real-music test split.
+# Build the stimuli (WAV + manifest, loudness-matched to -23 LUFS) from the real-music test split,
+# processed by the real systems under test (the semantic EQ bundle of $(PROFILE), built if missing).
+LT_SYSTEMS ?= mastering.semantic.adaptive:stimulus_systems
 listening-test-stimuli: data
-	$(PY) -m listening_test stimuli --out $(LT_STIMULI)
+	$(PY) -m mastering.semantic build --profile $(PROFILE)
+	$(PY) -m listening_test stimuli --out $(LT_STIMULI) --systems $(LT_SYSTEMS)
+
+LT_RESPONSES ?= data/listening_test/responses.csv
+# Export every stored rating and run the analysis notebook (12) on it.
+listening-test-analysis: setup
+	$(PY) -m listening_test export --db $(LT_DB) --out $(LT_RESPONSES)
+	$(PY) -m mastering.notebooks run --profile $(PROFILE) --only 12 --param responses_csv=$(abspath $(LT_RESPONSES)) --param stimuli_dir=$(abspath $(LT_STIMULI))
 
 bench: setup
 	$(PY) benchmarks/bench_eq.py

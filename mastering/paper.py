@@ -219,6 +219,13 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
     Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),
     Artefact("semantic_latent_map", "figure", "07_semantic_vae", f"{_SEM}.fig_latent_map"),
+    # notebooks/08_audio_encoder.ipynb, 09_adaptive_semantic_eq.ipynb -- mastering.semantic.report
+    Artefact("semantic_encoder_comparison", "table", "08_audio_encoder", f"{_SEM}.table_encoder_comparison"),
+    Artefact("semantic_encoder_predictions", "figure", "08_audio_encoder", f"{_SEM}.fig_encoder_predictions"),
+    Artefact("semantic_eq_comparison", "table", "09_adaptive_semantic_eq", f"{_SEM}.table_semantic_eq_comparison"),
+    Artefact("semantic_eq_adaptivity", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_adaptivity"),
+    Artefact("semantic_eq_intensity", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_intensity"),
+    Artefact("semantic_eq_examples", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_examples"),
     # notebooks/12_listening_test_anova.ipynb -- mastering.evaluation.listening (statistics: listening_test.analysis)
     *[Artefact(name, kind, "12_listening_test_anova", f"{_LT}.{fn}")
       for name, kind, fn in (("listening_means", "figure", "fig_listening_means"),
