@@ -82,7 +82,7 @@ ANALYSIS_PROFILES: dict[str, dict] = {
     "smoke": {"power_grid": [6, 12, 24], "power_sims": 40, "power_effect_d": 0.5,
               "stimuli_items": 2, "stimuli_clip_s": 5.0},
     "full": {"power_grid": [8, 16, 24, 32, 40, 48], "power_sims": 500, "power_effect_d": 0.5,
-             "stimuli_items": 10, "stimuli_clip_s": 8.0},
+             "stimuli_items": 10, "stimuli_clip_s": 8.0, "stimuli_split": "test+valid"},
 }
 
 #: Export columns the analysis reads (the others are kept as they are).
@@ -1057,7 +1057,7 @@ def generate_study_stimuli(
     systems: str = "placeholder",
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
-    split: str = "test",
+    split: str | None = None,
 ) -> Path:
     """Generate a stimuli set from the real-music ``split`` for the objective analysis.
 
@@ -1084,6 +1084,7 @@ def generate_study_stimuli(
     sizes = ANALYSIS_PROFILES[profile]
     spec = PLACEHOLDER_SYSTEMS_SPEC if systems == "placeholder" else systems
     out = Path(out_dir) if out_dir is not None else build_dir() / "listening_test" / profile / "stimuli"
+    split = split or sizes.get("stimuli_split", "test")  # full: "test+valid" (10 tracks the systems never saw)
     tracks = split_tracks(sizes["stimuli_items"], split=split, seed=seed, min_duration_s=sizes["stimuli_clip_s"])
     manifest = generate_stimuli(tracks, out, load_systems(spec), clip_s=sizes["stimuli_clip_s"], overwrite=True)
     return manifest.parent

@@ -190,7 +190,9 @@ def split_tracks(n_items: int, split: str = "test", seed: int = 0, min_duration_
     """Pick ``n_items`` real-music tracks of one split of the prepared data (``make data``).
 
     Stimuli come from the ``test`` split by default, so that no system under test was trained on
-    them. The choice is reproducible from ``seed`` (``numpy.random.default_rng``).
+    them; ``split`` may name several splits joined by ``+`` (e.g. ``"test+valid"``: the semantic EQ
+    systems never saw the validation tracks either). The choice is reproducible from ``seed``
+    (``numpy.random.default_rng``).
 
     Raises:
         AudioError: no prepared data, or fewer usable tracks in the split than ``n_items``.
@@ -198,7 +200,8 @@ def split_tracks(n_items: int, split: str = "test", seed: int = 0, min_duration_
     from mastering.data.manifest import load_manifest as load_track_manifest
 
     try:
-        df = load_track_manifest(split=split, kind="real")
+        splits = split.split("+")
+        df = load_track_manifest(split=splits[0] if len(splits) == 1 else splits, kind="real")
     except FileNotFoundError as exc:
         raise AudioError(f"{exc}; or pass a folder of tracks (--tracks DIR)") from None
     df = df[df["duration_s"].astype(float) >= float(min_duration_s)].sort_values("path")

@@ -286,6 +286,8 @@ def test_split_tracks_draws_from_the_prepared_test_split(monkeypatch, tmp_path):
     assert tmp_path / "t2.wav" not in picked  # too short for the clip
     with pytest.raises(AudioError, match="holds 5 real track"):
         split_tracks(6, min_duration_s=8.0)
+    split_tracks(3, split="test+valid", min_duration_s=8.0)
+    assert calls[-1] == (["test", "valid"], "real")
 
     def no_data(**kw):
         raise FileNotFoundError("no track manifest")
