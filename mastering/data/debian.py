@@ -49,6 +49,7 @@ __all__ = [
     "read_license",
     "parse_license",
     "music_files",
+    "unpack_archives",
     "decode_file",
     "natural_key",
 ]
@@ -126,6 +127,7 @@ def fetch_package(package: str, dest_root: Path) -> Path:
     target = Path(dest_root) / package
     stamp = target / ".extracted"
     if stamp.exists():
+        unpack_archives(target)
         return target
     for tool in ("apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
@@ -161,7 +163,51 @@ def fetch_package(package: str, dest_root: Path) -> Path:
             shutil.rmtree(target)
         os.replace(staging, target)
         stamp.write_text(debs[0].name + "\n")
+    unpack_archives(target)
     return target
+
+
+#: Game-data archives that hold music (``ufoai-music`` ships its OGG files in ``0music.pk3``, a zip).
+ARCHIVE_EXTENSIONS = (".pk3", ".zip")
+
+
+def unpack_archives(package_root: Path) -> list[Path]:
+    """Extract the music members of zip archives (``.pk3``/``.zip``) of an unpacked package into
+    ``<archive>.d/`` next to the archive (idempotent: a finished extraction leaves a ``.done``
+    stamp; members with unsafe paths are ignored).
+
+    Returns:
+        The extracted music files.
+    """
+    import zipfile
+
+    out = []
+    root = Path(package_root)
+    for archive in sorted(p for p in root.rglob("*") if p.suffix.lower() in ARCHIVE_EXTENSIONS and p.is_file()):
+        dest = archive.with_name(archive.name + ".d")
+        done = dest / ".done"
+        if not done.exists():
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    for info in zf.infolist():
+                        name = Path(info.filename)
+                        if info.is_dir() or name.is_absolute() or ".." in name.parts:
+                            continue
+                        if name.suffix.lower() not in MUSIC_EXTENSIONS:
+                            continue
+                        path = dest / name
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = path.with_name(f".{path.name}.part")
+                        with zf.open(info) as src, open(tmp, "wb") as fh:
+                            shutil.copyfileobj(src, fh)
+                        os.replace(tmp, path)
+            except zipfile.BadZipFile as exc:
+                log.warning("%s: not a readable zip archive (%s); skipped", archive, exc)
+                continue
+            dest.mkdir(parents=True, exist_ok=True)
+            done.write_text("")
+        out.extend(p for p in dest.rglob("*") if p.suffix.lower() in MUSIC_EXTENSIONS and p.is_file())
+    return sorted(out)
 
 
 # --------------------------------------------------------------------------------------------

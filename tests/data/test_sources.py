@@ -188,3 +188,32 @@ def test_local_tracks_are_cached_and_keep_their_own_split(tmp_path, data_root):
         "fma_small/000002": "train", "fma_small/000005": "valid", "fma_small/000140": "test",
         "fma_small/000141": "train"}
     assert all(str(data_root) in p for p in full["path"])
+
+
+def test_music_inside_game_archives_is_unpacked_once(tmp_path):
+    """ufoai-music ships its OGG files inside a zip (.pk3): they become candidates, safely."""
+    import zipfile
+
+    import numpy as np
+    import soundfile as sf
+
+    from mastering.data.debian import music_files, unpack_archives
+
+    root = tmp_path / "pkg"
+    base = root / "usr/share/games/x/base"
+    base.mkdir(parents=True)
+    wav = tmp_path / "t.wav"
+    sf.write(str(wav), np.zeros((100, 2)), 8000)
+    with zipfile.ZipFile(base / "0music.pk3", "w") as zf:
+        zf.write(wav, "music/b_track.wav")
+        zf.write(wav, "music/a_track.wav")
+        zf.writestr("../../escape.wav", b"x")
+        zf.writestr("maps/readme.txt", b"not music")
+    (base / "broken.zip").write_bytes(b"not a zip")
+    got = unpack_archives(root)
+    assert [p.name for p in got] == ["a_track.wav", "b_track.wav"]
+    assert not (tmp_path / "escape.wav").exists() and not list(root.rglob("readme.txt"))
+    assert [p.name for p in music_files(root)] == ["a_track.wav", "b_track.wav"]
+    stamp = base / "0music.pk3.d" / ".done"
+    before = stamp.stat().st_mtime_ns
+    assert unpack_archives(root) == got and stamp.stat().st_mtime_ns == before  # idempotent
