@@ -27,7 +27,7 @@ together), seeded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -144,6 +144,7 @@ def evaluate_semantic_eq(
     methods: Sequence[str] = METHODS,
     intensities: Sequence[float] = INTENSITIES,
     progress: bool = True,
+    extra_methods: Mapping[str, Callable[[torch.Tensor, int, str, float], Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Process every clip with every method, descriptor and intensity and measure the result.
 
@@ -152,6 +153,9 @@ def evaluate_semantic_eq(
         meta, audio: from :func:`music_clips`.
         sample_rate: the clips' rate.
         descriptors: e.g. ``("warm", "bright", "clear")``.
+        extra_methods: further systems measured the same way, by name: ``(audio, sample_rate,
+            descriptor, intensity) -> EQSettings`` (e.g. the end-to-end models of
+            :mod:`mastering.semantic.e2e`); their settings are applied with the exact IIR cascade too.
 
     Returns:
         ``(results, curves)``: one row per clip x descriptor x method x intensity with
@@ -167,9 +171,13 @@ def evaluate_semantic_eq(
     tilt_before = spectral_tilt(audio, sample_rate)
     freqs = model.reference_freqs_hz
     rows, curves = [], []
-    combos = [(j, d, m, i) for j, d in enumerate(words) for m in methods for i in intensities]
+    extra = dict(extra_methods or {})
+    combos = [(j, d, m, i) for j, d in enumerate(words) for m in [*methods, *extra] for i in intensities]
     for j, d, m, i in tqdm(combos, desc="semantic EQ", disable=not progress, leave=False):
-        settings = semantic_eq_settings(model, audio, sample_rate, d, i, m, z_audio=z_raw)
+        if m in extra:
+            settings = extra[m](audio, sample_rate, d, i)
+        else:
+            settings = semantic_eq_settings(model, audio, sample_rate, d, i, m, z_audio=z_raw)
         curve = settings.response_db(freqs, sample_rate)
         cm = curve_metrics(curve, model.reference_curves[d])
         out = settings.apply(audio, sample_rate)
