@@ -226,6 +226,14 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     Artefact("semantic_eq_adaptivity", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_adaptivity"),
     Artefact("semantic_eq_intensity", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_intensity"),
     Artefact("semantic_eq_examples", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_examples"),
+    # notebooks/10_semantic_e2e.ipynb -- mastering.semantic.report_e2e
+    *[Artefact(name, kind, "10_semantic_e2e", f"mastering.semantic.report_e2e.{fn}")
+      for name, kind, fn in (("semantic_e2e_training", "figure", "fig_e2e_training"),
+                             ("semantic_e2e_comparison", "table", "table_e2e_comparison"),
+                             ("semantic_e2e_differences", "table", "table_e2e_differences"),
+                             ("semantic_e2e_intensity", "figure", "fig_e2e_intensity"),
+                             ("semantic_refinement", "table", "table_refinement"),
+                             ("semantic_refinement_tradeoff", "figure", "fig_refinement"))],
     # notebooks/12_listening_test_anova.ipynb -- mastering.evaluation.listening (statistics: listening_test.analysis)
     *[Artefact(name, kind, "12_listening_test_anova", f"{_LT}.{fn}")
       for name, kind, fn in (("listening_means", "figure", "fig_listening_means"),

@@ -533,6 +533,7 @@ def train_e2e(
     cap_db: float = CAP_DB,
     seed: int = 0,
     sample_rate: int | None = None,
+    fixed_items: int = 6,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` in place with Adam on :func:`e2e_loss` (judge frozen).
@@ -540,11 +541,13 @@ def train_e2e(
     Each step draws ``batch_size`` items of ``dataset`` (items with ``audio``; indices, descriptors
     uniformly from the model's, and intensities uniformly from ``intensity_range``, all from
     ``seed``) at ``sample_rate`` (default: the dataset's ``sample_rate`` attribute, else the
-    model's). Parameters not in ``trainable`` stay frozen.
+    model's). Parameters not in ``trainable`` stay frozen. A fixed batch of ``fixed_items`` items
+    (every descriptor in turn, intensity 1, drawn with ``seed + 1``) is scored before and after
+    training, since the per-step values vary with each step's draw.
 
     Returns:
-        History: per-step ``total``, ``z``, ``prior``, ``loudness``, ``cap``, ``distance``, and
-        ``settings``.
+        History: per-step ``total``, ``z``, ``prior``, ``loudness``, ``cap``, ``distance``;
+        ``fixed_before`` / ``fixed_after`` (the terms on the fixed batch); ``settings``.
     """
     from tqdm.auto import tqdm
 
@@ -568,6 +571,18 @@ def train_e2e(
     sr = int(sample_rate or getattr(dataset, "sample_rate", 0) or model.sample_rate)
     keys = ("total", "z", "prior", "loudness", "cap", "distance")
     history: dict[str, Any] = {k: [] for k in keys}
+    fixed_rows = np.random.default_rng(seed + 1).integers(len(dataset), size=max(1, int(fixed_items)))
+    fixed_x = torch.stack([dataset[int(i)]["audio"] for i in fixed_rows])
+    fixed_words = [model.descriptors[k % len(model.descriptors)] for k in range(len(fixed_rows))]
+
+    def score_fixed() -> dict[str, float]:
+        model.eval()
+        with torch.no_grad(), single_thread():
+            out = e2e_loss(model, judge, fixed_x, sr, fixed_words, torch.ones(len(fixed_rows)), weights, cap_db)
+        model.train()
+        return {k: float(out[k]) for k in keys}
+
+    history["fixed_before"] = score_fixed()
     model.train()
     bar = tqdm(range(steps), desc=f"E2E semantic EQ ({model.backend})", disable=not progress, leave=False)
     with single_thread():
@@ -584,6 +599,7 @@ def train_e2e(
                 history[k].append(float(out[k].detach()))
             bar.set_postfix(loss=f"{history['total'][-1]:.4f}")
     bar.close()
+    history["fixed_after"] = score_fixed()
     model.eval()
     history["settings"] = {"steps": steps, "batch_size": batch_size, "lr_encoder": lr_encoder, "lr_head": lr_head,
                            "trainable": list(trainable), "intensity_range": [lo, hi],
