@@ -1,0 +1,493 @@
+"""Running every system over the held-out test tracks: data, metrics, intervals, tests, speed.
+
+Test data. The test split's real tracks (split by track, so no excerpt of them was ever trained
+on), at full length in the ``full`` profile (an excerpt from the middle of each in ``smoke``), are
+degraded by the data pipeline's demastering chain (:func:`mastering.data.demaster.demaster`) with
+the seed :func:`evaluation_seed` ``= derive_seed("evaluation", seed, track)``. Training and
+validation draw their demastering seeds as ``derive_seed(item_seed, "demaster")`` from their own
+item seeds (:mod:`mastering.data.datasets`); :func:`training_demaster_seeds` lists every such
+seed the profile's training and validation can use and :func:`load_test_pairs` checks that no
+evaluation seed is among them.
+
+Statistics. Per system and metric: the mean over tracks and a 95 % percentile bootstrap interval
+resampling tracks (:func:`mastering.semantic.evaluate.bootstrap_ci`, seeded); paired tests of the
+best Phase 1 system against every other system on the per-track values: Wilcoxon signed-rank
+(:func:`scipy.stats.wilcoxon`) and paired t (:func:`scipy.stats.ttest_rel`), Holm-corrected over
+the comparisons of each metric.
+
+Speed. Seconds of audio mastered per second of wall time on the CPU (torch's thread count as set),
+over the whole evaluation; and the latency of mastering a 5 s excerpt on each device a system
+supports (the GPU when ``torch.cuda.is_available()``), beside the design's latency targets
+(:data:`DESIGN_LATENCY_MS`). These are measurements to report, never assertions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import paths
+from .metrics import METRICS, evaluate_pair
+from .systems import (IdentitySystem, LoudnessNormSystem, MatcheringSystem, Phase1System, StaticEQSystem, System,
+                      ThesisSystem, fit_static_eq)
+
+__all__ = [
+    "EVALUATION_PROFILES",
+    "DESIGN_LATENCY_MS",
+    "TEST_METRICS",
+    "evaluation_seed",
+    "training_demaster_seeds",
+    "load_test_pairs",
+    "phase_checkpoint",
+    "static_eq_curve",
+    "matchering_reference",
+    "training_pairs",
+    "thesis_system",
+    "build_systems",
+    "run_benchmark",
+    "summarize",
+    "best_system",
+    "paired_tests",
+    "throughput",
+    "measure_latency",
+    "speed_table",
+]
+
+EVALUATION_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"max_tracks": 2, "max_seconds": 8.0, "kind": "real", "n_boot": 200, "static_eq_items": 16,
+              "reference_seconds": 20.0, "latency_seconds": 5.0, "latency_repeats": 1, "latency_warmup": False,
+              "true_peak_dbtp": -1.0, "train_missing": True,
+              "thesis_shared_data": True, "thesis_valid_items": 4, "thesis_overrides": {"train": {"epochs": 2}}},
+    "full": {"max_tracks": None, "max_seconds": None, "kind": "real", "n_boot": 10000, "static_eq_items": 2000,
+             "reference_seconds": None, "latency_seconds": 5.0, "latency_repeats": 5, "latency_warmup": True,
+             "true_peak_dbtp": -1.0, "train_missing": True,
+             "thesis_shared_data": False, "thesis_valid_items": 0, "thesis_overrides": None},
+}
+"""Sizes of notebook 06 per profile: test tracks (``None``: all) and their length (``None``: whole
+tracks), bootstrap resamples, training pairs for the static EQ, matchering reference length,
+latency excerpt, repeats and warm-up run, the true-peak ceiling, whether a missing Phase 1 run is
+trained, and the thesis system's training: ``full`` trains it on Phase 1B's data with Phase 1B's
+budget (:func:`mastering.models.thesis.fit_or_load_thesis` defaults); ``smoke`` -- a pipeline check
+that must fit in the notebook's two minutes -- trains it on the static EQ's training pairs
+(``thesis_shared_data``, plus ``thesis_valid_items`` validation pairs) for two epochs."""
+
+DESIGN_LATENCY_MS: dict[str, dict[str, float]] = {"phase1b": {"cpu": 270.0, "cuda": 23.0}}
+"""The design document's latency per 5 s of audio (Phase 1B: CPU 270 ms, GPU 23 ms)."""
+
+TEST_METRICS = ("mrstft", "band_error_db", "loudness_error_lu", "a_weighted_l1", "si_sdr_db")
+"""Metrics the paired tests compare (the true peak is a property judged against the ceiling)."""
+
+
+# --------------------------------------------------------------------------------------------
+# test data
+# --------------------------------------------------------------------------------------------
+def evaluation_seed(track_key: str, seed: int = 0) -> int:
+    """The demastering seed of a test track (never drawn by training, see :func:`training_demaster_seeds`)."""
+    from ..data.datasets import derive_seed
+
+    return derive_seed("evaluation", int(seed), str(track_key))
+
+
+def training_demaster_seeds(profile: str, seed: int | None = None, epochs: int | None = None,
+                            items: int | None = None) -> set[int]:
+    """Every demastering seed the profile's training and validation data can draw.
+
+    Mirrors :func:`mastering.training.data.build_datasets` and
+    :func:`mastering.data.datasets.build_paired_datasets`: per split and source a dataset seed
+    ``derive_seed(seed, split, kind)``; item seeds ``derive_seed(dataset_seed, epoch, index)``
+    (random offsets) or ``derive_seed(dataset_seed, index)`` (pink noise); the demastering seed
+    ``derive_seed(item_seed, "demaster")``. Indices up to ``items`` (default: the larger of the
+    profile's pair counts) and epochs up to ``epochs`` (default: the training profile's).
+    """
+    from ..data.datasets import derive_seed
+    from ..profiles import get_profile
+    from ..training.config import TRAIN_PROFILES
+
+    params = get_profile(profile)
+    seeds = {int(params["seed"]) if seed is None else int(seed)}
+    tp = TRAIN_PROFILES[profile]
+    epochs = int(epochs if epochs is not None else max(tp["epochs"], 1))
+    items = int(items if items is not None else max(tp["data"]["train_items"], tp["data"]["valid_items"],
+                                                    params.get("pairs_per_epoch", 0), 64))
+    out: set[int] = set()
+    for s in seeds:
+        for split in ("train", "valid"):
+            for kind in ("real", "rendered", "pink"):
+                ds = derive_seed(s, split, kind)
+                for index in range(items):
+                    out.add(derive_seed(derive_seed(ds, index), "demaster"))
+                    for epoch in range(epochs):
+                        out.add(derive_seed(derive_seed(ds, epoch, index), "demaster"))
+    return out
+
+
+def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | None = None,
+                    max_seconds: float | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    """The demastered test tracks: ``[{"track", "mastered", "degraded", "sample_rate", "seed",
+    "offset_s", "duration_s", "record"}]`` with ``[channels, samples]`` tensors.
+
+    Defaults come from :data:`EVALUATION_PROFILES`; ``max_seconds`` takes an excerpt from the
+    middle of each track (``None``: the whole track).
+
+    Raises:
+        FileNotFoundError: the profile's data is not prepared.
+        ValueError: no test tracks, or an evaluation seed that training could also draw.
+    """
+    from ..data import demaster as dm
+    from ..data import list_tracks
+    from ..io import load_audio
+
+    ev = EVALUATION_PROFILES[profile]
+    max_tracks = ev["max_tracks"] if max_tracks is None else max_tracks
+    max_seconds = ev["max_seconds"] if max_seconds is None else max_seconds
+    kind = ev["kind"] if kind is None else kind
+    tracks = sorted(list_tracks(profile=profile, split="test", kind=kind), key=lambda t: t.key)
+    if not tracks:
+        raise ValueError(f"no {kind} test tracks in the {profile} profile; prepare the data (`make data PROFILE={profile}`)")
+    if max_tracks:
+        tracks = tracks[: int(max_tracks)]
+    forbidden = training_demaster_seeds(profile, seed)
+    pairs = []
+    for t in tracks:
+        s = evaluation_seed(t.key, seed)
+        if s in forbidden:
+            raise ValueError(f"evaluation seed of {t.key} is one training draws; change the evaluation seed")
+        offset = 0.0
+        duration = None
+        if max_seconds is not None and t.duration_s > max_seconds:
+            offset = round((t.duration_s - max_seconds) / 2.0, 3)
+            duration = float(max_seconds)
+        x, sr = load_audio(t.path, offset_s=offset, duration_s=duration, channels=2)
+        y, record = dm.demaster(x, sr, seed=s)
+        pairs.append({"track": t.key, "mastered": x, "degraded": y.float(), "sample_rate": int(sr), "seed": s,
+                      "offset_s": offset, "duration_s": x.shape[-1] / sr, "record": record})
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# the systems
+# --------------------------------------------------------------------------------------------
+def phase_checkpoint(phase: str, profile: str = "smoke", seed: int = 0, train_missing: bool = True,
+                     progress: bool = False) -> tuple[Path, str]:
+    """The ``best.pt`` of a phase's run and a note saying where it came from.
+
+    In order: the run of the notebooks' configuration (``train_config(phase, profile, seed=seed)``,
+    the folder notebooks 03-05 train into); else the newest run of that phase and profile (another
+    commit or setting: the note says so); else, with ``train_missing``, that configuration trained
+    now.
+
+    Raises:
+        FileNotFoundError: no run and ``train_missing`` is false.
+    """
+    from ..training import train, train_config
+
+    config = train_config(phase, profile, seed=int(seed), progress=progress)
+    folder = paths.runs_dir() / "mastering"
+    exact = folder / config.run_name() / "best.pt"
+    if exact.is_file():
+        return exact, f"run {exact.parent.name}"
+    others = sorted(folder.glob(f"phase{phase}-{profile}-*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if others:
+        return others[-1], f"run {others[-1].parent.name} (newest {profile} run; not this commit's configuration)"
+    if not train_missing:
+        raise FileNotFoundError(f"no phase {phase} run under {folder}; run notebook 0{ord(phase[-1]) - ord('a') + 3}")
+    trainer, _ = train(config)
+    return trainer.run_dir / "best.pt", f"run {trainer.run_dir.name} (trained here)"
+
+
+def training_pairs(profile: str = "smoke", seed: int = 0, items: int = 16, split: str = "train"
+                   ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+    """``items`` (degraded, mastered) pairs of the data layer's mixture of ``split``
+    (:func:`mastering.data.datasets.build_paired_datasets`: real, rendered and pink noise at the
+    profile's ratios and segment length) and their sample rate."""
+    from ..data.datasets import build_paired_datasets
+
+    ds = build_paired_datasets(profile, split, length=int(items), seed=seed)
+    pairs = [(item["degraded"], item["mastered"]) for item in (ds[i] for i in range(len(ds)))]
+    return pairs, int(next(iter(ds.datasets.values())).sample_rate)
+
+
+def static_eq_curve(profile: str = "smoke", seed: int = 0, items: int | None = None,
+                    pairs: tuple[list, int] | None = None) -> dict[str, Any]:
+    """The mean correction over ``items`` training pairs (:func:`training_pairs`, or the given
+    ``(pairs, sample_rate)``), cached under ``runs/evaluation/`` by its settings."""
+    items = int(items or EVALUATION_PROFILES[profile]["static_eq_items"])
+    key = hashlib.sha1(json.dumps({"profile": profile, "seed": seed, "items": items, "v": 1}).encode()).hexdigest()[:10]
+    cache = paths.runs_dir() / "evaluation" / f"static_eq-{profile}-{key}.npz"
+    if cache.is_file():
+        data = np.load(cache)
+        return {"freqs_hz": data["freqs_hz"], "gain_db": data["gain_db"], "items": int(data["items"]),
+                "sample_rate": int(data["sample_rate"])}
+    pairs, sample_rate = pairs if pairs is not None else training_pairs(profile, seed, items)
+    curve = fit_static_eq(pairs[:items], sample_rate)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, **{k: np.asarray(v) for k, v in curve.items()})
+    tmp.replace(cache)
+    return curve
+
+
+def matchering_reference(profile: str = "smoke", seed: int = 0, seconds: float | None = None) -> tuple[torch.Tensor, int, str]:
+    """A mastered *training* track (real) chosen by ``seed``: ``(audio, sample_rate, key)``; an
+    excerpt of ``seconds`` from its middle when given."""
+    from ..data import list_tracks
+    from ..data.datasets import derive_seed
+    from ..io import load_audio
+
+    tracks = sorted(list_tracks(profile=profile, split="train", kind="real"), key=lambda t: t.key)
+    if not tracks:
+        raise ValueError(f"no real training tracks in the {profile} profile for matchering's reference")
+    t = tracks[int(np.random.default_rng(derive_seed("evaluation", "matchering", int(seed))).integers(len(tracks)))]
+    offset, duration = 0.0, None
+    if seconds is not None and t.duration_s > seconds:
+        offset, duration = (t.duration_s - seconds) / 2.0, float(seconds)
+    x, sr = load_audio(t.path, offset_s=offset, duration_s=duration, channels=2)
+    return x, int(sr), t.key
+
+
+def thesis_system(profile: str = "smoke", seed: int = 0, shared: tuple[list, int] | None = None,
+                  progress: bool = False) -> ThesisSystem:
+    """The thesis's system trained as :data:`EVALUATION_PROFILES` says (``shared``: the training
+    pairs for ``thesis_shared_data``)."""
+    from ..models.thesis import fit_or_load_thesis
+    from ..training.data import TensorPairs
+
+    ev = EVALUATION_PROFILES[profile]
+    data = None
+    if ev["thesis_shared_data"]:
+        if shared is None:
+            shared = training_pairs(profile, seed, ev["static_eq_items"])
+        valid, _ = training_pairs(profile, seed, ev["thesis_valid_items"], split="valid")
+        stack = lambda ps: TensorPairs(torch.stack([d for d, _ in ps]), torch.stack([m for _, m in ps]))  # noqa: E731
+        data = (stack(shared[0]), stack(valid))
+    model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress, data=data,
+                                     overrides=ev["thesis_overrides"])
+    return ThesisSystem(model, info)
+
+
+def build_systems(profile: str = "smoke", seed: int = 0, phases: Sequence[str] = ("1a", "1b", "1c"),
+                  thesis: bool = True, progress: bool = False) -> tuple[list[System], pd.DataFrame]:
+    """Every system of the comparison and a table of where each came from.
+
+    Returns:
+        ``(systems, sources)``: the systems in table order (Phase 1A-1C, the thesis's system, then
+        identity, loudness normalisation, static EQ, matchering), and a frame ``system, label,
+        group, source``.
+    """
+    ev = EVALUATION_PROFILES[profile]
+    systems: list[System] = []
+    notes: dict[str, str] = {}
+    for phase in phases:
+        path, note = phase_checkpoint(phase, profile, seed, train_missing=ev["train_missing"], progress=progress)
+        system = Phase1System(phase, path, true_peak_dbtp=ev["true_peak_dbtp"])
+        systems.append(system)
+        notes[system.name] = note
+    shared = training_pairs(profile, seed, ev["static_eq_items"]) if (thesis and ev["thesis_shared_data"]) else None
+    if thesis:
+        system = thesis_system(profile, seed, shared, progress)
+        systems.append(system)
+        info = system.info()
+        notes[system.name] = (f"run {Path(str(info.get('run_dir', ''))).name}, {info.get('epochs')} epochs"
+                              + (f" on {len(shared[0])} shared training pairs (smoke)" if shared else
+                                 ", Phase 1B's data and budget"))
+    systems.append(IdentitySystem())
+    notes["identity"] = "the degraded input"
+    systems.append(LoudnessNormSystem(ev["true_peak_dbtp"]))
+    notes["loudnorm"] = f"pyloudnorm gain to the target, true-peak limiter at {ev['true_peak_dbtp']:g} dBTP"
+    curve = static_eq_curve(profile, seed, pairs=shared)
+    systems.append(StaticEQSystem(curve, ev["true_peak_dbtp"]))
+    notes["static_eq"] = f"mean correction over {curve['items']} training pairs, gain, limiter"
+    ref, ref_sr, ref_key = matchering_reference(profile, seed, ev["reference_seconds"])
+    systems.append(MatcheringSystem(ref, ref_sr, ref_key))
+    notes["matchering"] = f"reference: training track {ref_key}"
+    sources = pd.DataFrame([{"system": s.name, "label": s.label, "group": s.group, "source": notes[s.name]}
+                            for s in systems])
+    return systems, sources
+
+
+# --------------------------------------------------------------------------------------------
+# running and summarizing
+# --------------------------------------------------------------------------------------------
+def run_benchmark(systems: Sequence[System], pairs: Sequence[dict[str, Any]], keep_outputs: int = 1,
+                  progress: bool = False) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
+    """Master every test pair with every system on the CPU and measure it against the original.
+
+    Each system gets the original master's integrated loudness as its target (the level a user
+    would ask for; systems that take no target ignore it).
+
+    Returns:
+        ``(results, outputs)``: one row per system x track (``system``, ``label``, ``group``,
+        ``track``, ``duration_s``, ``seconds`` of wall time, ``target_lufs``, every metric of
+        :data:`mastering.evaluation.metrics.METRICS`), and the outputs of the first
+        ``keep_outputs`` tracks as ``{track: {system: audio}}`` (plus ``"degraded"`` and
+        ``"mastered"``).
+    """
+    from tqdm.auto import tqdm
+
+    from ..dsp.loudness import loudness
+
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, dict[str, torch.Tensor]] = {}
+    for k, pair in enumerate(pairs):
+        sr = pair["sample_rate"]
+        target = float(loudness(pair["mastered"][None].double(), sr))
+        keep = k < keep_outputs
+        if keep:
+            outputs[pair["track"]] = {"degraded": pair["degraded"], "mastered": pair["mastered"]}
+        for system in tqdm(systems, desc=pair["track"], disable=not progress, leave=False):
+            start = time.perf_counter()
+            y = system.master(pair["degraded"], sr, target)
+            seconds = time.perf_counter() - start
+            row = {"system": system.name, "label": system.label, "group": system.group, "track": pair["track"],
+                   "duration_s": pair["duration_s"], "seconds": seconds, "target_lufs": target}
+            row.update(evaluate_pair(y, pair["mastered"], sr))
+            rows.append(row)
+            if keep:
+                outputs[pair["track"]][system.name] = y
+    return pd.DataFrame(rows), outputs
+
+
+def summarize(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Mean and bootstrap interval (resampling tracks) of every metric per system.
+
+    Returns:
+        One row per system x metric: ``system``, ``label``, ``group``, ``metric``, ``mean``,
+        ``ci_low``, ``ci_high``, ``n`` (tracks), ``rank`` (1 = best where the metric has a better
+        direction) and ``best`` (the system ranked first).
+    """
+    from ..semantic.evaluate import bootstrap_ci
+
+    rows = []
+    order = list(dict.fromkeys(results["system"]))
+    for metric in [m for m in METRICS if m in results]:
+        for system in order:
+            part = results[results["system"] == system]
+            lo, hi = bootstrap_ci(part, lambda f, m=metric: float(f[m].mean()), groups="track", n_boot=n_boot,
+                                  seed=seed, level=level)
+            rows.append({"system": system, "label": part["label"].iloc[0], "group": part["group"].iloc[0],
+                         "metric": metric, "mean": float(part[metric].mean()), "ci_low": lo, "ci_high": hi,
+                         "n": int(part["track"].nunique())})
+    out = pd.DataFrame(rows)
+    out["rank"] = np.nan
+    for metric, better in ((m, METRICS[m]["better"]) for m in out["metric"].unique()):
+        if better is None:
+            continue
+        sel = out["metric"] == metric
+        out.loc[sel, "rank"] = out.loc[sel, "mean"].rank(ascending=better == "lower", method="min")
+    out["best"] = out["rank"] == 1
+    return out
+
+
+def best_system(summary: pd.DataFrame, metric: str = "mrstft", group: str | None = "proposed") -> str:
+    """The system with the best mean ``metric`` (within ``group``; all systems when ``None``)."""
+    sel = summary[summary["metric"] == metric]
+    if group is not None and (sel["group"] == group).any():
+        sel = sel[sel["group"] == group]
+    if sel.empty:
+        raise ValueError(f"no {metric} values in the summary")
+    ascending = METRICS[metric]["better"] != "higher"
+    return str(sel.sort_values("mean", ascending=ascending)["system"].iloc[0])
+
+
+def paired_tests(results: pd.DataFrame, best: str, metrics: Iterable[str] = TEST_METRICS) -> pd.DataFrame:
+    """Paired tests of ``best`` against every other system on the per-track values.
+
+    For each metric and other system: the mean difference (best minus other; negative favours
+    ``best`` where lower is better), Wilcoxon signed-rank and paired-t p-values, and Holm-adjusted
+    p-values over the comparisons of the metric (``statsmodels``). Tests that are undefined (fewer
+    than two tracks, all differences zero) give NaN.
+    """
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    if best not in set(results["system"]):
+        raise ValueError(f"system {best!r} is not in the results")
+    wide = {m: results.pivot(index="track", columns="system", values=m) for m in metrics}
+    labels = dict(zip(results["system"], results["label"]))
+    rows = []
+    for metric in metrics:
+        table = wide[metric]
+        part = []
+        for other in [s for s in dict.fromkeys(results["system"]) if s != best]:
+            both = table[[best, other]].dropna()
+            diff = (both[best] - both[other]).to_numpy(float)
+            p_w = p_t = math.nan
+            if len(diff) >= 2 and np.any(diff != 0):
+                p_w = float(stats.wilcoxon(both[best], both[other]).pvalue)
+                if np.std(diff) > 0:
+                    p_t = float(stats.ttest_rel(both[best], both[other]).pvalue)
+            part.append({"metric": metric, "best": best, "other": other, "other_label": labels[other],
+                         "n": len(diff), "mean_difference": float(diff.mean()) if len(diff) else math.nan,
+                         "wilcoxon_p": p_w, "ttest_p": p_t})
+        for key in ("wilcoxon_p", "ttest_p"):
+            p = np.array([r[key] for r in part], float)
+            adj = np.full_like(p, np.nan)
+            ok = np.isfinite(p)
+            if ok.any():
+                adj[ok] = multipletests(p[ok], method="holm")[1]
+            for r, a in zip(part, adj):
+                r[key.replace("_p", "_p_holm")] = float(a)
+        rows.extend(part)
+    return pd.DataFrame(rows)
+
+
+def throughput(results: pd.DataFrame) -> pd.DataFrame:
+    """Seconds of audio mastered per second of wall time per system, over the whole evaluation (CPU)."""
+    g = results.groupby("system", sort=False)
+    out = pd.DataFrame({"label": g["label"].first(), "audio_s": g["duration_s"].sum(), "wall_s": g["seconds"].sum()})
+    out["cpu_realtime"] = out["audio_s"] / out["wall_s"]
+    return out.reset_index()
+
+
+def measure_latency(systems: Sequence[System], audio: torch.Tensor, sample_rate: int, seconds: float = 5.0,
+                    repeats: int = 3, devices: Sequence[str] | None = None, warmup: bool = True) -> pd.DataFrame:
+    """Wall time to master the first ``seconds`` of ``audio`` per system and device (median of
+    ``repeats``, after one warm-up run with ``warmup``: loading, compilation); CUDA only where
+    available and the system supports it (always warmed up).
+
+    Returns:
+        ``system, label, device, ms_per_excerpt, excerpt_s, realtime`` (audio seconds per second).
+    """
+    from ..dsp.loudness import loudness
+
+    if devices is None:
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    n = min(int(round(seconds * sample_rate)), audio.shape[-1])
+    x = audio[..., :n].contiguous()
+    target = float(loudness(x[None].double(), sample_rate))
+    rows = []
+    for system in systems:
+        for device in devices:
+            if device.split(":")[0] not in system.devices:
+                continue
+            if warmup or device != "cpu":
+                system.master(x, sample_rate, target, device=device)
+            times = []
+            for _ in range(max(int(repeats), 1)):
+                start = time.perf_counter()
+                system.master(x, sample_rate, target, device=device)
+                times.append(time.perf_counter() - start)
+            t = float(np.median(times))
+            rows.append({"system": system.name, "label": system.label, "device": device.split(":")[0],
+                         "ms_per_excerpt": 1000.0 * t, "excerpt_s": n / sample_rate, "realtime": n / sample_rate / t})
+    return pd.DataFrame(rows)
+
+
+def speed_table(results: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame:
+    """One row per system: CPU throughput over the evaluation, latency per 5 s excerpt on each
+    device (ms), and the design's targets (:data:`DESIGN_LATENCY_MS`) where it gives them."""
+    out = throughput(results)[["system", "label", "cpu_realtime"]]
+    for device in ("cpu", "cuda"):
+        sel = latency[latency["device"] == device] if len(latency) else latency
+        col = (dict(zip(sel["system"], sel["ms_per_excerpt"] * 5.0 / sel["excerpt_s"])) if len(sel) else {})
+        out[f"{device}_ms_per_5s"] = [col.get(s, math.nan) for s in out["system"]]
+        out[f"design_{device}_ms_per_5s"] = [DESIGN_LATENCY_MS.get(s, {}).get(device, math.nan) for s in out["system"]]
+    return out

@@ -1,0 +1,372 @@
+"""The systems compared in notebook 06: Phase 1A-1C and the baselines a user would pick instead.
+
+Each system masters ``[channels, samples]`` float audio at ``sample_rate`` through one method,
+``master(audio, sample_rate, target_lufs)``, and returns audio of the same shape (sample-aligned
+with the input). ``target_lufs`` is the loudness a user asks for; systems that cannot take a
+target ignore it (``takes_target`` is ``False``): the identity, matchering (which follows its
+reference track) and the thesis's system (which predicts its own gain).
+
+* :class:`IdentitySystem` -- do nothing.
+* :class:`LoudnessNormSystem` -- a gain to the target (integrated loudness measured with
+  pyloudnorm, ITU-R BS.1770-4) and the true-peak limiter (:func:`mastering.dsp.dynamics.limiter`).
+* :class:`StaticEQSystem` -- one fixed EQ, the mean correction (mastered minus degraded, in dB,
+  loudness-matched) over the training pairs (:func:`fit_static_eq`), as a linear-phase FIR, then
+  the same gain and limiter.
+* :class:`MatcheringSystem` -- matchering 2 (Sergree, ``matchering.process``) with a mastered
+  *training* track as its reference.
+* :class:`Phase1System` -- a trained Phase 1 checkpoint through :func:`mastering.master.master_file`
+  (the ``mastering master`` command: whole-track analysis, streaming processing, loudness target,
+  true-peak ceiling); on an accelerator the in-memory model forward.
+* :class:`ThesisSystem` -- the thesis's mel-spectrogram U-Net + LSTM parameter forecaster with
+  Griffin-Lim inversion (:mod:`mastering.models.thesis`).
+
+The gain-and-limiter finish of the baselines repeats the loudness correction when limiting cost
+loudness (at most twice), as :func:`mastering.master.master_file` does, so every system that takes
+a target reaches it equally well.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from scipy import signal
+
+__all__ = [
+    "System",
+    "IdentitySystem",
+    "LoudnessNormSystem",
+    "StaticEQSystem",
+    "MatcheringSystem",
+    "Phase1System",
+    "ThesisSystem",
+    "finish_loudness",
+    "fit_static_eq",
+]
+
+
+def _as_tensor(audio, name: str = "audio") -> torch.Tensor:
+    t = audio if isinstance(audio, torch.Tensor) else torch.as_tensor(np.asarray(audio))
+    if t.dim() != 2 or t.shape[0] not in (1, 2) or t.shape[-1] == 0:
+        raise ValueError(f"{name} must be [channels, samples] with 1 or 2 channels, got {tuple(t.shape)}")
+    if not torch.is_floating_point(t) or not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite floating-point audio")
+    return t.detach().cpu().float()
+
+
+def _fit_length(y: torch.Tensor, n: int, channels: int) -> torch.Tensor:
+    """Crop or zero-pad ``y`` ``[channels, samples]`` to ``n`` samples and ``channels`` channels."""
+    from ..io import to_channels
+
+    y = to_channels(torch.as_tensor(y).float(), channels)
+    if y.shape[-1] < n:
+        y = torch.nn.functional.pad(y, (0, n - y.shape[-1]))
+    return y[..., :n].contiguous()
+
+
+def _pyloudnorm_lufs(x: np.ndarray, sample_rate: int) -> float:
+    import pyloudnorm as pyln
+
+    return float(pyln.Meter(int(sample_rate)).integrated_loudness(np.asarray(x, np.float64).T))
+
+
+def finish_loudness(x: torch.Tensor, sample_rate: int, target_lufs: float, true_peak_dbtp: float = -1.0,
+                    attempts: int = 3) -> torch.Tensor:
+    """Gain ``x`` ``[channels, samples]`` to ``target_lufs`` (pyloudnorm) and limit its true peak.
+
+    When the limiter costs more than 0.3 LU the gain is raised by the shortfall and the limiter run
+    again (``attempts`` passes in all); the limiter keeps the 4x true peak under ``true_peak_dbtp``.
+    Silent input is returned unchanged.
+    """
+    from ..dsp.dynamics import limiter
+
+    x = _as_tensor(x).double()
+    lufs = _pyloudnorm_lufs(x.numpy(), sample_rate)
+    if not np.isfinite(lufs):
+        return x.float()
+    gain_db = float(target_lufs) - lufs
+    y = x
+    for _ in range(int(attempts)):
+        y = limiter((x * 10.0 ** (gain_db / 20.0))[None], int(sample_rate), ceiling_dbtp=float(true_peak_dbtp) - 0.05)[0]
+        shortfall = float(target_lufs) - _pyloudnorm_lufs(y.numpy(), sample_rate)
+        if shortfall <= 0.3:
+            break
+        gain_db += shortfall
+    return y.float()
+
+
+class System:
+    """A mastering system: ``name`` (key), ``label`` (for tables), ``group`` (``proposed``,
+    ``baseline`` or ``thesis``), ``takes_target`` and :meth:`master`."""
+
+    name = "system"
+    label = "system"
+    group = "baseline"
+    takes_target = True
+    devices: tuple[str, ...] = ("cpu",)
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        raise RuntimeError(f"{type(self).__name__} does not define master()")  # pragma: no cover
+
+    def info(self) -> dict[str, Any]:
+        """What the tables say about the system (run, reference, settings)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class IdentitySystem(System):
+    """Do nothing: the degraded input as it is."""
+
+    name, label, takes_target = "identity", "identity", False
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        return _as_tensor(audio).clone()
+
+
+class LoudnessNormSystem(System):
+    """Loudness normalisation only: pyloudnorm gain to the target plus the true-peak limiter."""
+
+    name, label = "loudnorm", "loudness norm."
+
+    def __init__(self, true_peak_dbtp: float = -1.0):
+        self.true_peak_dbtp = float(true_peak_dbtp)
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        return finish_loudness(audio, sample_rate, target_lufs, self.true_peak_dbtp)
+
+
+def _smooth_octave_fraction(freqs_hz: np.ndarray, values: np.ndarray, fraction: float = 3.0) -> np.ndarray:
+    """Mean of ``values`` over a 1/``fraction``-octave window around each frequency (log axis)."""
+    out = np.empty_like(values)
+    half = 2.0 ** (1.0 / (2.0 * fraction))
+    for i, f in enumerate(freqs_hz):
+        if f <= 0:
+            out[i] = values[i]
+            continue
+        sel = (freqs_hz >= f / half) & (freqs_hz <= f * half)
+        out[i] = values[sel].mean()
+    return out
+
+
+def fit_static_eq(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], sample_rate: int, n_fft: int = 4096,
+                  max_gain_db: float = 12.0) -> dict[str, Any]:
+    """The mean EQ correction over (degraded, mastered) pairs: ``mean_i [P_m,i(f) - P_d,i(f)]`` in dB.
+
+    Each pair's degraded signal is first brought to the mastered one's integrated loudness, so the
+    curve is spectral balance only (level is the loudness stage's job). Power spectra are Welch
+    estimates (Hann, ``n_fft``, 50 % overlap, channels summed); the mean curve is smoothed over 1/3
+    octave and clipped to +-``max_gain_db``.
+
+    Args:
+        pairs: ``(degraded, mastered)`` ``[channels, samples]`` tensors.
+        sample_rate: their rate.
+
+    Returns:
+        ``{"freqs_hz", "gain_db", "items", "sample_rate"}``.
+    """
+    from .metrics import match_loudness
+
+    if len(pairs) == 0:
+        raise ValueError("fit_static_eq needs at least one (degraded, mastered) pair")
+    curves = []
+    for degraded, mastered in pairs:
+        d = match_loudness(degraded, mastered, sample_rate)[0].numpy()
+        m = torch.as_tensor(mastered, dtype=torch.float64).numpy()
+        nper = min(int(n_fft), m.shape[-1])
+        freqs, pd_ = signal.welch(d, fs=sample_rate, nperseg=nper, noverlap=nper // 2, detrend=False, axis=-1)
+        _, pm = signal.welch(m, fs=sample_rate, nperseg=nper, noverlap=nper // 2, detrend=False, axis=-1)
+        tiny = 1e-20
+        curves.append(10.0 * np.log10((pm.sum(0) + tiny) / (pd_.sum(0) + tiny)))
+    mean = np.mean(curves, axis=0)
+    gain = np.clip(_smooth_octave_fraction(freqs, mean), -max_gain_db, max_gain_db)
+    return {"freqs_hz": freqs, "gain_db": gain, "items": len(pairs), "sample_rate": int(sample_rate)}
+
+
+class StaticEQSystem(System):
+    """One fixed EQ (the training set's mean correction, :func:`fit_static_eq`) + gain + limiter.
+
+    The curve is realised as a linear-phase FIR (``numtaps`` odd, :func:`scipy.signal.firwin2`)
+    applied with its delay compensated, so the output stays sample-aligned with the input.
+    """
+
+    name, label = "static_eq", "static mean EQ"
+
+    def __init__(self, curve: dict[str, Any], true_peak_dbtp: float = -1.0, numtaps: int = 2047):
+        if numtaps % 2 == 0:
+            raise ValueError(f"numtaps must be odd (a type-I linear-phase FIR), got {numtaps}")
+        self.curve = curve
+        self.true_peak_dbtp = float(true_peak_dbtp)
+        self.numtaps = int(numtaps)
+        self._fir: dict[int, np.ndarray] = {}
+
+    def fir(self, sample_rate: int) -> np.ndarray:
+        """The FIR taps at ``sample_rate`` (the curve is held flat beyond its last frequency)."""
+        if sample_rate not in self._fir:
+            nyq = sample_rate / 2.0
+            grid = np.linspace(0.0, nyq, 1025)
+            gain_db = np.interp(grid, self.curve["freqs_hz"], self.curve["gain_db"])
+            self._fir[sample_rate] = signal.firwin2(self.numtaps, grid / nyq, 10.0 ** (gain_db / 20.0))
+        return self._fir[sample_rate]
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        x = _as_tensor(audio).double().numpy()
+        y = signal.fftconvolve(x, self.fir(int(sample_rate))[None], mode="same", axes=-1)
+        return finish_loudness(torch.from_numpy(y), sample_rate, target_lufs, self.true_peak_dbtp)
+
+    def info(self) -> dict[str, Any]:
+        return {"items": self.curve.get("items"), "numtaps": self.numtaps}
+
+
+class MatcheringSystem(System):
+    """matchering 2 with a fixed mastered reference track (``matchering.process`` on temporary WAVs).
+
+    Args:
+        reference: ``[channels, samples]`` mastered reference audio.
+        reference_sample_rate: its rate.
+        reference_name: what the tables call it (the training track's key).
+    """
+
+    name, label, takes_target = "matchering", "matchering", False
+
+    def __init__(self, reference, reference_sample_rate: int, reference_name: str = "reference"):
+        self.reference = _as_tensor(reference, "reference")
+        self.reference_sample_rate = int(reference_sample_rate)
+        self.reference_name = reference_name
+        self.warnings: list[str] = []
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        import matchering as mg
+
+        from ..io import load_audio, save_audio
+
+        x = _as_tensor(audio)
+        mg.log(warning_handler=self.warnings.append, info_handler=lambda *_: None, debug_handler=lambda *_: None)
+        with tempfile.TemporaryDirectory(prefix="matchering-") as tmp:
+            tmp = Path(tmp)
+            target, reference, result = tmp / "target.wav", tmp / "reference.wav", tmp / "result.wav"
+            save_audio(target, x, sample_rate, subtype="FLOAT")
+            save_audio(reference, self.reference, self.reference_sample_rate, subtype="FLOAT")
+            mg.process(target=str(target), reference=str(reference), results=[mg.Result(str(result), "FLOAT")],
+                       config=mg.Config(temp_folder=str(tmp)))
+            y, _ = load_audio(result, sample_rate=int(sample_rate))
+        return _fit_length(y, x.shape[-1], x.shape[0])
+
+    def info(self) -> dict[str, Any]:
+        return {"reference": self.reference_name}
+
+
+class Phase1System(System):
+    """A trained Phase 1 model (1A, 1B or 1C).
+
+    On the CPU it masters through :func:`mastering.master.master_file` (what ``mastering master``
+    does: temporary float WAVs in and out); on another device through the in-memory forward of
+    :class:`mastering.models.mastering.MasteringModel` with its loudness stage and true-peak limiter.
+
+    Args:
+        phase: ``"1a"``, ``"1b"`` or ``"1c"``.
+        checkpoint: the run's ``best.pt``.
+        true_peak_dbtp: ceiling of the master.
+        run: the run folder's name (for the tables).
+    """
+
+    group = "proposed"
+    devices = ("cpu", "cuda")
+
+    def __init__(self, phase: str, checkpoint: str | os.PathLike, true_peak_dbtp: float = -1.0, run: str = ""):
+        self.phase = str(phase).lower()
+        self.name = f"phase{self.phase}"
+        self.label = f"Phase {self.phase.upper()}"
+        self.checkpoint = Path(checkpoint)
+        if not self.checkpoint.is_file():
+            raise ValueError(f"checkpoint {self.checkpoint} does not exist; train phase {self.phase} first")
+        self.true_peak_dbtp = float(true_peak_dbtp)
+        self.run = run or self.checkpoint.parent.name
+        self._models: dict[str, Any] = {}
+
+    def model(self, device: str = "cpu"):
+        """The model on ``device`` (loaded once)."""
+        from ..models.mastering import model_from_checkpoint
+
+        if device not in self._models:
+            self._models[device] = model_from_checkpoint(self.checkpoint, map_location=device,
+                                                         eq_mode="exact" if device == "cpu" else "fast")
+        return self._models[device]
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        x = _as_tensor(audio)
+        if device != "cpu":
+            return self._master_on_device(x, int(sample_rate), float(target_lufs), device)
+        from ..io import load_audio, save_audio
+        from ..master import master_file
+
+        with tempfile.TemporaryDirectory(prefix="phase1-") as tmp:
+            src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
+            save_audio(src, x, sample_rate, subtype="FLOAT")
+            master_file(src, dst, checkpoint=self.checkpoint, target_lufs=float(np.clip(target_lufs, -40.0, -5.0)),
+                        true_peak_dbtp=self.true_peak_dbtp, subtype="FLOAT")
+            y, _ = load_audio(dst)
+        return _fit_length(y, x.shape[-1], x.shape[0])
+
+    @torch.no_grad()
+    def _master_on_device(self, x: torch.Tensor, sample_rate: int, target_lufs: float, device: str) -> torch.Tensor:
+        from ..io import resample, to_channels
+
+        model = self.model(device)
+        xm = resample(to_channels(x, model.channels), sample_rate, model.sample_rate)[None].to(device)
+        out = model(xm, target_lufs=target_lufs, limit=False)["output"]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        y = model.limiter(out.cpu().double(), model.sample_rate, self.true_peak_dbtp)[0] if model.limiter else out[0].cpu()
+        return _fit_length(resample(y.float(), model.sample_rate, sample_rate), x.shape[-1], x.shape[0])
+
+    def info(self) -> dict[str, Any]:
+        return {"run": self.run}
+
+
+class ThesisSystem(System):
+    """The thesis's system (:func:`mastering.models.thesis.thesis_master`): a mel-spectrogram U-Net
+    with an LSTM parameter forecaster, inverted with Griffin-Lim. It sets its own level.
+
+    Args:
+        model: the model of :func:`mastering.models.thesis.fit_or_load_thesis`.
+        info: the ``info`` dict that function returns (run folder, training budget).
+        chunk_s: chunk length of :func:`thesis_master`.
+    """
+
+    name, label, group, takes_target = "thesis", "thesis (U-Net+LSTM, GL)", "thesis", False
+
+    def __init__(self, model, info: dict[str, Any] | None = None, chunk_s: float = 10.0):
+        self.model_ = model
+        self.info_ = dict(info or {})
+        self.chunk_s = float(chunk_s)
+        if isinstance(model, torch.nn.Module):
+            self.devices = ("cpu", "cuda")
+
+    @classmethod
+    def fit_or_load(cls, profile: str = "smoke", seed: int = 0, progress: bool = False) -> "ThesisSystem":
+        """Train (or load the cached run of) the thesis model of ``profile``."""
+        from ..models.thesis import fit_or_load_thesis
+
+        model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress)
+        return cls(model, info)
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        from ..models.thesis import thesis_master
+
+        x = _as_tensor(audio)
+        model = self.model_
+        if isinstance(model, torch.nn.Module):
+            model = model.to(device)
+        y = thesis_master(model, x.numpy(), int(sample_rate), chunk_s=self.chunk_s)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return _fit_length(torch.as_tensor(np.asarray(y, np.float32)), x.shape[-1], x.shape[0])
+
+    def info(self) -> dict[str, Any]:
+        return {k: v for k, v in self.info_.items() if isinstance(v, (str, int, float, bool))}
