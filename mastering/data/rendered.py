@@ -13,7 +13,9 @@ licence), recorded per track as ``license``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -145,6 +147,45 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
     return x, meta
 
 
+def _sidecar(wav: Path) -> Path:
+    return wav.with_name(wav.name + ".json")
+
+
+def _write_sidecar(wav: Path, row: dict) -> None:
+    """Store a rendered piece's manifest row beside its WAV (atomically), so that a run that is
+    interrupted before it writes the manifest does not render the piece again."""
+    side = _sidecar(wav)
+    tmp = side.with_name(side.name + ".tmp")
+    tmp.write_text(json.dumps(row, indent=1))
+    os.replace(tmp, side)
+
+
+def _resumed_row(root: Path, piece: str, sample_rate: int) -> dict | None:
+    """The manifest row of ``piece`` rendered earlier at ``sample_rate``, or ``None``.
+
+    The row is trusted only when its sidecar names this piece and rate and the WAV it points to
+    exists with that rate; anything else (a truncated file, another rate) renders the piece again.
+    """
+    import soundfile as sf
+
+    from .prepare import track_cache_path
+
+    track_id = "corpus/" + Path(piece).with_suffix("").as_posix().replace("/", "_")
+    wav = root / track_cache_path("music21", track_id)
+    side = _sidecar(wav)
+    if not (wav.exists() and side.exists()):
+        return None
+    try:
+        row = json.loads(side.read_text())
+        info = sf.info(str(wav))
+    except (OSError, ValueError, RuntimeError):
+        return None
+    if row.get("file") != piece or int(row.get("sample_rate", -1)) != int(sample_rate) \
+            or int(info.samplerate) != int(sample_rate) or abs(info.frames / info.samplerate - float(row["duration_s"])) > 0.01:
+        return None
+    return row
+
+
 def prepare_rendered(
     n_tracks: int,
     sample_rate: int,
@@ -195,6 +236,13 @@ def prepare_rendered(
         if piece in known_skips:
             skips.append(("corpus", piece, known_skips[piece]))
             continue
+        resumed = _resumed_row(root, piece, sample_rate)
+        if resumed is not None:  # rendered by an interrupted run: its manifest row was never written
+            rows.append(resumed)
+            accepted += 1
+            if bar is not None:
+                bar.update(1)
+            continue
         try:
             x, meta = render_piece(piece, sample_rate, seed=seed)
             duration = x.shape[-1] / sample_rate
@@ -221,6 +269,7 @@ def prepare_rendered(
             "clipped_samples": int(np.count_nonzero(np.abs(x.numpy()) > 1.0)), "license": LICENSE,
             "copyright_file": "", "order": order,
         })
+        _write_sidecar(root / cache_rel, rows[-1])
         accepted += 1
         if bar is not None:
             bar.update(1)

@@ -1,0 +1,64 @@
+"""Rendering the music21 corpus: an interrupted run does not render its pieces again."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mastering.data import manifest as mf
+from mastering.data import rendered
+
+
+@pytest.fixture
+def fake_renderer(tmp_path, monkeypatch):
+    """Two corpus pieces rendered as 31 s of noise; counts the renders."""
+    monkeypatch.setenv("MASTERING_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(rendered.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(rendered, "SOUNDFONT", tmp_path)  # exists
+    monkeypatch.setattr(rendered, "corpus_pieces", lambda: ["bach/bwv1.6.mxl", "haydn/opus1no1.mxl"])
+    calls = []
+
+    def render(piece, sample_rate, seed=0, timeout_s=600.0):
+        calls.append(piece)
+        rng = np.random.default_rng(len(calls))
+        x = torch.from_numpy(0.1 * rng.standard_normal((2, int(31 * sample_rate))).astype(np.float32))
+        return x, {"ensemble": "test", "programs": [0]}
+
+    monkeypatch.setattr(rendered, "render_piece", render)
+    return tmp_path, calls
+
+
+def test_an_interrupted_render_is_resumed_from_the_cache(fake_renderer):
+    root, calls = fake_renderer
+    empty_tracks = pd.DataFrame(columns=mf.TRACK_COLUMNS)
+    empty_skips = pd.DataFrame(columns=mf.SKIP_COLUMNS)
+    rows, _, _, error = rendered.prepare_rendered(2, 8000, empty_tracks, empty_skips, progress=False)
+    assert error == "" and len(rows) == 2 and len(calls) == 2
+    # the run dies before the manifest is written: the next run reuses both WAVs and their rows
+    again, _, _, _ = rendered.prepare_rendered(2, 8000, empty_tracks, empty_skips, progress=False)
+    assert len(calls) == 2
+    assert again == rows
+
+
+@pytest.mark.parametrize("damage", ["rate", "truncated", "no-sidecar"])
+def test_a_cached_render_that_does_not_match_is_rendered_again(fake_renderer, damage):
+    root, calls = fake_renderer
+    empty_tracks = pd.DataFrame(columns=mf.TRACK_COLUMNS)
+    empty_skips = pd.DataFrame(columns=mf.SKIP_COLUMNS)
+    rows, _, _, _ = rendered.prepare_rendered(1, 8000, empty_tracks, empty_skips, progress=False)
+    wav = root / rows[0]["path"]
+    side = wav.with_name(wav.name + ".json")
+    if damage == "rate":
+        rendered.prepare_rendered(1, 16000, empty_tracks, empty_skips, progress=False)
+        assert len(calls) == 2
+        return
+    if damage == "truncated":
+        row = json.loads(side.read_text())
+        row["duration_s"] += 5.0
+        side.write_text(json.dumps(row))
+    else:
+        side.unlink()
+    rendered.prepare_rendered(1, 8000, empty_tracks, empty_skips, progress=False)
+    assert len(calls) == 2
