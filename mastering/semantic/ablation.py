@@ -1,0 +1,234 @@
+"""The CLAP ablation: audio encoders into the semantic latent compared under one protocol.
+
+Arms (notebook ``11_clap_ablation``):
+
+* ``custom-pink`` -- the main encoder (log-mel CNN, MSE; ``cnn-mse`` of
+  :data:`mastering.semantic.encoder.ENCODER_VARIANTS`), trained on pink noise;
+* ``custom-music`` -- the same, trained on real-music training excerpts (``cnn-mse-music``);
+* ``custom-mixture`` -- the same, trained on the multi-source mixture of the data pipeline
+  (:class:`mastering.data.datasets.MultiSourceDataset` over pink noise, real and rendered
+  training excerpts with the profile's ``source_ratios``);
+* ``clap-random`` -- a frozen, randomly initialized LAION-CLAP audio branch (HTS-AT) with a
+  trainable projection (:mod:`mastering.semantic.clap`), trained on pink noise: the control for
+  "architecture vs pretraining";
+* ``clap-pretrained`` -- the same branch with a released LAION-CLAP checkpoint's weights, run only
+  when a checkpoint is given (they cannot be downloaded on the build machines).
+
+The custom encoders are the cached runs of notebook 08 (:func:`mastering.semantic.encoder.
+fit_or_load_encoder`, same settings, so nothing is retrained when 08 ran before). Every arm is
+evaluated by :func:`mastering.semantic.encoder.evaluate_encoder` on the same held-out settings
+(contributors unseen by the VAE and every encoder) rendered on the same pink noise and on the same
+excerpts of held-out test tracks. HTS-AT costs a 10 s forward pass per example on a CPU, so the
+profile may cap the held-out settings (a seeded subset, the same for every arm) and the CLAP
+projection is fitted on a fixed set of ``n_train_examples`` rendered examples whose embeddings
+are computed once; the CNNs see ``steps x batch_size`` fresh examples.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .encoder import ENCODER_PROFILES, ENCODER_VARIANTS, evaluate_encoder, fit_or_load_encoder
+from .vae import SemanticVAE
+
+__all__ = ["ABLATION_PROFILES", "ARMS", "mixture_pool", "eval_subset", "run_clap_ablation"]
+
+#: Sizes per run profile: ``max_eval`` held-out settings (``None``: all), the CLAP projection's
+#: training examples and optimisation, and the mixture pool's excerpts.
+ABLATION_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"max_eval": 16, "n_train_examples": 32, "steps": 300, "batch_size": 16, "lr": 2e-3, "hidden": 64,
+              "embed_batch_size": 8},
+    "full": {"max_eval": None, "n_train_examples": 4000, "steps": 3000, "batch_size": 64, "lr": 1e-3, "hidden": 64,
+             "embed_batch_size": 32},
+}  # fmt: skip
+
+#: The arms in table order: ``(name, encoder, trained on)``.
+ARMS = (
+    ("custom-pink", "CNN (ours)", "pink"),
+    ("custom-music", "CNN (ours)", "music"),
+    ("custom-mixture", "CNN (ours)", "mixture"),
+    ("clap-random", "CLAP HTS-AT, random init, frozen", "pink"),
+    ("clap-pretrained", "CLAP HTS-AT, pretrained, frozen", "pink"),
+)
+
+
+def mixture_pool(
+    profile: str,
+    music_train: tuple[pd.DataFrame, torch.Tensor],
+    rendered_train: tuple[pd.DataFrame, torch.Tensor] | None,
+    seed: int = 0,
+    ratios: dict[str, float] | None = None,
+) -> tuple[pd.DataFrame, torch.Tensor]:
+    """The multi-source mixture as a pool of excerpts for :func:`~mastering.semantic.encoder.render_batch`.
+
+    A :class:`~mastering.data.datasets.MultiSourceDataset` over pink noise (seeded, -20 dBFS RMS,
+    two channels), the real-music training excerpts ``music_train`` and the rendered ones
+    ``rendered_train`` (``(meta, audio)`` of :func:`mastering.semantic.evaluate.music_clips`), drawn
+    with the profile's ``source_ratios`` (sources without excerpts dropped, the rest renormalized);
+    as many draws as make the real excerpts appear about once each.
+
+    Returns:
+        ``(meta, audio)``: ``meta`` with ``source`` and ``clip`` (``pink#k`` for noise) per pool
+        entry, ``audio`` ``[n, 2, samples]``.
+    """
+    from ..data.datasets import MultiSourceDataset
+    from ..dsp.signals import pink_noise
+    from ..profiles import get_profile
+
+    ratios = dict(ratios or get_profile(profile)["source_ratios"])
+    meta_r, audio_r = music_train
+    samples = audio_r.shape[-1]
+    sources: dict[str, list[dict[str, Any]]] = {
+        "real": [{"audio": a, "clip": c} for a, c in zip(audio_r, meta_r["clip"])],
+    }
+    if rendered_train is not None and len(rendered_train[0]):
+        meta_x, audio_x = rendered_train
+        if audio_x.shape[-1] != samples:
+            raise ValueError(f"rendered excerpts have {audio_x.shape[-1]} samples, real ones {samples}")
+        sources["rendered"] = [{"audio": a, "clip": c} for a, c in zip(audio_x, meta_x["clip"])]
+    share_real = ratios.get("real", 0.0) / sum(v for k, v in ratios.items() if k == "pink" or k in sources)
+    if share_real <= 0:
+        raise ValueError(f"the mixture needs a positive 'real' ratio, got {ratios}")
+    length = int(round(len(sources["real"]) / share_real))
+    noise = pink_noise(samples, channels=2, batch=length, seed=seed)
+    sources["pink"] = [{"audio": noise[k], "clip": f"pink#{k}"} for k in range(length)]
+    mix = MultiSourceDataset(sources, ratios, length=length, seed=seed)
+    items = [mix[i] for i in range(length)]
+    meta = pd.DataFrame({"source": [it["mixture_source"] for it in items], "clip": [it["clip"] for it in items]})
+    return meta, torch.stack([it["audio"] for it in items])
+
+
+def eval_subset(val_index: Sequence[int], max_n: int | None, seed: int = 0) -> np.ndarray:
+    """The held-out rows every arm is evaluated on: all of them, or a seeded subset of ``max_n`` (sorted)."""
+    val_index = np.asarray(val_index)
+    if max_n is None or max_n >= len(val_index):
+        return val_index
+    return np.sort(np.random.default_rng(seed).choice(val_index, size=int(max_n), replace=False))
+
+
+def _custom_settings(profile: str, variant: str, seed: int) -> dict[str, Any]:
+    """The settings :func:`~mastering.semantic.encoder.compare_encoders` trains ``variant`` with (so its cache is reused)."""
+    base, change = ENCODER_PROFILES[profile], ENCODER_VARIANTS[variant]
+    return {"model": {**base["model"], **change.get("model", {})},
+            "train": {**base["train"], **change.get("train", {}), "seed": seed}}  # fmt: skip
+
+
+def run_clap_ablation(
+    vae_model: SemanticVAE,
+    vae_folder: str | os.PathLike,
+    df: pd.DataFrame,
+    history: dict[str, Any],
+    profile: str,
+    music_train: tuple[pd.DataFrame, torch.Tensor] | None,
+    music_test: tuple[pd.DataFrame, torch.Tensor] | None,
+    mixture: tuple[pd.DataFrame, torch.Tensor] | None,
+    clap_checkpoint: str | os.PathLike | None = None,
+    clap_amodel: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train (or reuse) every arm and evaluate each on the same held-out settings.
+
+    Args:
+        vae_model, vae_folder, history: the VAE, its run folder and training history
+            (``train_index`` / ``val_index``).
+        df: SAFE-DB frame.
+        profile: selects :data:`ABLATION_PROFILES` and the encoder sizes.
+        music_train, music_test: ``(meta, audio)`` excerpts of training / test tracks
+            (:func:`mastering.semantic.evaluate.music_clips`); ``None`` skips the music arm / evaluation.
+        mixture: :func:`mixture_pool`'s pool (``None`` skips the mixture arm).
+        clap_checkpoint: a LAION-CLAP checkpoint; the pretrained arm runs only with one.
+        clap_amodel: ``"HTSAT-tiny"`` / ``"HTSAT-base"``; ``None``: the checkpoint's size
+            (:func:`mastering.semantic.clap.infer_clap_amodel`), ``HTSAT-tiny`` without one. Both
+            CLAP arms use the same size.
+        seed: seeds every training and the evaluation subset.
+
+    Returns:
+        ``(table, arms)``: ``table`` one row per arm that ran and evaluation audio (``arm``,
+        ``encoder``, ``init``, ``checkpoint``, ``trained_on``, ``evaluated_on``, ``n``,
+        ``latent_mse``, ``r2``, ``pair_accuracy``, ``pair_separation``, ``trainable_parameters``,
+        ``train_examples``, ``run``); ``arms`` one row per arm with ``status`` (``ran`` /
+        ``skipped``) and ``reason``.
+    """
+    from . import clap
+
+    size = ABLATION_PROFILES[profile]
+    seg = ENCODER_PROFILES[profile]["train"]["segment_seconds"]
+    tr, va = np.asarray(history["train_index"]), np.asarray(history["val_index"])
+    ev = eval_subset(va, size["max_eval"], seed)
+    evals = [("pink", None)] + ([("music", music_test[1])] if music_test is not None else [])
+    rows: list[dict[str, Any]] = []
+    status: list[dict[str, Any]] = []
+
+    def evaluate(arm: str, enc: torch.nn.Module, **fields: Any) -> None:
+        for where, pool in evals:
+            _, summary = evaluate_encoder(enc, vae_model, df, ev, tr, segment_seconds=seg, dry_pool=pool)
+            rows.append({"arm": arm, "evaluated_on": where, **fields, **summary})
+
+    # The custom CNNs: cached runs of notebook 08, plus the mixture.
+    pools: dict[str, tuple[torch.Tensor | None, str | None] | None] = {
+        "custom-pink": (None, None),
+        "custom-music": None if music_train is None else (music_train[1], ",".join(music_train[0]["clip"])),
+        "custom-mixture": None if mixture is None else (mixture[1], "mixture:" + ",".join(mixture[0]["clip"])),
+    }
+    for arm, label, trained_on in ARMS[:3]:
+        if pools[arm] is None:
+            status.append({"arm": arm, "status": "skipped", "reason": f"no {trained_on} training audio"})
+            continue
+        pool, pool_id = pools[arm]
+        settings = _custom_settings(profile, "cnn-mse-music" if trained_on != "pink" else "cnn-mse", seed)
+        enc, record, folder = fit_or_load_encoder(vae_model, vae_folder, df, tr, va, settings, profile, dry_pool=pool,
+                                                  dry_pool_id=pool_id, progress=progress)  # fmt: skip
+        n_params = sum(p.numel() for p in enc.parameters())
+        evaluate(arm, enc, encoder=label, init="trained", checkpoint="", trained_on=trained_on,
+                 trainable_parameters=int(n_params),
+                 train_examples=int(settings["train"]["steps"] * settings["train"]["batch_size"]), run=folder.name)  # fmt: skip
+        status.append({"arm": arm, "status": "ran", "reason": f"run {folder.name}"})
+
+    # The CLAP arms: the random-init control always, the pretrained arm with a checkpoint.
+    available, why = clap.clap_available()
+    amodel = clap_amodel
+    if amodel is None:
+        amodel = clap.infer_clap_amodel(clap_checkpoint) if (available and clap_checkpoint) else "HTSAT-tiny"
+    for arm, label, trained_on in ARMS[3:]:
+        checkpoint = clap_checkpoint if arm == "clap-pretrained" else None
+        if not available:
+            status.append({"arm": arm, "status": "skipped", "reason": f"CLAP could not be built: {why}"})
+            continue
+        if arm == "clap-pretrained" and not clap_checkpoint:
+            status.append({"arm": arm, "status": "skipped",
+                           "reason": "no checkpoint given, and pretrained CLAP weights cannot be downloaded here"})  # fmt: skip
+            continue
+        embedder, info = clap.load_clap_audio_encoder(checkpoint, amodel=amodel, seed=seed)
+        enc = clap.ClapLatentEncoder(embedder, vae_model.latent_dim, hidden=size["hidden"], seed=seed)
+        enc, hist = clap.train_clap_projection(
+            enc, vae_model, df, tr, n_examples=size["n_train_examples"], segment_seconds=seg, steps=size["steps"],
+            batch_size=size["batch_size"], lr=size["lr"], embed_batch_size=size["embed_batch_size"], seed=seed,
+            progress=progress,
+        )  # fmt: skip
+        n_params = sum(p.numel() for p in enc.trainable_parameters())
+        evaluate(arm, enc, encoder=f"{label} ({amodel})", init=info["init"], checkpoint=str(checkpoint or ""),
+                 trained_on=trained_on, trainable_parameters=int(n_params), train_examples=size["n_train_examples"],
+                 run="")  # fmt: skip
+        detail = f"{amodel}, {info['init']}"
+        if checkpoint:
+            detail += (f" from {checkpoint} ({info['loaded_keys']} tensors loaded, {len(info['missing_keys'])} missing, "
+                       f"{len(info['unexpected_keys'])} unexpected)")  # fmt: skip
+        else:
+            detail += f" (seed {seed})"
+        status.append({"arm": arm, "status": "ran", "reason": detail})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        order = {a[0]: i for i, a in enumerate(ARMS)}
+        where = {"pink": 0, "music": 1}
+        table = table.sort_values(["arm", "evaluated_on"], key=lambda c: c.map(order if c.name == "arm" else where),
+                                  kind="stable").reset_index(drop=True)  # fmt: skip
+    arms = pd.DataFrame(status)
+    arms = arms.assign(_o=arms["arm"].map({a[0]: i for i, a in enumerate(ARMS)})).sort_values("_o").drop(columns="_o")
+    return table, arms.reset_index(drop=True)
