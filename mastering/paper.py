@@ -234,6 +234,9 @@ ARTEFACTS: dict[str, Artefact] = _declare(
                              ("semantic_e2e_intensity", "figure", "fig_e2e_intensity"),
                              ("semantic_refinement", "table", "table_refinement"),
                              ("semantic_refinement_tradeoff", "figure", "fig_refinement"))],
+    # notebooks/11_clap_ablation.ipynb -- mastering.semantic.report_clap
+    Artefact("clap_ablation", "table", "11_clap_ablation", "mastering.semantic.report_clap.table_clap_ablation"),
+    Artefact("clap_ablation_bars", "figure", "11_clap_ablation", "mastering.semantic.report_clap.fig_clap_ablation"),
     # notebooks/12_listening_test_anova.ipynb -- mastering.evaluation.listening (statistics: listening_test.analysis)
     *[Artefact(name, kind, "12_listening_test_anova", f"{_LT}.{fn}")
       for name, kind, fn in (("listening_means", "figure", "fig_listening_means"),
