@@ -18,7 +18,8 @@ The design this compendium compares its Phase 1B model against. It works on magn
    of the band gains it feeds). This is the pseudo-inverse of the mel projection restricted to
    gains: a constant band gain maps to the same constant on every bin, where the plain
    Moore-Penrose ``pinv`` of the filterbank (``torchaudio.transforms.InverseMelScale``'s
-   least-squares target) rings between band centres and vanishes outside the bands;
+   least-squares target) spreads a band's value over the band's bins (a +6 dB gain on all 48
+   bands of a 1024-point STFT comes back as about +0.4 dB at 8 kHz) and is zero where no band reaches;
 5. the gain multiplies the input magnitude, and the mastered waveform is recovered with the
    Griffin-Lim algorithm (Griffin & Lim 1984, "Signal estimation from modified short-time Fourier
    transform", IEEE TASSP 32(2)): alternate projections between the consistent STFTs and the
@@ -325,13 +326,14 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int, hop: int, window: torch.Ten
         angles = torch.polar(torch.ones_like(mag), init_phase.reshape(mag.shape).to(mag.dtype))
     alpha = momentum / (1.0 + momentum)
     previous = None
+    spec = mag * angles
     for _ in range(n_iter):
-        signal = torch.istft(mag * angles, n_fft, hop, window=window, length=length)
+        signal = torch.istft(spec, n_fft, hop, window=window, length=length)
         rebuilt = torch.stft(signal, n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True)
         update = rebuilt - alpha * previous if (alpha and previous is not None) else rebuilt
-        angles = update / (update.abs() + 1e-16)
+        spec = update * (mag / (update.abs() + 1e-16))  # the target magnitude with the update's phase
         previous = rebuilt
-    out = torch.istft(mag * angles, n_fft, hop, window=window, length=length)
+    out = torch.istft(spec, n_fft, hop, window=window, length=length)
     return out.reshape(*shape[:-2], out.shape[-1])
 
 

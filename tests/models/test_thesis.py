@@ -85,6 +85,21 @@ def test_mel_gain_back_to_stft_grid():
     assert err < 0.6  # piecewise-linear in mel between band centres vs log-frequency: < 0.6 dB apart
 
 
+def test_loss_equals_auraloss_stft_loss():
+    import auraloss
+
+    model = MelUNetLSTM(sample_rate=SR, channels=2, **TINY)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2, SR // 2, generator=g) * 0.1
+    y = 1.5 * x + 0.01 * torch.randn(2, 2, SR // 2, generator=g)
+    ours = ThesisLoss()(model.stft(x).abs(), model.stft(y).abs())
+    ref = auraloss.freq.STFTLoss(256, 64, 256, w_sc=1.0, w_log_mag=1.0, w_lin_mag=0.0)(x, y)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert float(ThesisLoss()(model.stft(y).abs(), model.stft(y).abs())) == 0.0
+    with pytest.raises(ValueError):
+        ThesisLoss(0.0, 0.0)
+
+
 def test_gradients_reach_every_parameter():
     model = MelUNetLSTM(sample_rate=SR, channels=2, **TINY)
     _randomize_heads(model)
