@@ -655,6 +655,7 @@ def thesis_master(model: MelUNetLSTM, audio: np.ndarray, sample_rate: int, chunk
     and its waveform recovered with :func:`griffin_lim`, and the chunks joined with a raised-cosine
     crossfade over the overlaps. Phase retrieval is per chunk, so the crossfade mixes two
     independent phase estimates (a brief dip in coherence the thesis's pipeline has as well).
+    The output is not limited: it may exceed full scale where the model raises the level.
 
     Args:
         model: a :class:`MelUNetLSTM`.
