@@ -402,8 +402,10 @@ def build_paired_datasets(profile: str, split: str = "train", length: int | None
     datasets: dict[str, Dataset | None] = {}
     for kind in ("real", "rendered"):
         sel = tracks[tracks["kind"] == kind]
+        # random offsets: one distinct draw per mixture item, not one per track (len of the source)
         datasets[kind] = (PairedDataset(TrackSegments(sel, seg, offsets=offsets, name=kind),
-                                        seed=derive_seed(seed, split, kind), augment=split == "train")
+                                        seed=derive_seed(seed, split, kind), augment=split == "train",
+                                        length=n if offsets == "random" else None)
                           if len(sel) else None)
     datasets["pink"] = PairedDataset(PinkNoiseSegments(n, seg, int(params["sample_rate"])),
                                      seed=derive_seed(seed, split, "pink"), augment=split == "train")

@@ -102,8 +102,11 @@ def build_datasets(config) -> tuple[Dataset, Dataset]:
         parts: dict[str, Dataset | None] = {}
         for kind in ("real", "rendered"):
             sel = tracks[tracks["kind"] == kind]
+            # random offsets: as many distinct draws as the mixture has items (a track source's own
+            # length is its number of tracks, which would allow one segment per track and epoch)
             parts[kind] = (PairedDataset(TrackSegments(sel, seg, offsets=offsets, name=kind),
-                                         seed=derive_seed(config.seed, split, kind), augment=split == "train")
+                                         seed=derive_seed(config.seed, split, kind), augment=split == "train",
+                                         length=max(n, 1) if offsets == "random" else None)
                            if len(sel) else None)
         parts["pink"] = PairedDataset(PinkNoiseSegments(max(n, 1), seg, config.sample_rate),
                                       seed=derive_seed(config.seed, split, "pink"), augment=split == "train")

@@ -152,3 +152,25 @@ def test_profile_mixture_uses_only_its_split():
             assert set(d.source.tracks["split"]) == {"train"}
     item = train[0]
     assert item["degraded"].shape == item["mastered"].shape == (2, int(3.0 * 44100))
+
+
+def test_random_offset_mixtures_draw_a_new_segment_for_every_item():
+    """A track source's own length is its number of tracks; the mixture must not reuse one
+    segment per track for all of its items (it did: 96 smoke pairs held 25 distinct ones)."""
+    from mastering.training.config import train_config
+    from mastering.training.data import build_datasets
+
+    try:
+        mix = build_paired_datasets("smoke", "train", length=40)
+        train, _ = build_datasets(train_config("1a", "smoke", data={"train_items": 40, "valid_items": 2,
+                                                                     "cache": False}))
+    except FileNotFoundError:
+        pytest.skip("real-music cache not prepared (make data)")
+    for mixture in (mix, train):
+        real = [j for name, j in (mixture.choose(i) for i in range(len(mixture))) if name != "pink"]
+        n_tracks = sum(len(d.source.tracks) for name, d in mixture.datasets.items() if name != "pink")
+        assert len(real) > n_tracks  # enough real items to tell
+        assert len(set(real)) > n_tracks
+        seeds = {mixture.datasets[name].item_seed(j) for name, j in (mixture.choose(i) for i in range(len(mixture)))
+                 if name != "pink"}
+        assert len(seeds) > n_tracks
