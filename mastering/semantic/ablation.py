@@ -224,6 +224,9 @@ def run_clap_ablation(
             detail += f" (seed {seed})"
         status.append({"arm": arm, "status": "ran", "reason": detail})
     table = pd.DataFrame(rows)
+    for column in ("pair_accuracy", "pair_separation"):  # absent when the subset lacks one of the pair
+        if column not in table and not table.empty:
+            table[column] = np.nan
     if not table.empty:
         order = {a[0]: i for i, a in enumerate(ARMS)}
         where = {"pink": 0, "music": 1}

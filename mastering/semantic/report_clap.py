@@ -27,6 +27,11 @@ ARM_COLOURS = {"custom-pink": "#1b9e77", "custom-music": "#66a61e", "custom-mixt
                "clap-random": "#7570b3", "clap-pretrained": "#d95f02"}  # fmt: skip
 
 
+def _short(reason: str) -> str:
+    """A skip reason for a caption: its first clause."""
+    return str(reason).split(";")[0]
+
+
 def _checkpoints(table: pd.DataFrame) -> str:
     ck = sorted({c for c in table.get("checkpoint", pd.Series(dtype=str)).fillna("") if c})
     return ", ".join(Path(c).name for c in ck) if ck else "none"
@@ -38,7 +43,7 @@ def _upper_first(text: str) -> str:
 
 def _arms_sentence(arms: pd.DataFrame) -> str:
     ran = [ARM_LABELS.get(a, a) for a in arms.loc[arms["status"] == "ran", "arm"]]
-    skipped = [f"{ARM_LABELS.get(r.arm, r.arm)}: {r.reason}" for r in arms[arms["status"] != "ran"].itertuples()]
+    skipped = [f"{ARM_LABELS.get(r.arm, r.arm)}: {_short(r.reason)}" for r in arms[arms["status"] != "ran"].itertuples()]
     text = f"arms run: {'; '.join(ran) if ran else 'none'}"
     return text + (f". Not run: {'; '.join(skipped)}" if skipped else "")
 
@@ -52,7 +57,9 @@ def table_clap_ablation(table: pd.DataFrame, arms: pd.DataFrame, profile: str, n
     """
     if table.empty:
         raise ValueError("no ablation results to tabulate")
-    wide = table.pivot_table(index="arm", columns="evaluated_on", values=["r2", "pair_accuracy"], aggfunc="first")
+    table = table.assign(pair_accuracy=table["pair_accuracy"] if "pair_accuracy" in table else np.nan)
+    wide = table.pivot_table(index="arm", columns="evaluated_on", values=["r2", "pair_accuracy"], aggfunc="first",
+                             dropna=False)  # fmt: skip
     order = [a for a in ARM_LABELS if a in wide.index]
     out = pd.DataFrame({"Encoder": [ARM_LABELS[a] for a in order]})
     first = table.drop_duplicates("arm").set_index("arm")
@@ -63,12 +70,15 @@ def table_clap_ablation(table: pd.DataFrame, arms: pd.DataFrame, profile: str, n
         out[f"Acc. ({where})"] = [wide.loc[a, ("pair_accuracy", where)] if ("pair_accuracy", where) in wide.columns
                                   else np.nan for a in order]  # fmt: skip
     n = int(table["n"].iloc[0])
+    from ..paper import latex_escape
+
     caption = (
         f"CLAP ablation: audio encoders into the semantic latent on the same {n} held-out SAFE-DB settings "
         "(contributors unseen in training) rendered on pink noise and on excerpts of held-out real-music tracks. "
         "CLAP arms: LAION-CLAP's HTS-AT audio branch, frozen, input resampled to 48 kHz and repeat-padded to 10 s, "
         "with a trainable two-layer projection fitted on pink noise; the randomly initialized branch separates "
-        f"architecture from pretraining. {_upper_first(_arms_sentence(arms))}. Checkpoint: {_checkpoints(table)}. "
+        f"architecture from pretraining. {latex_escape(_upper_first(_arms_sentence(arms)))}. "
+        f"Checkpoint: {latex_escape(_checkpoints(table))}. "
         "Acc.: share of held-out warm and bright settings whose predicted code lies nearer their own "
         "descriptor's centroid"
     )
@@ -88,6 +98,7 @@ def fig_clap_ablation(table: pd.DataFrame, arms: pd.DataFrame, profile: str, nam
 
     if table.empty:
         raise ValueError("no ablation results to plot")
+    table = table.assign(pair_accuracy=table["pair_accuracy"] if "pair_accuracy" in table else np.nan)
     order = [a for a in ARM_LABELS if a in set(table["arm"])]
     wheres = [w for w in ("pink", "music") if w in set(table["evaluated_on"])]
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharey=False)
