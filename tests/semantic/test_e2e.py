@@ -241,3 +241,13 @@ def test_bad_input(bundle):
     f, g, q = _random_bands(1, 44100, seed=0, groups=1)
     with pytest.raises(ValueError, match="five bands"):
         e2e.dasp_parametric_eq(x, 44100, f[:, :4], g[:, :4], q[:, :4], BAND_KINDS[:4])
+
+
+def test_mixture_segments():
+    ds = e2e.mixture_segments("smoke", 0.5, 12, seed=3)
+    assert len(ds) == 12 and "pink" in ds.names and abs(sum(ds.ratios.values()) - 1) < 1e-9
+    items = [ds[i] for i in range(12)]
+    assert all(it["audio"].shape == (2, 22050) and it["audio"].dtype == torch.float32 for it in items)
+    assert {it["mixture_source"] for it in items} <= {"pink", "real", "rendered"}
+    again = e2e.mixture_segments("smoke", 0.5, 12, seed=3)
+    assert all(torch.equal(a["audio"], again[i]["audio"]) for i, a in enumerate(items))
