@@ -131,6 +131,7 @@ def run_clap_ablation(
     clap_checkpoint: str | os.PathLike | None = None,
     clap_amodel: str | None = None,
     seed: int = 0,
+    device: str = "cpu",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train (or reuse) every arm and evaluate each on the same held-out settings.
@@ -148,6 +149,8 @@ def run_clap_ablation(
             (:func:`mastering.semantic.clap.infer_clap_amodel`), ``HTSAT-tiny`` without one. Both
             CLAP arms use the same size.
         seed: seeds every training and the evaluation subset.
+        device: where the CLAP arms run (``"auto"``: CUDA when available); the CNNs are
+            notebook 08's runs.
 
     Returns:
         ``(table, arms)``: ``table`` one row per arm that ran and evaluation audio (``arm``,
@@ -158,6 +161,8 @@ def run_clap_ablation(
     """
     from . import clap
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     size = ABLATION_PROFILES[profile]
     seg = ENCODER_PROFILES[profile]["train"]["segment_seconds"]
     tr, va = np.asarray(history["train_index"]), np.asarray(history["val_index"])
@@ -205,8 +210,8 @@ def run_clap_ablation(
             status.append({"arm": arm, "status": "skipped",
                            "reason": "no checkpoint given, and pretrained CLAP weights cannot be downloaded here"})  # fmt: skip
             continue
-        embedder, info = clap.load_clap_audio_encoder(checkpoint, amodel=amodel, seed=seed)
-        enc = clap.ClapLatentEncoder(embedder, vae_model.latent_dim, hidden=size["hidden"], seed=seed)
+        embedder, info = clap.load_clap_audio_encoder(checkpoint, amodel=amodel, seed=seed, device=device)
+        enc = clap.ClapLatentEncoder(embedder, vae_model.latent_dim, hidden=size["hidden"], seed=seed).to(device)
         enc, hist = clap.train_clap_projection(
             enc, vae_model, df, tr, n_examples=size["n_train_examples"], segment_seconds=seg, steps=size["steps"],
             batch_size=size["batch_size"], lr=size["lr"], embed_batch_size=size["embed_batch_size"], seed=seed,

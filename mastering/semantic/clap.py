@@ -127,7 +127,7 @@ def _import_htsat() -> types.ModuleType:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             module = importlib.import_module(f"{_PRIVATE_PACKAGE}.htsat")
-    except ImportError as error:
+    except Exception as error:  # ImportError, or a torchvision built for another torch (RuntimeError)
         for name in [n for n in sys.modules if n == _PRIVATE_PACKAGE or n.startswith(_PRIVATE_PACKAGE + ".")]:
             del sys.modules[name]
         raise ClapUnavailableError(_install_hint(f"importing HTS-AT failed: {error}")) from error
