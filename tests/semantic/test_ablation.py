@@ -15,6 +15,15 @@ from mastering.semantic import ablation, clap, encoder, report_clap
 from mastering.semantic.safedb import SAFEDB_FILENAME, load_safedb
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """HTS-AT forward passes: one intra-op thread (several times faster than two on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _clips(prefix: str, n: int, samples: int, seed: int) -> tuple[pd.DataFrame, torch.Tensor]:
     """Stand-in music excerpts: (meta, audio [n, 2, samples]) with a distinct tilt per clip."""
     g = torch.Generator().manual_seed(seed)
