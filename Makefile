@@ -9,7 +9,7 @@ PROFILE ?= smoke
 ONLY    ?=
 PYTEST_ARGS ?=
 # Installed-state stamp: changes whenever the pinned requirements or the package metadata change.
-STAMP   := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+STAMP   := $(VENV)/.stamp-$(shell cat requirements.txt requirements-clap.txt pyproject.toml | sha1sum | cut -c1-12)
 # Debian packages: tracker-module rendering (xmp), MIDI rendering (fluidsynth + GM soundfont),
 # headless browser for the listening-test app's end-to-end tests (chromium + chromedriver).
 APT_PACKAGES := xmp fluidsynth fluid-soundfont-gm chromium chromium-driver
@@ -26,11 +26,12 @@ help:
 	@echo "make listening-test-stimuli / -analysis       real stimuli (semantic EQ systems); export + notebook 12"
 	@echo "make paper [PROFILE=...]                      check the artefacts, build paper/main.pdf"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-clap.txt pyproject.toml
 	@test -x $(PY) || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo ">> installing pinned dependencies into $(VENV) (first time: several minutes, ~8 GB for torch)"
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-clap.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@rm -f $(VENV)/.stamp-*
