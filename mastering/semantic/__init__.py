@@ -11,6 +11,13 @@
   (``build_semantic_eq`` / ``load_semantic_eq``; ``python -m mastering.semantic build``).
 * :mod:`mastering.semantic.evaluate`: the objective evaluation on held-out real music.
 * :mod:`mastering.semantic.report`: the paper figures and tables of notebooks 07-09.
+* :mod:`mastering.semantic.e2e`: the semantic-consistency end-to-end stage (training through a
+  differentiable EQ, dasp-pytorch or the exact IIR cascade, judged by a frozen encoder);
+  :mod:`mastering.semantic.refine`: per-file inference-time refinement; report: ``report_e2e``
+  (notebook 10).
+* :mod:`mastering.semantic.clap`: the frozen LAION-CLAP HTS-AT audio branch built offline with a
+  trainable projection; :mod:`mastering.semantic.ablation`: the encoder ablation (notebook 11,
+  report: ``report_clap``).
 """
 
 from .adaptive import (
