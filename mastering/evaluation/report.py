@@ -1,0 +1,267 @@
+"""Figures and tables of notebook 06 (evaluation on held-out music); one function per artefact.
+
+Each reads saved results (the frames of :mod:`mastering.evaluation.benchmark`) and writes through
+:func:`mastering.figures.save_figure` / :func:`save_table`, which stamp the profile:
+
+* :func:`table_evaluation_metrics` -- mean and 95 % bootstrap interval of every metric per system,
+  the best system of each metric marked (a baseline when a baseline wins).
+* :func:`table_evaluation_tests` -- paired tests of the best Phase 1 system against every other.
+* :func:`table_evaluation_speed` -- audio seconds mastered per second (CPU) and latency per 5 s
+  (CPU, GPU where measured) beside the design's targets.
+* :func:`fig_metric_distributions` -- per-track values of every metric per system.
+* :func:`fig_example_spectra` -- long-term spectra of one test track before and after each system.
+* :func:`fig_quality_speed` -- MR-STFT distance against CPU speed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..figures import PROFILE_NOTE, save_figure, save_table
+from .metrics import METRICS
+
+__all__ = [
+    "table_evaluation_metrics",
+    "table_evaluation_tests",
+    "table_evaluation_speed",
+    "fig_metric_distributions",
+    "fig_example_spectra",
+    "fig_quality_speed",
+]
+
+_GROUP_COLOURS = {"proposed": "tab:blue", "thesis": "tab:purple", "baseline": "tab:gray"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _esc(text: Any) -> str:
+    from ..paper import latex_escape
+
+    return latex_escape(str(text))
+
+
+def _num(value: float, digits: int = 2) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "--"
+    text = f"{abs(float(value)):.{digits}f}"
+    return ("$-$" if float(value) < 0 and float(text) != 0 else "") + text
+
+
+def _p(value: float) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "--"
+    return "$<$0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]], caption: str, label: str, profile: str, align: str,
+           wide: bool = False) -> str:
+    env = "table*" if wide else "table"
+    note = PROFILE_NOTE.get(profile, f"{profile} profile")
+    lines = [f"\\begin{{{env}}}[t]", "\\centering", "\\small", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
+             " & ".join(header) + " \\\\", "\\midrule"]
+    lines += [" & ".join(r) + " \\\\" for r in rows]
+    lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption} ({note}).}}", f"\\label{{{label}}}",
+              f"\\end{{{env}}}"]
+    return "\n".join(lines) + "\n"
+
+
+def _digits(metric: str) -> int:
+    return 3 if metric in ("mrstft", "a_weighted_l1") else 2
+
+
+def table_evaluation_metrics(summary: pd.DataFrame, profile: str, sources: pd.DataFrame | None = None,
+                             tracks: int | None = None, seconds: float | None = None) -> Path:
+    """Mean [95 % CI] of every metric (columns) per system (rows); the best of each metric in bold.
+
+    Args:
+        summary: :func:`mastering.evaluation.benchmark.summarize`.
+        profile: the profile that made it.
+        sources: :func:`mastering.evaluation.benchmark.build_systems`'s table (recorded in the sidecar).
+        tracks, seconds: how many test tracks and how long each was (for the caption).
+    """
+    metrics = [m for m in METRICS if m in set(summary["metric"])]
+    systems = list(dict.fromkeys(summary["system"]))
+    header = ["system"] + [_esc(METRICS[m]["label"]) + (f" ({_esc(METRICS[m]['unit'])})" if METRICS[m]["unit"] else "")
+                           + {"lower": " $\\downarrow$", "higher": " $\\uparrow$"}.get(METRICS[m]["better"], "")
+                           for m in metrics]
+    rows = []
+    for system in systems:
+        part = summary[summary["system"] == system].set_index("metric")
+        cells = [_esc(part["label"].iloc[0])]
+        for m in metrics:
+            r = part.loc[m]
+            d = _digits(m)
+            text = _num(r["mean"], d)
+            if math.isfinite(r["ci_low"]):
+                text += f" [{_num(r['ci_low'], d)}, {_num(r['ci_high'], d)}]"
+            cells.append(f"\\textbf{{{text}}}" if bool(r["best"]) else text)
+        rows.append(cells)
+    winners = summary[summary["best"]]
+    baseline_wins = sorted({_esc(METRICS[m]["label"]) for m, g in zip(winners["metric"], winners["group"]) if g != "proposed"})
+    what = (f" on {tracks} held-out test track{'s' if tracks != 1 else ''}" if tracks else " on the held-out test tracks")
+    length = f" ({seconds:g}-s excerpts)" if seconds else " (whole tracks)"
+    caption = (f"Objective comparison against the original master{what}{length}: mean and 95\\% bootstrap interval "
+               "over tracks; bold: best of each metric; MR-STFT, band error and A-weighted L1 at matched loudness; "
+               "true peak against a $-1$~dBTP ceiling"
+               + (f"; a system other than Phase~1 is best in: {', '.join(baseline_wins)}" if baseline_wins else ""))
+    tex = _table(header, rows, caption, "tab:eval-metrics", profile, "l" + "r" * len(metrics), wide=True)
+    meta = {"sources": sources.to_dict("records")} if sources is not None else {}
+    return save_table(tex, "eval_metrics", profile, **meta)
+
+
+def table_evaluation_tests(tests: pd.DataFrame, profile: str) -> Path:
+    """Paired tests (:func:`mastering.evaluation.benchmark.paired_tests`): mean difference, Wilcoxon
+    and paired-t p-values (Holm-adjusted over the comparisons of each metric)."""
+    best = str(tests["best_label"].iloc[0] if "best_label" in tests else tests["best"].iloc[0])
+    header = ["metric", "against", "$n$", "mean diff.", "Wilcoxon $p$", "$p_\\mathrm{Holm}$", "paired $t$ $p$",
+              "$p_\\mathrm{Holm}$"]
+    rows = []
+    for r in tests.itertuples(index=False):
+        rows.append([_esc(METRICS[r.metric]["label"]), _esc(r.other_label), str(r.n), _num(r.mean_difference, _digits(r.metric)),
+                     _p(r.wilcoxon_p), _p(r.wilcoxon_p_holm), _p(r.ttest_p), _p(r.ttest_p_holm)])
+    caption = (f"Paired tests of {_esc(best)} against every other system over the test tracks (difference = "
+               f"{_esc(best)} minus the other; negative favours {_esc(best)} except for SI-SDR)")
+    tex = _table(header, rows, caption, "tab:eval-tests", profile, "llrrrrrr", wide=True)
+    return save_table(tex, "eval_paired_tests", profile)
+
+
+def table_evaluation_speed(speed: pd.DataFrame, profile: str, device_note: str = "") -> Path:
+    """Speed per system (:func:`mastering.evaluation.benchmark.speed_table`): CPU real-time factor
+    over the evaluation, latency per 5 s on the CPU and GPU, and the design's targets."""
+    header = ["system", "CPU $\\times$ real time", "CPU ms / 5 s", "design CPU", "GPU ms / 5 s", "design GPU"]
+    rows = []
+    for r in speed.itertuples(index=False):
+        rows.append([_esc(r.label), _num(r.cpu_realtime, 1), _num(r.cpu_ms_per_5s, 0), _num(r.design_cpu_ms_per_5s, 0),
+                     _num(r.cuda_ms_per_5s, 0), _num(r.design_cuda_ms_per_5s, 0)])
+    caption = ("Speed: seconds of audio mastered per second of wall time on the CPU over the whole evaluation, and "
+               "the time to master a 5-s excerpt (median), beside the design's latency targets (Phase 1B: 270~ms on "
+               "the CPU, 23~ms on the GPU); -- where not measured" + (f"; {_esc(device_note)}" if device_note else ""))
+    tex = _table(header, rows, caption, "tab:eval-speed", profile, "lrrrrr")
+    return save_table(tex, "eval_speed", profile)
+
+
+def fig_metric_distributions(results: pd.DataFrame, profile: str) -> Path:
+    """Per-track value of every metric per system (dots) with the system mean (bar)."""
+    plt = _plt()
+    metrics = [m for m in METRICS if m in results]
+    systems = list(dict.fromkeys(results["system"]))
+    labels = [results.loc[results["system"] == s, "label"].iloc[0] for s in systems]
+    groups = [results.loc[results["system"] == s, "group"].iloc[0] for s in systems]
+    cols = 3
+    rows_n = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(10, 3.0 * rows_n), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, metric in zip(axes.flat, metrics):
+        for i, (system, group) in enumerate(zip(systems, groups)):
+            values = results.loc[results["system"] == system, metric].to_numpy(float)
+            colour = _GROUP_COLOURS.get(group, "tab:gray")
+            ax.barh(i, np.mean(values), color=colour, alpha=0.3, height=0.7)
+            ax.scatter(values, i + rng.uniform(-0.2, 0.2, len(values)), s=10, color=colour, zorder=3)
+        ax.set_yticks(range(len(systems)), labels if ax in axes[:, 0] else [""] * len(systems), fontsize=7)
+        ax.invert_yaxis()
+        unit = METRICS[metric]["unit"]
+        better = {"lower": " (lower is better)", "higher": " (higher is better)"}.get(METRICS[metric]["better"], "")
+        ax.set_title(f"{METRICS[metric]['label']}{' [' + unit + ']' if unit else ''}{better}", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        if metric == "true_peak_dbtp":
+            ax.axvline(-1.0, color="tab:red", lw=0.8, ls="--")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.suptitle(f"Metrics per test track ({results['track'].nunique()} tracks; bars: mean)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, "eval_metric_distributions", profile)
+
+
+def _spectrum_db(x: torch.Tensor, sample_rate: int, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import signal
+
+    from ..dsp.loudness import loudness
+
+    x = torch.as_tensor(x, dtype=torch.float64)
+    lufs = float(loudness(x[None], sample_rate))
+    if math.isfinite(lufs) and lufs > -70:
+        x = x * 10 ** ((-23.0 - lufs) / 20.0)  # every curve at -23 LUFS: spectral shape, not level
+    nper = min(n_fft, x.shape[-1])
+    f, p = signal.welch(x.numpy(), fs=sample_rate, nperseg=nper, noverlap=nper // 2, axis=-1)
+    p = p.sum(axis=0)
+    smooth = np.empty_like(p)
+    for i, fc in enumerate(f):  # 1/6-octave smoothing for readability
+        sel = (f >= fc / 2 ** (1 / 12)) & (f <= fc * 2 ** (1 / 12)) if fc > 0 else slice(i, i + 1)
+        smooth[i] = p[sel].mean()
+    return f[1:], 10 * np.log10(np.maximum(smooth[1:], 1e-20))
+
+
+def fig_example_spectra(example: Mapping[str, torch.Tensor], sample_rate: int, profile: str, track: str = "",
+                        labels: Mapping[str, str] | None = None) -> Path:
+    """Long-term spectra (Welch, 1/6-octave smoothed, each at -23 LUFS) of one test track: the
+    degraded input, the original master and every system's output (top), and each output's
+    difference to the master (bottom).
+
+    Args:
+        example: ``{"degraded": audio, "mastered": audio, system: audio, ...}`` (one track of
+            :func:`mastering.evaluation.benchmark.run_benchmark`'s outputs).
+        labels: display names of the systems.
+    """
+    plt = _plt()
+    labels = dict(labels or {})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    f, ref = _spectrum_db(example["mastered"], sample_rate)
+    f, deg = _spectrum_db(example["degraded"], sample_rate)
+    top.semilogx(f, ref, color="black", lw=1.6, label="original master")
+    top.semilogx(f, deg, color="tab:red", lw=1.2, ls="--", label="degraded input")
+    bottom.semilogx(f, deg - ref, color="tab:red", lw=1.2, ls="--", label="degraded input")
+    cmap = plt.get_cmap("tab10")
+    systems = [k for k in example if k not in ("degraded", "mastered", "identity")]
+    for i, name in enumerate(systems):
+        _, s = _spectrum_db(example[name], sample_rate)
+        colour = cmap((i + 2) % 10)
+        top.semilogx(f, s, lw=0.9, color=colour, label=labels.get(name, name))
+        bottom.semilogx(f, s - ref, lw=0.9, color=colour)
+    top.set_ylabel("power (dB, at -23 LUFS)")
+    top.set_ylim(ref.max() - 90, ref.max() + 6)
+    top.legend(fontsize=7, ncol=2)
+    top.set_title(f"Long-term spectra of a test track{': ' + track if track else ''}", fontsize=9)
+    bottom.axhline(0, color="black", lw=0.8)
+    bottom.set_ylim(-15, 15)
+    bottom.set_ylabel("difference to master (dB)")
+    bottom.set_xlabel("frequency (Hz)")
+    bottom.set_xlim(20, sample_rate / 2)
+    fig.tight_layout()
+    return save_figure(fig, "eval_example_spectra", profile, track=track)
+
+
+def fig_quality_speed(summary: pd.DataFrame, speed: pd.DataFrame, profile: str, metric: str = "mrstft") -> Path:
+    """Mean ``metric`` (with its 95 % interval) against seconds of audio mastered per second on the CPU."""
+    plt = _plt()
+    sel = summary[summary["metric"] == metric].set_index("system")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for r in speed.itertuples(index=False):
+        if r.system not in sel.index or not math.isfinite(r.cpu_realtime):
+            continue
+        row = sel.loc[r.system]
+        colour = _GROUP_COLOURS.get(row["group"], "tab:gray")
+        err = None
+        if math.isfinite(row["ci_low"]):
+            err = [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
+        ax.errorbar([r.cpu_realtime], [row["mean"]], yerr=err, fmt="o", color=colour, capsize=3)
+        ax.annotate(r.label, (r.cpu_realtime, row["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel("seconds of audio mastered per second (CPU; right of the dotted line: faster than real time)")
+    ax.set_ylabel(f"{METRICS[metric]['label']} ({METRICS[metric]['better']} is better)")
+    ax.set_title("Quality against speed", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, "eval_quality_speed", profile, metric=metric)
