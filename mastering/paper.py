@@ -215,6 +215,14 @@ ARTEFACTS: dict[str, Artefact] = _declare(
                              ("validation", "table", "table_validation"))],
     Artefact("phase1c_band_usage", "figure", "05_phase1c", f"{_MOD}.fig_band_usage"),
     Artefact("phase1_parameter_counts", "table", "03_phase1a", f"{_MOD}.table_parameter_counts"),
+    # notebooks/06_evaluation.ipynb -- mastering.evaluation.report (runs: mastering.evaluation.benchmark)
+    *[Artefact(name, kind, "06_evaluation", f"mastering.evaluation.report.{fn}")
+      for name, kind, fn in (("eval_metrics", "table", "table_evaluation_metrics"),
+                             ("eval_paired_tests", "table", "table_evaluation_tests"),
+                             ("eval_speed", "table", "table_evaluation_speed"),
+                             ("eval_metric_distributions", "figure", "fig_metric_distributions"),
+                             ("eval_example_spectra", "figure", "fig_example_spectra"),
+                             ("eval_quality_speed", "figure", "fig_quality_speed"))],
     # notebooks/07_semantic_vae.ipynb -- mastering.semantic.report
     Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
     Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),
