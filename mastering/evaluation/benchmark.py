@@ -65,7 +65,7 @@ EVALUATION_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"max_tracks": 2, "max_seconds": 8.0, "kind": "real", "n_boot": 200, "static_eq_items": 16,
               "reference_seconds": 20.0, "latency_seconds": 5.0, "latency_repeats": 1, "latency_warmup": False,
               "true_peak_dbtp": -1.0, "train_missing": True,
-              "thesis_shared_data": True, "thesis_valid_items": 4, "thesis_overrides": {"train": {"epochs": 2}}},
+              "thesis_shared_data": True, "thesis_valid_items": 2, "thesis_overrides": {"train": {"epochs": 1}}},
     "full": {"max_tracks": None, "max_seconds": None, "kind": "real", "n_boot": 10000, "static_eq_items": 2000,
              "reference_seconds": None, "latency_seconds": 5.0, "latency_repeats": 5, "latency_warmup": True,
              "true_peak_dbtp": -1.0, "train_missing": True,
@@ -76,8 +76,8 @@ tracks), bootstrap resamples, training pairs for the static EQ, matchering refer
 latency excerpt, repeats and warm-up run, the true-peak ceiling, whether a missing Phase 1 run is
 trained, and the thesis system's training: ``full`` trains it on Phase 1B's data with Phase 1B's
 budget (:func:`mastering.models.thesis.fit_or_load_thesis` defaults); ``smoke`` -- a pipeline check
-that must fit in the notebook's two minutes -- trains it on the static EQ's training pairs
-(``thesis_shared_data``, plus ``thesis_valid_items`` validation pairs) for two epochs."""
+that must fit in the notebook's two minutes -- trains it on the static EQ's training pairs cut to Phase 1B's segment length
+(``thesis_shared_data``, plus ``thesis_valid_items`` validation pairs) for one epoch."""
 
 DESIGN_LATENCY_MS: dict[str, dict[str, float]] = {"phase1b": {"cpu": 270.0, "cuda": 23.0}}
 """The design document's latency per 5 s of audio (Phase 1B: CPU 270 ms, GPU 23 ms)."""
@@ -258,6 +258,7 @@ def thesis_system(profile: str = "smoke", seed: int = 0, shared: tuple[list, int
     """The thesis's system trained as :data:`EVALUATION_PROFILES` says (``shared``: the training
     pairs for ``thesis_shared_data``)."""
     from ..models.thesis import fit_or_load_thesis
+    from ..training import train_config
     from ..training.data import TensorPairs
 
     ev = EVALUATION_PROFILES[profile]
@@ -266,7 +267,11 @@ def thesis_system(profile: str = "smoke", seed: int = 0, shared: tuple[list, int
         if shared is None:
             shared = training_pairs(profile, seed, ev["static_eq_items"])
         valid, _ = training_pairs(profile, seed, ev["thesis_valid_items"], split="valid")
-        stack = lambda ps: TensorPairs(torch.stack([d for d, _ in ps]), torch.stack([m for _, m in ps]))  # noqa: E731
+        n = int(round(train_config("1b", profile).segment_seconds * shared[1]))  # Phase 1B's segment length
+
+        def stack(ps):
+            return TensorPairs(torch.stack([d[..., :n] for d, _ in ps]), torch.stack([m[..., :n] for _, m in ps]))
+
         data = (stack(shared[0]), stack(valid))
     model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress, data=data,
                                      overrides=ev["thesis_overrides"])
