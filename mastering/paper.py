@@ -213,6 +213,8 @@ ARTEFACTS: dict[str, Artefact] = _declare(
                              ("eq_curves", "figure", "fig_eq_curves"),
                              ("spectrograms", "figure", "fig_spectrograms"),
                              ("validation", "table", "table_validation"))],
+    *[Artefact(f"phase{phase}_results", "numbers", notebook, f"{_MOD}.numbers_validation")
+      for phase, notebook in (("1a", "03_phase1a"), ("1b", "04_phase1b"), ("1c", "05_phase1c"))],
     Artefact("phase1c_band_usage", "figure", "05_phase1c", f"{_MOD}.fig_band_usage"),
     Artefact("phase1_parameter_counts", "table", "03_phase1a", f"{_MOD}.table_parameter_counts"),
     # notebooks/06_evaluation.ipynb -- mastering.evaluation.report (runs: mastering.evaluation.benchmark)
@@ -222,18 +224,22 @@ ARTEFACTS: dict[str, Artefact] = _declare(
                              ("eval_speed", "table", "table_evaluation_speed"),
                              ("eval_metric_distributions", "figure", "fig_metric_distributions"),
                              ("eval_example_spectra", "figure", "fig_example_spectra"),
-                             ("eval_quality_speed", "figure", "fig_quality_speed"))],
+                             ("eval_quality_speed", "figure", "fig_quality_speed"),
+                             ("evaluation", "numbers", "numbers_evaluation"))],
     # notebooks/07_semantic_vae.ipynb -- mastering.semantic.report
     Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
     Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),
     Artefact("semantic_latent_map", "figure", "07_semantic_vae", f"{_SEM}.fig_latent_map"),
+    Artefact("semantic_vae", "numbers", "07_semantic_vae", f"{_SEM}.numbers_semantic_vae"),
     # notebooks/08_audio_encoder.ipynb, 09_adaptive_semantic_eq.ipynb -- mastering.semantic.report
     Artefact("semantic_encoder_comparison", "table", "08_audio_encoder", f"{_SEM}.table_encoder_comparison"),
     Artefact("semantic_encoder_predictions", "figure", "08_audio_encoder", f"{_SEM}.fig_encoder_predictions"),
+    Artefact("semantic_encoder", "numbers", "08_audio_encoder", f"{_SEM}.numbers_encoder"),
     Artefact("semantic_eq_comparison", "table", "09_adaptive_semantic_eq", f"{_SEM}.table_semantic_eq_comparison"),
     Artefact("semantic_eq_adaptivity", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_adaptivity"),
     Artefact("semantic_eq_intensity", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_intensity"),
     Artefact("semantic_eq_examples", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_examples"),
+    Artefact("semantic_eq", "numbers", "09_adaptive_semantic_eq", f"{_SEM}.numbers_semantic_eq"),
     # notebooks/10_semantic_e2e.ipynb -- mastering.semantic.report_e2e
     *[Artefact(name, kind, "10_semantic_e2e", f"mastering.semantic.report_e2e.{fn}")
       for name, kind, fn in (("semantic_e2e_training", "figure", "fig_e2e_training"),
@@ -241,10 +247,12 @@ ARTEFACTS: dict[str, Artefact] = _declare(
                              ("semantic_e2e_differences", "table", "table_e2e_differences"),
                              ("semantic_e2e_intensity", "figure", "fig_e2e_intensity"),
                              ("semantic_refinement", "table", "table_refinement"),
-                             ("semantic_refinement_tradeoff", "figure", "fig_refinement"))],
+                             ("semantic_refinement_tradeoff", "figure", "fig_refinement"),
+                             ("semantic_e2e", "numbers", "numbers_e2e"))],
     # notebooks/11_clap_ablation.ipynb -- mastering.semantic.report_clap
     Artefact("clap_ablation", "table", "11_clap_ablation", "mastering.semantic.report_clap.table_clap_ablation"),
     Artefact("clap_ablation_bars", "figure", "11_clap_ablation", "mastering.semantic.report_clap.fig_clap_ablation"),
+    Artefact("clap", "numbers", "11_clap_ablation", "mastering.semantic.report_clap.numbers_clap"),
     # notebooks/12_listening_test_anova.ipynb -- mastering.evaluation.listening (statistics: listening_test.analysis)
     *[Artefact(name, kind, "12_listening_test_anova", f"{_LT}.{fn}")
       for name, kind, fn in (("listening_means", "figure", "fig_listening_means"),

@@ -11,6 +11,7 @@ Each reads saved results (the frames of :mod:`mastering.evaluation.benchmark`) a
 * :func:`fig_metric_distributions` -- per-track values of every metric per system.
 * :func:`fig_example_spectra` -- long-term spectra of one test track before and after each system.
 * :func:`fig_quality_speed` -- MR-STFT distance against CPU speed.
+* :func:`numbers_evaluation` -- the values the results text quotes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "fig_metric_distributions",
     "fig_example_spectra",
     "fig_quality_speed",
+    "numbers_evaluation",
 ]
 
 _GROUP_COLOURS = {"proposed": "tab:blue", "thesis": "tab:purple", "baseline": "tab:gray"}
@@ -265,3 +267,59 @@ def fig_quality_speed(summary: pd.DataFrame, speed: pd.DataFrame, profile: str, 
     ax.set_title("Quality against speed", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, "eval_quality_speed", profile, metric=metric)
+
+
+def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.DataFrame, profile: str,
+                       tracks: int | None = None) -> Path:
+    """``numbers_evaluation.tex``: the values the results text quotes from notebook 06.
+
+    For every metric with a better direction: the best system (label) and its mean
+    (``best_<metric>_system``, ``best_<metric>``); for the best Phase 1 system by MR-STFT
+    (``proposed_system``): its MR-STFT, the identity's and the loudness normalisation's, its
+    relative change against the identity in percent (negative: lower), and how many of its paired MR-STFT comparisons
+    are significant (Holm-adjusted Wilcoxon p < 0.05); how many metrics a system other than Phase 1
+    wins (``baseline_wins`` of ``ranked_metrics``); Phase 1B's CPU speed and latency per 5 s.
+    Reads the notebook's frames, never re-evaluates.
+    """
+    from ..paper import save_numbers
+    from .benchmark import best_system
+
+    values: dict[str, Any] = {}
+    digits: dict[str, int] = {}
+    means = summary.set_index(["system", "metric"])["mean"]
+    labels = dict(zip(summary["system"], summary["label"]))
+    ranked = [m for m in METRICS if METRICS[m]["better"] and m in set(summary["metric"])]
+    wins = 0
+    for m in ranked:
+        row = summary[(summary["metric"] == m) & summary["best"]].iloc[0]
+        key = m.replace("_db", "").replace("_lu", "")
+        values[f"best_{key}_system"] = str(row["label"])
+        values[f"best_{key}"] = float(row["mean"])
+        digits[f"best_{key}"] = _digits(m)
+        wins += int(row["group"] != "proposed")
+    values["baseline_wins"], values["ranked_metrics"] = wins, len(ranked)
+    proposed = best_system(summary)
+    values["proposed_system"] = str(labels[proposed])
+    values["proposed_mrstft"] = float(means[(proposed, "mrstft")])
+    for system, key in (("identity", "identity_mrstft"), ("loudnorm", "loudnorm_mrstft")):
+        if (system, "mrstft") in means.index:
+            values[key] = float(means[(system, "mrstft")])
+    if "identity_mrstft" in values:
+        values["proposed_vs_identity_pct"] = 100.0 * (values["proposed_mrstft"] / values["identity_mrstft"] - 1.0)
+        digits["proposed_vs_identity_pct"] = 0
+    sel = tests[tests["metric"] == "mrstft"] if len(tests) else tests
+    if len(sel):
+        p = sel["wilcoxon_p_holm"].to_numpy(float)
+        values["mrstft_tests"] = int(len(sel))
+        values["mrstft_tests_significant"] = int(np.sum(np.isfinite(p) & (p < 0.05)))
+    values["tracks"] = int(tracks if tracks is not None else summary["n"].max())
+    by = speed.set_index("system")
+    if "phase1b" in by.index:
+        r = by.loc["phase1b"]
+        for key, col, d in (("phase1b_cpu_realtime", "cpu_realtime", 1), ("phase1b_cpu_ms_per_5s", "cpu_ms_per_5s", 0),
+                            ("phase1b_design_cpu_ms", "design_cpu_ms_per_5s", 0)):
+            if math.isfinite(float(r[col])):
+                values[key], digits[key] = float(r[col]), d
+    for k in ("proposed_mrstft", "identity_mrstft", "loudnorm_mrstft"):
+        digits.setdefault(k, 3)
+    return save_numbers("evaluation", values, profile, digits={k: digits.get(k, 2) for k in values})

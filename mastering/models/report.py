@@ -13,6 +13,7 @@ never training:
 * :func:`fig_band_usage` -- 1C: mean gate per band, active bands per item, by source.
 * :func:`table_parameter_counts` -- parameters per component against the design's counts.
 * :func:`table_validation` -- validation loss against the identity's.
+* :func:`numbers_validation` -- the validation result the results text quotes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "fig_band_usage",
     "table_parameter_counts",
     "table_validation",
+    "numbers_validation",
 ]
 
 _TERMS = ("stft", "aweighted", "loudness", "params", "sparsity", "decisiveness")
@@ -309,3 +311,28 @@ def table_validation(summary: dict[str, float], history: Sequence[dict[str, Any]
                  f"{100 * summary['reduction_vs_matched']:.0f}\\% below the input at the reference's loudness"),
         label=f"tab:phase{phase}-validation", profile=profile, float_format="%.4f")
     return save_table(tex, f"phase{phase}_validation", profile)
+
+
+def numbers_validation(summary: dict[str, float], phase: str, profile: str, epochs: int | None = None,
+                       train_items: int | None = None) -> Path:
+    """``numbers_phase<phase>_results.tex``: the validation result the results text quotes (best epoch,
+    the model's perceptual loss, the identity's and the loudness-matched identity's, and the
+    model's relative change against each in percent: ``vs_identity_pct`` = -40 means 40 % below),
+    from :func:`validation_summary`; ``epochs`` and ``train_items`` (training
+    pairs per epoch) when given."""
+    from ..paper import save_numbers
+
+    values: dict[str, Any] = {
+        "best_epoch": int(summary["best_epoch"]), "valid_loss": float(summary["valid"]),
+        "identity_loss": float(summary["identity"]),
+        "vs_identity_pct": -100.0 * float(summary["reduction_vs_identity"]),
+    }
+    if math.isfinite(float(summary.get("identity_matched", math.nan))):
+        values["matched_loss"] = float(summary["identity_matched"])
+        values["vs_matched_pct"] = -100.0 * float(summary["reduction_vs_matched"])
+    if epochs is not None:
+        values["epochs"] = int(epochs)
+    if train_items is not None:
+        values["train_items"] = int(train_items)
+    digits = {"valid_loss": 3, "identity_loss": 3, "matched_loss": 3, "vs_identity_pct": 0, "vs_matched_pct": 0}
+    return save_numbers(f"phase{phase}_results", values, profile, digits={k: digits.get(k, 2) for k in values})

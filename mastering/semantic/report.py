@@ -28,6 +28,9 @@ __all__ = [
     "fig_semantic_eq_adaptivity",
     "fig_semantic_eq_intensity",
     "fig_semantic_eq_examples",
+    "numbers_semantic_vae",
+    "numbers_encoder",
+    "numbers_semantic_eq",
 ]
 
 #: Colours of the semantic EQ methods.
@@ -384,3 +387,61 @@ def fig_semantic_eq_examples(results: pd.DataFrame, curves: pd.DataFrame, refere
     axes[0].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return save_figure(fig, name, profile, descriptor=descriptor, clips=[str(least["clip"]), str(most["clip"])], **meta)
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """Drop NaN/inf floats (a number file never prints ``nan``: the text then names the missing key)."""
+    return {k: v for k, v in values.items() if not (isinstance(v, float) and not np.isfinite(v))}
+
+
+def numbers_semantic_vae(metrics: pd.DataFrame, latent_dim: int, separation: float, profile: str) -> Path:
+    """``numbers_semantic_vae.tex`` (notebook 07): the main VAE's reconstruction errors (dB) on
+    training and held-out contributors' rows, the mean-setting baseline's, the held-out counts and
+    the warm/bright separation, from :func:`mastering.semantic.vae.vae_metrics` rows."""
+    from ..paper import save_numbers
+
+    m = pd.DataFrame(metrics)
+    row = m[m["latent_dim"] == int(latent_dim)].iloc[0]
+    values = _finite({
+        "latent_dim": int(latent_dim), "beta": float(row["beta"]), "train_db": float(row["train_db_mean"]),
+        "heldout_db": float(row["val_db_mean"]), "mean_setting_db": float(row["baseline_val_db_mean"]),
+        "heldout_rows": int(row["n_val"]), "heldout_contributors": int(row["n_val_contributors"]),
+        "separation": float(separation), "latent_sizes": int(m["latent_dim"].nunique()),
+    })
+    return save_numbers("semantic_vae", values, profile, digits={"beta": 3})
+
+
+def numbers_encoder(table: pd.DataFrame, profile: str, main: str = "cnn-mse", music: str = "cnn-mse-music") -> Path:
+    """``numbers_semantic_encoder.tex`` (notebook 08): $R^2$ and warm/bright accuracy of the main
+    encoder on held-out settings rendered on pink noise and on music, and of the music-trained
+    variant on music, from :func:`mastering.semantic.encoder.compare_encoders`'s table."""
+    from ..paper import save_numbers
+
+    t = table.set_index(["variant", "evaluated_on"])
+    values: dict[str, Any] = {"settings": int(table["n"].iloc[0]), "variants": int(table["variant"].nunique())}
+    for variant, key in ((main, "main"), (music, "music_trained")):
+        for where in ("pink", "music"):
+            if (variant, where) in t.index:
+                values[f"{key}_{where}_r2"] = float(t.loc[(variant, where), "r2"])
+                values[f"{key}_{where}_acc"] = float(t.loc[(variant, where), "pair_accuracy"])
+    return save_numbers("semantic_encoder", _finite(values), profile)
+
+
+def numbers_semantic_eq(summary: pd.DataFrame, profile: str, intensity: float = 1.0) -> Path:
+    """``numbers_semantic_eq.tex`` (notebook 09): per descriptor, the adaptive EQ's adaptivity
+    $\\rho$, direction accuracy and tilt change, and the spread of the position after processing
+    (adaptive against static), from :func:`mastering.semantic.evaluate.summarize_semantic_eq`."""
+    from ..paper import save_numbers
+
+    s = summary.set_index(["descriptor", "method"])
+    values: dict[str, Any] = {"intensity": float(intensity), "clips": int(summary["clips"].max()),
+                              "tracks": int(summary["tracks"].max())}
+    for d in dict.fromkeys(summary["descriptor"]):
+        if (d, "adaptive") not in s.index:
+            continue
+        a = s.loc[(d, "adaptive")]
+        values.update({f"{d}_rho": float(a["adaptivity_rho"]), f"{d}_accuracy": float(a["direction_accuracy"]),
+                       f"{d}_tilt": float(a["tilt_change"]), f"{d}_sd_adaptive": float(a["position_after_sd"])})
+        if (d, "static") in s.index:
+            values[f"{d}_sd_static"] = float(s.loc[(d, "static"), "position_after_sd"])
+    return save_numbers("semantic_eq", _finite(values), profile, digits={"intensity": 1})

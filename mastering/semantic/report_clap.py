@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..figures import latex_table, save_figure, save_table
 
-__all__ = ["table_clap_ablation", "fig_clap_ablation", "ablation_summary"]
+__all__ = ["table_clap_ablation", "fig_clap_ablation", "ablation_summary", "numbers_clap"]
 
 ARM_LABELS = {
     "custom-pink": "CNN, pink noise",
@@ -139,3 +139,20 @@ def ablation_summary(table: pd.DataFrame, arms: pd.DataFrame) -> str:
                 parts.append(f"{r.evaluated_on} {r.r2:.2f} / {acc:.2f}")
             lines.append(f"  {ARM_LABELS[arm]}: " + "; ".join(parts))
     return "\n".join(lines)
+
+
+def numbers_clap(table: pd.DataFrame, arms: pd.DataFrame, profile: str) -> Path:
+    """``numbers_clap.tex`` (notebook 11): how many arms ran, whether the pretrained CLAP arm ran,
+    the held-out settings' count, and each arm's $R^2$ on pink noise and on music (keys
+    ``<arm>_<where>_r2`` with the arm's ``-`` dropped: ``custompink_music_r2``)."""
+    from ..paper import save_numbers
+
+    ran = arms.loc[arms["status"] == "ran", "arm"].tolist()
+    values: dict[str, Any] = {"arms_ran": len(ran), "arms_total": int(len(arms)),
+                              "pretrained_ran": "clap-pretrained" in ran,
+                              "settings": int(table["n"].iloc[0]) if len(table) else 0}
+    for r in table.itertuples(index=False):
+        key = f"{str(r.arm).replace('-', '')}_{r.evaluated_on}_r2"
+        if np.isfinite(float(r.r2)):
+            values[key] = float(r.r2)
+    return save_numbers("clap", values, profile)

@@ -25,6 +25,7 @@ __all__ = [
     "fig_e2e_intensity",
     "table_refinement",
     "fig_refinement",
+    "numbers_e2e",
 ]
 
 #: Labels and colours of the systems compared.
@@ -215,3 +216,41 @@ def fig_refinement(rows: pd.DataFrame, profile: str, name: str = "semantic_refin
     axes[0].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return save_figure(fig, name, profile, clips=int(rows["clip"].nunique()), steps=sorted(int(v) for v in rows["steps"].unique()), **meta)
+
+
+def numbers_e2e(differences: pd.DataFrame, refinement: pd.DataFrame, profile: str) -> Path:
+    """``numbers_semantic_e2e.tex`` (notebook 10): for each end-to-end back-end, the paired
+    difference to the two-stage system pooled over descriptors (attainment error, tilt change,
+    direction cosine; with 95 % intervals) and a verdict on the attainment error (``lower``,
+    ``higher`` or ``not measurably different``: whether the interval excludes zero); for refinement, the
+    judge's distance at the fewest and the most steps and the CPU seconds per excerpt at the most.
+
+    Args:
+        differences: :func:`mastering.semantic.e2e.paired_differences`.
+        refinement: :func:`mastering.semantic.refine.summarize_refinement`.
+    """
+    from ..paper import save_numbers
+
+    values: dict[str, Any] = {}
+    pooled = differences[differences["descriptor"] == "all"].set_index(["method", "measure"])
+    for method, key in (("e2e-iir", "iir"), ("e2e-dasp", "dasp")):
+        for measure, short in (("attainment_error", "attain"), ("tilt_change", "tilt"), ("cosine", "cosine")):
+            if (method, measure) not in pooled.index:
+                continue
+            r = pooled.loc[(method, measure)]
+            values.update({f"{key}_{short}": float(r["difference"]), f"{key}_{short}_lo": float(r["lo"]),
+                           f"{key}_{short}_hi": float(r["hi"])})
+            if measure == "attainment_error" and np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
+                values[f"{key}_verdict"] = ("lower" if r["hi"] < 0 else
+                                            "higher" if r["lo"] > 0 else "not measurably different")
+    if len(refinement):
+        ref = refinement.sort_values("steps")
+        first, last = ref.iloc[0], ref.iloc[-1]
+        values.update({"refine_steps_max": int(last["steps"]), "refine_distance_0": float(first["distance"]),
+                       "refine_distance_max": float(last["distance"]), "refine_seconds_max": float(last["seconds"]),
+                       "refine_reduction_pct": 100.0 * float(last["reduction"]),
+                       "refine_cosine_0": float(first["cosine"]), "refine_cosine_max": float(last["cosine"])})
+    values = {k: v for k, v in values.items() if not (isinstance(v, float) and not np.isfinite(v))}
+    digits = {k: 3 for k in values if k.endswith(("_attain", "_attain_lo", "_attain_hi"))}
+    digits.update({"refine_seconds_max": 1, "refine_reduction_pct": 0})
+    return save_numbers("semantic_e2e", values, profile, digits={k: digits.get(k, 2) for k in values})

@@ -74,3 +74,20 @@ def test_predicted_validation_item_carries_the_tilt_it_should_undo():
     inverse = pred["tilt_inverse_db"]
     assert inverse[0] == pytest.approx(3.0, abs=0.2) and inverse[-1] == pytest.approx(-3.0, abs=0.3)
     assert np.all(np.diff(inverse) <= 1e-9)  # a tilt towards the bass undoes a treble tilt
+
+
+def test_validation_numbers_carry_signed_changes(paper_dir):
+    from mastering.paper import read_numbers
+
+    summary = report.validation_summary([
+        {"epoch": 1, "valid_total": 1.0, "valid_perceptual": 0.9, "identity_perceptual": 1.8,
+         "identity_matched_perceptual": 1.2},
+        {"epoch": 2, "valid_total": 0.5, "valid_perceptual": 0.6, "identity_perceptual": 1.8,
+         "identity_matched_perceptual": 0.5}])
+    path = report.numbers_validation(summary, "1b", "smoke", epochs=2, train_items=96)
+    assert path.name == "numbers_phase1b_results.tex"
+    v = read_numbers(path)
+    assert v["best_epoch"] == "2" and v["valid_loss"] == "0.600" and v["identity_loss"] == "1.800"
+    assert v["vs_identity_pct"] == r"\textminus{}67"  # 0.6 / 1.8 - 1
+    assert v["vs_matched_pct"] == "20"  # worse than the loudness-matched input: printed as a rise
+    assert v["epochs"] == "2" and v["train_items"] == "96"
