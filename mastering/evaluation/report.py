@@ -249,20 +249,23 @@ def fig_quality_speed(summary: pd.DataFrame, speed: pd.DataFrame, profile: str, 
     """Mean ``metric`` (with its 95 % interval) against seconds of audio mastered per second on the CPU."""
     plt = _plt()
     sel = summary[summary["metric"] == metric].set_index("system")
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for r in speed.itertuples(index=False):
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    markers = {"proposed": "o", "thesis": "D", "baseline": "s"}
+    cmap = plt.get_cmap("tab10")
+    for i, r in enumerate(speed.itertuples(index=False)):
         if r.system not in sel.index or not math.isfinite(r.cpu_realtime):
             continue
         row = sel.loc[r.system]
-        colour = _GROUP_COLOURS.get(row["group"], "tab:gray")
         err = None
         if math.isfinite(row["ci_low"]):
             err = [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
-        ax.errorbar([r.cpu_realtime], [row["mean"]], yerr=err, fmt="o", color=colour, capsize=3)
-        ax.annotate(r.label, (r.cpu_realtime, row["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        # a legend rather than labels beside the points: systems of similar quality and speed overlap
+        ax.errorbar([r.cpu_realtime], [row["mean"]], yerr=err, fmt=markers.get(row["group"], "o"), color=cmap(i % 10),
+                    capsize=3, ms=6, label=f"{r.label} ({row['group']})")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     ax.set_xscale("log")
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.set_xlabel("seconds of audio mastered per second (CPU; right of the dotted line: faster than real time)")
+    ax.set_xlabel("audio seconds mastered per second (CPU; right of the dotted line: faster than real time)", fontsize=8)
     ax.set_ylabel(f"{METRICS[metric]['label']} ({METRICS[metric]['better']} is better)")
     ax.set_title("Quality against speed", fontsize=9)
     fig.tight_layout()
