@@ -80,6 +80,17 @@ def _table(header: list[str], rows: list[list[str]], caption: str, label: str, p
     return "\n".join(lines) + "\n"
 
 
+_SHORT = {"mrstft": "MR-STFT", "band_error_db": "band err.", "loudness_error_lu": "loud. err.", "true_peak_dbtp": "TP",
+          "a_weighted_l1": "A-wt.\\ $L_1$", "si_sdr_db": "SI-SDR"}
+
+
+def _header(metric: str) -> str:
+    """Short column head of a metric with its unit and better direction (the caption spells it out)."""
+    unit = METRICS[metric]["unit"]
+    arrow = {"lower": " $\\downarrow$", "higher": " $\\uparrow$"}.get(METRICS[metric]["better"], "")
+    return _SHORT.get(metric, _esc(METRICS[metric]["label"])) + (f" ({_esc(unit)})" if unit else "") + arrow
+
+
 def _digits(metric: str) -> int:
     return 3 if metric in ("mrstft", "a_weighted_l1") else 2
 
@@ -96,28 +107,30 @@ def table_evaluation_metrics(summary: pd.DataFrame, profile: str, sources: pd.Da
     """
     metrics = [m for m in METRICS if m in set(summary["metric"])]
     systems = list(dict.fromkeys(summary["system"]))
-    header = ["system"] + [_esc(METRICS[m]["label"]) + (f" ({_esc(METRICS[m]['unit'])})" if METRICS[m]["unit"] else "")
-                           + {"lower": " $\\downarrow$", "higher": " $\\uparrow$"}.get(METRICS[m]["better"], "")
-                           for m in metrics]
+    header = ["system"] + [_header(m) for m in metrics]
     rows = []
     for system in systems:
         part = summary[summary["system"] == system].set_index("metric")
-        cells = [_esc(part["label"].iloc[0])]
+        means, intervals = [_esc(part["label"].iloc[0])], [""]
         for m in metrics:
             r = part.loc[m]
             d = _digits(m)
             text = _num(r["mean"], d)
-            if math.isfinite(r["ci_low"]):
-                text += f" [{_num(r['ci_low'], d)}, {_num(r['ci_high'], d)}]"
-            cells.append(f"\\textbf{{{text}}}" if bool(r["best"]) else text)
-        rows.append(cells)
+            means.append(f"\\textbf{{{text}}}" if bool(r["best"]) else text)
+            ci = f"[{_num(r['ci_low'], d)}, {_num(r['ci_high'], d)}]" if math.isfinite(r["ci_low"]) else ""
+            intervals.append(f"{{\\scriptsize {ci}}}" if ci else "")
+        rows.append(means)
+        if any(intervals):  # the interval under its mean keeps the table narrow enough to read
+            rows.append(intervals)
     winners = summary[summary["best"]]
     baseline_wins = sorted({_esc(METRICS[m]["label"]) for m, g in zip(winners["metric"], winners["group"]) if g != "proposed"})
     what = (f" on {tracks} held-out test track{'s' if tracks != 1 else ''}" if tracks else " on the held-out test tracks")
     length = f" ({seconds:g}-s excerpts)" if seconds else " (whole tracks)"
-    caption = (f"Objective comparison against the original master{what}{length}: mean and 95\\% bootstrap interval "
-               "over tracks; bold: best of each metric; MR-STFT, band error and A-weighted L1 at matched loudness; "
-               "true peak against a $-1$~dBTP ceiling"
+    caption = (f"Objective comparison against the original master{what}{length}: mean and, below it, 95\\% "
+               "bootstrap interval over tracks; bold: best of each metric. MR-STFT: multi-resolution STFT distance; "
+               "band err.: 1/3-octave band-energy error; loud. err.: integrated-loudness error; TP: true peak "
+               "(against a $-1$~dBTP ceiling); A-wt.: A-weighted $L_1$; MR-STFT, band error and A-weighted $L_1$ at "
+               "matched loudness"
                + (f"; a system other than Phase~1 is best in: {', '.join(baseline_wins)}" if baseline_wins else ""))
     tex = _table(header, rows, caption, "tab:eval-metrics", profile, "l" + "r" * len(metrics), wide=True)
     meta = {"sources": sources.to_dict("records")} if sources is not None else {}
@@ -128,29 +141,37 @@ def table_evaluation_tests(tests: pd.DataFrame, profile: str) -> Path:
     """Paired tests (:func:`mastering.evaluation.benchmark.paired_tests`): mean difference, Wilcoxon
     and paired-t p-values (Holm-adjusted over the comparisons of each metric)."""
     best = str(tests["best_label"].iloc[0] if "best_label" in tests else tests["best"].iloc[0])
-    header = ["metric", "against", "$n$", "mean diff.", "Wilcoxon $p$", "$p_\\mathrm{Holm}$", "paired $t$ $p$",
-              "$p_\\mathrm{Holm}$"]
+    metrics = [m for m in METRICS if m in set(tests["metric"])]
+    header = ["against", "$n$"] + [_header(m).replace(" $\\downarrow$", "").replace(" $\\uparrow$", "") for m in metrics]
     rows = []
-    for r in tests.itertuples(index=False):
-        rows.append([_esc(METRICS[r.metric]["label"]), _esc(r.other_label), str(r.n), _num(r.mean_difference, _digits(r.metric)),
-                     _p(r.wilcoxon_p), _p(r.wilcoxon_p_holm), _p(r.ttest_p), _p(r.ttest_p_holm)])
-    caption = (f"Paired tests of {_esc(best)} against every other system over the test tracks (difference = "
-               f"{_esc(best)} minus the other; negative favours {_esc(best)} except for SI-SDR)")
-    tex = _table(header, rows, caption, "tab:eval-tests", profile, "llrrrrrr", wide=True)
+    for other in dict.fromkeys(tests["other"]):
+        part = tests[tests["other"] == other].set_index("metric")
+        diffs = [_esc(part["other_label"].iloc[0]), str(int(part["n"].max()))]
+        ps = ["", ""]
+        for m in metrics:
+            r = part.loc[m] if m in part.index else None
+            diffs.append(_num(r["mean_difference"], _digits(m)) if r is not None else "--")
+            ps.append(f"{{\\scriptsize {_p(r['wilcoxon_p_holm'])}; {_p(r['ttest_p_holm'])}}}" if r is not None else "")
+        rows += [diffs, ps]
+    caption = (f"Paired tests of {_esc(best)} against every other system over the test tracks: mean difference "
+               f"({_esc(best)} minus the other; negative favours {_esc(best)} except for SI-SDR) and, below it, the "
+               "Holm-adjusted $p$-values (over the comparisons of each metric) of the Wilcoxon signed-rank and the "
+               "paired $t$ test")
+    tex = _table(header, rows, caption, "tab:eval-tests", profile, "lr" + "r" * len(metrics), wide=True)
     return save_table(tex, "eval_paired_tests", profile)
 
 
 def table_evaluation_speed(speed: pd.DataFrame, profile: str, device_note: str = "") -> Path:
     """Speed per system (:func:`mastering.evaluation.benchmark.speed_table`): CPU real-time factor
     over the evaluation, latency per 5 s on the CPU and GPU, and the design's targets."""
-    header = ["system", "CPU $\\times$ real time", "CPU ms / 5 s", "design CPU", "GPU ms / 5 s", "design GPU"]
+    header = ["system", "CPU $\\times$RT", "CPU ms", "design", "GPU ms", "design"]
     rows = []
     for r in speed.itertuples(index=False):
         rows.append([_esc(r.label), _num(r.cpu_realtime, 1), _num(r.cpu_ms_per_5s, 0), _num(r.design_cpu_ms_per_5s, 0),
                      _num(r.cuda_ms_per_5s, 0), _num(r.design_cuda_ms_per_5s, 0)])
-    caption = ("Speed: seconds of audio mastered per second of wall time on the CPU over the whole evaluation, and "
-               "the time to master a 5-s excerpt (median), beside the design's latency targets (Phase 1B: 270~ms on "
-               "the CPU, 23~ms on the GPU); -- where not measured" + (f"; {_esc(device_note)}" if device_note else ""))
+    caption = ("Speed: CPU $\\times$RT, seconds of audio mastered per second of wall time on the CPU over the whole "
+               "evaluation; CPU/GPU ms, the time to master a 5-s excerpt (median), each beside the design's latency "
+               "target (Phase 1B: 270~ms on the CPU, 23~ms on the GPU); -- where not measured" + (f"; {_esc(device_note)}" if device_note else ""))
     tex = _table(header, rows, caption, "tab:eval-speed", profile, "lrrrrr")
     return save_table(tex, "eval_speed", profile)
 
