@@ -323,6 +323,9 @@ def prepare(profile: str = "smoke", progress: bool = True, verbose: bool = True)
             summary.skipped.extend(skip_log)
             tracks = _merge(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
             skipped = _merge(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
+            if len(skipped) and len(tracks):  # a piece skipped once (a stored time-out) and rendered now
+                rendered_files = set(tracks.loc[tracks["source"] == "music21", "file"])
+                skipped = skipped[~((skipped["source"] == "music21") & skipped["file"].isin(rendered_files))]
             mf.write_table(tracks, mf.tracks_path())
             mf.write_table(skipped, mf.skipped_path())
         selected = mf.load_manifest(profile) if not tracks.empty else pd.DataFrame(columns=mf.TRACK_COLUMNS + ["split"])

@@ -114,11 +114,18 @@ def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
     return {"programs": programs, "ensemble": ensemble}
 
 
-def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 600.0):
+#: What a skip for a FluidSynth time-out says. A time-out depends on the machine's load (a niced full
+#: build beside busy notebooks), not on the piece, so it is never stored as a skip: the next run
+#: tries the piece again.
+TIMEOUT_REASON = "fluidsynth timed out"
+
+
+def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 1800.0):
     """Render one corpus piece to stereo audio ``[2, samples]`` at ``sample_rate``.
 
     Raises:
-        SkipTrack: FluidSynth/soundfont missing, the score cannot be parsed or rendering fails.
+        SkipTrack: FluidSynth/soundfont missing, the score cannot be parsed or rendering fails
+            (or takes longer than ``timeout_s`` of wall time: :data:`TIMEOUT_REASON`).
     """
     from .debian import SkipTrack
 
@@ -135,7 +142,7 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise SkipTrack("fluidsynth timed out") from None
+            raise SkipTrack(f"{TIMEOUT_REASON} after {timeout_s:.0f} s (retried by the next run)") from None
         if res.returncode != 0 or not wav.exists():
             raise SkipTrack(f"fluidsynth failed ({res.stderr.strip()[:200]})")
         x, rate = load_audio(wav, sample_rate=sample_rate, channels=2)
@@ -212,9 +219,10 @@ def prepare_rendered(
     known = tracks[tracks["source"] == "music21"]
     known_files = {r.file: r for r in known.itertuples()}
     skipped = mf.read_skipped() if skipped is None else skipped
-    known_skips = {
+    known_skips = {  # time-outs stored by earlier versions are retried (see TIMEOUT_REASON)
         r.file: r.reason for r in skipped.itertuples()
         if r.source == "music21" and int(r.sample_rate) == int(sample_rate)
+        and not str(r.reason).startswith(TIMEOUT_REASON)
     }
     root = data_dir()
     rows, skips, skip_rows = [], [], []
@@ -250,6 +258,8 @@ def prepare_rendered(
                 raise SkipTrack(f"short piece: {duration:.1f} s < {MIN_SECONDS:.0f} s")
         except SkipTrack as skip:
             skips.append(("corpus", piece, skip.reason))
+            if skip.reason.startswith(TIMEOUT_REASON):
+                continue  # transient: counted in this run's summary, not stored
             skip_rows.append({"source": "music21", "package": "corpus", "file": piece, "reason": skip.reason,
                               "sample_rate": int(sample_rate), "min_seconds": MIN_SECONDS})
             continue
