@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import load_audio, save_audio
+from ..io import save_audio
 from ..paths import data_dir
 from . import manifest as mf
 
@@ -120,32 +120,61 @@ def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
 TIMEOUT_REASON = "fluidsynth timed out"
 
 
-def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 1800.0):
+def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 1800.0,
+                 max_render_s: float | None = None):
     """Render one corpus piece to stereo audio ``[2, samples]`` at ``sample_rate``.
 
+    FluidSynth writes raw 16-bit little-endian stereo, and the file is watched while it grows: a
+    MIDI file that never ends (seen in the corpus: a 34 kB file rendering tens of hours, 30 GB an
+    hour of disk) is stopped after ``max_render_s`` (default ``2 * MAX_SECONDS``) and skipped.
+
     Raises:
-        SkipTrack: FluidSynth/soundfont missing, the score cannot be parsed or rendering fails
-            (or takes longer than ``timeout_s`` of wall time: :data:`TIMEOUT_REASON`).
+        SkipTrack: FluidSynth/soundfont missing, the score cannot be parsed, rendering fails,
+            runs past ``max_render_s`` of audio, or takes longer than ``timeout_s`` of wall time
+            (:data:`TIMEOUT_REASON`).
     """
+    import time
+
+    import torch
+
     from .debian import SkipTrack
 
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         raise SkipTrack("fluidsynth or the GM soundfont is missing (apt-get install fluidsynth fluid-soundfont-gm)")
+    max_render_s = float(max_render_s if max_render_s is not None else 2 * MAX_SECONDS)
+    limit_bytes = int(max_render_s * sample_rate) * 2 * 2  # frames x channels x int16
     with tempfile.TemporaryDirectory(prefix="render-") as tmp:
-        midi, wav = Path(tmp) / "piece.mid", Path(tmp) / "piece.wav"
+        midi, raw = Path(tmp) / "piece.mid", Path(tmp) / "piece.raw"
         try:
             meta = _score_to_midi(piece, midi, seed)
         except Exception as exc:  # music21 raises many kinds on odd scores
             raise SkipTrack(f"music21 could not convert the score ({type(exc).__name__}: {exc})") from None
-        cmd = ["fluidsynth", "-ni", "-q", "-F", str(wav), "-r", str(int(sample_rate)), "-g", "0.5",
-               str(SOUNDFONT), str(midi)]
+        cmd = ["fluidsynth", "-ni", "-q", "-T", "raw", "-O", "s16", "-E", "little", "-F", str(raw),
+               "-r", str(int(sample_rate)), "-g", "0.5", str(SOUNDFONT), str(midi)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        start, why = time.monotonic(), None
         try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise SkipTrack(f"{TIMEOUT_REASON} after {timeout_s:.0f} s (retried by the next run)") from None
-        if res.returncode != 0 or not wav.exists():
-            raise SkipTrack(f"fluidsynth failed ({res.stderr.strip()[:200]})")
-        x, rate = load_audio(wav, sample_rate=sample_rate, channels=2)
+            while proc.poll() is None:
+                if raw.exists() and raw.stat().st_size > limit_bytes:
+                    why = f"rendering runs past {max_render_s:.0f} s (the MIDI does not end)"
+                elif time.monotonic() - start > timeout_s:
+                    why = f"{TIMEOUT_REASON} after {timeout_s:.0f} s (retried by the next run)"
+                if why:
+                    proc.kill()
+                    break
+                time.sleep(0.1)
+            _, err = proc.communicate()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if why:
+            raise SkipTrack(why)
+        if proc.returncode != 0 or not raw.exists() or raw.stat().st_size == 0:
+            raise SkipTrack(f"fluidsynth failed ({(err or '').strip()[:200]})")
+        pcm = np.fromfile(raw, dtype="<i2")
+    pcm = pcm[: pcm.size // 2 * 2].reshape(-1, 2).T.astype(np.float32) / 32768.0
+    x = torch.from_numpy(np.ascontiguousarray(pcm))
     # trim the silent tail FluidSynth leaves after the last note release (below -70 dBFS)
     env = x.abs().amax(dim=0).numpy()
     loud = np.flatnonzero(env > 10 ** (-70 / 20))

@@ -87,3 +87,32 @@ def test_a_timeout_is_retried_by_the_next_run_and_never_stored(fake_renderer, mo
     calls.clear()
     rows, _, _, _ = rendered.prepare_rendered(1, 8000, empty_tracks, old, progress=False)
     assert calls == ["bach/bwv1.6.mxl"] and rows[0]["file"] == "bach/bwv1.6.mxl"
+
+
+needs_fluidsynth = pytest.mark.skipif(
+    rendered.shutil.which("fluidsynth") is None or not rendered.SOUNDFONT.exists(),
+    reason="fluidsynth / fluid-soundfont-gm not installed (make sysdeps)")
+
+
+@needs_fluidsynth
+def test_raw_rendering_equals_fluidsynths_own_wav(tmp_path):
+    """The raw 16-bit stream read back is the same audio FluidSynth writes as a WAV (channel order,
+    endianness, scale), and a render that runs past its cap is stopped and skipped."""
+    import subprocess
+
+    import soundfile as sf
+
+    from mastering.data.debian import SkipTrack
+
+    piece, rate = "bach/bwv66.6.mxl", 22050
+    x, meta = rendered.render_piece(piece, rate, seed=0)
+    rendered._score_to_midi(piece, tmp_path / "p.mid", 0)
+    subprocess.run(["fluidsynth", "-ni", "-q", "-F", str(tmp_path / "p.wav"), "-r", str(rate), "-g", "0.5",
+                    str(rendered.SOUNDFONT), str(tmp_path / "p.mid")], check=True, capture_output=True)
+    ref, ref_rate = sf.read(tmp_path / "p.wav", dtype="float32", always_2d=True)
+    assert ref_rate == rate and x.shape[0] == 2 and x.shape[1] > 20 * rate
+    n = x.shape[1]
+    np.testing.assert_array_equal(x.numpy(), ref[:n].T)  # the tail after the last sound is trimmed
+    assert np.abs(ref[n:]).max(initial=0.0) <= 10 ** (-70 / 20) + 1 / 32768
+    with pytest.raises(SkipTrack, match="runs past 2 s"):
+        rendered.render_piece(piece, rate, seed=0, max_render_s=2.0)
