@@ -90,10 +90,45 @@ def gm_program(part_name: str | None) -> int | None:
     return None
 
 
+def _release_at_end(midi_file) -> None:
+    """Release every channel at the end of each track (sustain off, then all notes off, CC 64/123).
+
+    FluidSynth 2.x keeps rendering until the last voice has died away, so one note-on without its
+    note-off (music21 writes such notes for zero-length chord symbols) renders for ever: the
+    Monteverdi madrigal 3.2 became hours of a held brass chord. Releasing all notes at the end of
+    the file keeps the piece's own ending and lets the release tail finish.
+    """
+    from music21 import midi as m21midi
+
+    cvm = m21midi.ChannelVoiceMessages
+    for track in midi_file.tracks:
+        channels = sorted({e.channel for e in track.events
+                           if not e.isDeltaTime() and e.type in (cvm.NOTE_ON, cvm.NOTE_OFF) and e.channel})
+        if not channels:
+            continue
+        end = next((i for i in range(len(track.events) - 1, -1, -1)
+                    if not track.events[i].isDeltaTime() and track.events[i].type == m21midi.MetaEvents.END_OF_TRACK), None)
+        if end is None or end == 0 or not track.events[end - 1].isDeltaTime():
+            continue
+        extra = []
+        for channel in channels:
+            for controller in (64, 123):
+                event = m21midi.MidiEvent(track, type=cvm.CONTROLLER_CHANGE, channel=channel)
+                event.parameter1, event.parameter2 = controller, 0
+                extra += [event, m21midi.DeltaTime(track, time=0)]
+        # ... DeltaTime(d), controllers (each followed by DeltaTime 0), END_OF_TRACK
+        track.events[end:end] = extra
+
+
 def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
-    from music21 import corpus, instrument
+    from music21 import corpus, harmony, instrument
+    from music21.midi import translate
 
     score = corpus.parse(piece)
+    # chord symbols are editorial annotations, not parts: music21 would play them as zero-length
+    # chords whose note-offs come before their note-ons (the last one then never ends)
+    for symbol in list(score.recurse().getElementsByClass(harmony.Harmony)):
+        symbol.activeSite.remove(symbol)
     parts = list(score.parts)
     ensemble_names = sorted(_ENSEMBLES)
     ensemble = ensemble_names[_hash_int(f"{seed}:{piece}") % len(ensemble_names)]
@@ -110,7 +145,13 @@ def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
         new.midiProgram = int(program)
         part.insert(0, new)
         programs.append(int(program))
-    score.write("midi", fp=str(midi_path))
+    midi_file = translate.music21ObjectToMidiFile(score, addEndDelay=True)
+    _release_at_end(midi_file)
+    midi_file.open(str(midi_path), "wb")
+    try:
+        midi_file.write()
+    finally:
+        midi_file.close()
     return {"programs": programs, "ensemble": ensemble}
 
 
@@ -118,6 +159,9 @@ def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
 #: build beside busy notebooks), not on the piece, so it is never stored as a skip: the next run
 #: tries the piece again.
 TIMEOUT_REASON = "fluidsynth timed out"
+#: What a skip for a render past its cap says. Stored skips with this reason came from versions that
+#: played chord symbols (a chord that never ended); such pieces are rendered again.
+RUNAWAY_REASON = "rendering runs past"
 
 
 def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 1800.0,
@@ -125,8 +169,9 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
     """Render one corpus piece to stereo audio ``[2, samples]`` at ``sample_rate``.
 
     FluidSynth writes raw 16-bit little-endian stereo, and the file is watched while it grows: a
-    MIDI file that never ends (seen in the corpus: a 34 kB file rendering tens of hours, 30 GB an
-    hour of disk) is stopped after ``max_render_s`` (default ``2 * MAX_SECONDS``) and skipped.
+    render that never ends (seen in the corpus before chord symbols were dropped and every track
+    ended with all-notes-off: a 34 kB file rendering tens of hours, 30 GB an hour of disk) is
+    stopped after ``max_render_s`` (default ``2 * MAX_SECONDS``) and skipped.
 
     Raises:
         SkipTrack: FluidSynth/soundfont missing, the score cannot be parsed, rendering fails,
@@ -156,7 +201,7 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
         try:
             while proc.poll() is None:
                 if raw.exists() and raw.stat().st_size > limit_bytes:
-                    why = f"rendering runs past {max_render_s:.0f} s (the MIDI does not end)"
+                    why = f"{RUNAWAY_REASON} {max_render_s:.0f} s (the MIDI does not end)"
                 elif time.monotonic() - start > timeout_s:
                     why = f"{TIMEOUT_REASON} after {timeout_s:.0f} s (retried by the next run)"
                 if why:
@@ -248,10 +293,10 @@ def prepare_rendered(
     known = tracks[tracks["source"] == "music21"]
     known_files = {r.file: r for r in known.itertuples()}
     skipped = mf.read_skipped() if skipped is None else skipped
-    known_skips = {  # time-outs stored by earlier versions are retried (see TIMEOUT_REASON)
+    known_skips = {  # stored time-outs and run-away renders are retried (TIMEOUT_REASON, RUNAWAY_REASON)
         r.file: r.reason for r in skipped.itertuples()
         if r.source == "music21" and int(r.sample_rate) == int(sample_rate)
-        and not str(r.reason).startswith(TIMEOUT_REASON)
+        and not str(r.reason).startswith((TIMEOUT_REASON, RUNAWAY_REASON))
     }
     root = data_dir()
     rows, skips, skip_rows = [], [], []

@@ -89,6 +89,22 @@ def test_a_timeout_is_retried_by_the_next_run_and_never_stored(fake_renderer, mo
     assert calls == ["bach/bwv1.6.mxl"] and rows[0]["file"] == "bach/bwv1.6.mxl"
 
 
+def test_a_run_away_render_stored_by_an_earlier_version_is_rendered_again(fake_renderer):
+    """Earlier versions played chord symbols as a chord that never ended and stored those pieces as
+    run-away skips; this version renders them (other stored skips still keep a piece out)."""
+    root, calls = fake_renderer
+    empty_tracks = pd.DataFrame(columns=mf.TRACK_COLUMNS)
+    old = pd.DataFrame([
+        {"source": "music21", "package": "corpus", "file": "bach/bwv1.6.mxl",
+         "reason": "rendering runs past 1200 s (the MIDI does not end)", "sample_rate": 8000, "min_seconds": 30.0},
+        {"source": "music21", "package": "corpus", "file": "haydn/opus1no1.mxl",
+         "reason": "short piece: 12.0 s < 30 s", "sample_rate": 8000, "min_seconds": 30.0},
+    ], columns=mf.SKIP_COLUMNS)
+    rows, skip_rows, skips, _ = rendered.prepare_rendered(2, 8000, empty_tracks, old, progress=False)
+    assert calls == ["bach/bwv1.6.mxl"] and [r["file"] for r in rows] == ["bach/bwv1.6.mxl"]
+    assert skips == [("corpus", "haydn/opus1no1.mxl", "short piece: 12.0 s < 30 s")] and skip_rows == []
+
+
 needs_fluidsynth = pytest.mark.skipif(
     rendered.shutil.which("fluidsynth") is None or not rendered.SOUNDFONT.exists(),
     reason="fluidsynth / fluid-soundfont-gm not installed (make sysdeps)")
@@ -116,3 +132,93 @@ def test_raw_rendering_equals_fluidsynths_own_wav(tmp_path):
     assert np.abs(ref[n:]).max(initial=0.0) <= 10 ** (-70 / 20) + 1 / 32768
     with pytest.raises(SkipTrack, match="runs past 2 s"):
         rendered.render_piece(piece, rate, seed=0, max_render_s=2.0)
+
+
+def _held_notes(midi_path):
+    """Notes still sounding when each track of a MIDI file ends (note-ons without a release)."""
+    from music21 import midi as m21midi
+
+    cvm = m21midi.ChannelVoiceMessages
+    midi_file = m21midi.MidiFile()
+    midi_file.open(str(midi_path))
+    midi_file.read()
+    midi_file.close()
+    held = set()
+    for track in midi_file.tracks:
+        for e in track.events:
+            if e.isDeltaTime():
+                continue
+            if e.type == cvm.NOTE_ON and e.velocity > 0:
+                held.add((e.channel, e.pitch))
+            elif e.type == cvm.NOTE_OFF or (e.type == cvm.NOTE_ON and e.velocity == 0):
+                held.discard((e.channel, e.pitch))
+            elif e.type in (cvm.CONTROLLER_CHANGE, m21midi.ChannelModeMessages.ALL_NOTES_OFF) and e.parameter1 == 123:
+                held = {h for h in held if h[0] != e.channel}
+    return held
+
+
+def test_a_note_that_is_never_released_is_released_at_the_end_of_the_file(tmp_path):
+    """A note-on without its note-off (FluidSynth would render it for ever) is released by the
+    all-notes-off that ends every track, and the notes themselves are left as they were."""
+    from music21 import midi as m21midi
+
+    cvm = m21midi.ChannelVoiceMessages
+    midi_file = m21midi.MidiFile()
+    track = m21midi.MidiTrack(1)
+    midi_file.tracks.append(track)
+    for delta, pitch, velocity in ((0, 60, 90), (480, 60, 0), (0, 64, 90)):  # 64 is never released
+        track.events.append(m21midi.DeltaTime(track, time=delta))
+        track.events.append(m21midi.MidiEvent(track, type=cvm.NOTE_ON, channel=3))
+        track.events[-1].pitch, track.events[-1].velocity = pitch, velocity
+    track.events.append(m21midi.DeltaTime(track, time=480))
+    track.events.append(m21midi.MidiEvent(track, type=m21midi.MetaEvents.END_OF_TRACK))
+    track.events[-1].data = b""
+    track.updateEvents()
+
+    def write(path):
+        midi_file.open(str(path), "wb")
+        midi_file.write()
+        midi_file.close()
+
+    write(tmp_path / "stuck.mid")
+    assert _held_notes(tmp_path / "stuck.mid") == {(3, 64)}
+    rendered._release_at_end(midi_file)
+    write(tmp_path / "released.mid")
+    assert _held_notes(tmp_path / "released.mid") == set()
+    events = [e for e in midi_file.tracks[0].events if not e.isDeltaTime()]
+    assert [e.type for e in events[-3:]] == [cvm.CONTROLLER_CHANGE, cvm.CONTROLLER_CHANGE,
+                                            m21midi.MetaEvents.END_OF_TRACK]
+    assert sum(e.type == cvm.NOTE_ON for e in events) == 3
+
+
+def test_chord_symbols_are_not_played_and_every_note_ends(tmp_path):
+    """Monteverdi's madrigal 3.2 carries zero-length chord symbols that music21 writes as chords
+    whose last one never ends; rendered MIDI holds only the five sung parts and releases them."""
+    from music21 import corpus, harmony
+
+    from music21 import midi as m21midi
+
+    piece = "monteverdi/madrigal.3.2"
+    score = corpus.parse(piece).stripTies()
+    symbols = [n for n in score.recurse().notes if isinstance(n, harmony.Harmony)]
+    sung = sum(len(n.pitches) for n in score.recurse().notes if not isinstance(n, harmony.Harmony))
+    assert len(symbols) > 0
+    meta = rendered._score_to_midi(piece, tmp_path / "p.mid", 0)
+    assert len(meta["programs"]) == 5
+    assert _held_notes(tmp_path / "p.mid") == set()
+    midi_file = m21midi.MidiFile()
+    midi_file.open(str(tmp_path / "p.mid"))
+    midi_file.read()
+    midi_file.close()
+    note_ons = sum(1 for t in midi_file.tracks for e in t.events if not e.isDeltaTime()
+                   and e.type == m21midi.ChannelVoiceMessages.NOTE_ON and e.velocity > 0)
+    assert note_ons == sung  # one note-on per sung note, none for the chord symbols
+
+
+@needs_fluidsynth
+def test_a_piece_that_rendered_for_ever_now_ends_with_its_music(tmp_path):
+    """Before the fix this piece rendered hours of a held chord (skipped at the 1200 s cap); now its
+    audio ends within seconds of the score's own length (388 quarter notes at 120 bpm = 194 s)."""
+    x, _ = rendered.render_piece("monteverdi/madrigal.3.2", 8000, seed=0, max_render_s=400.0)
+    seconds = x.shape[1] / 8000
+    assert 190.0 < seconds < 205.0
