@@ -159,8 +159,9 @@ def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
 #: build beside busy notebooks), not on the piece, so it is never stored as a skip: the next run
 #: tries the piece again.
 TIMEOUT_REASON = "fluidsynth timed out"
-#: What a skip for a render past its cap says. Stored skips with this reason came from versions that
-#: played chord symbols (a chord that never ended); such pieces are rendered again.
+#: What a skip for a render past its cap says: a very long piece (Beethoven's op. 18 no. 4 as one
+#: file), or a note that never ends. Versions that played chord symbols stored 33 madrigals with this
+#: reason, so stored skips with it are rendered again (a few seconds each).
 RUNAWAY_REASON = "rendering runs past"
 
 
@@ -201,7 +202,8 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
         try:
             while proc.poll() is None:
                 if raw.exists() and raw.stat().st_size > limit_bytes:
-                    why = f"{RUNAWAY_REASON} {max_render_s:.0f} s (the MIDI does not end)"
+                    why = (f"{RUNAWAY_REASON} {max_render_s:.0f} s (longer than twice the "
+                           f"{MAX_SECONDS / 60:.0f}-min track limit, or a note that never ends)")
                 elif time.monotonic() - start > timeout_s:
                     why = f"{TIMEOUT_REASON} after {timeout_s:.0f} s (retried by the next run)"
                 if why:
