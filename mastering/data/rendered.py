@@ -106,9 +106,7 @@ def _release_at_end(midi_file) -> None:
                            if not e.isDeltaTime() and e.type in (cvm.NOTE_ON, cvm.NOTE_OFF) and e.channel})
         if not channels:
             continue
-        end = next((i for i in range(len(track.events) - 1, -1, -1)
-                    if not track.events[i].isDeltaTime() and track.events[i].type == m21midi.MetaEvents.END_OF_TRACK), None)
-        if end is None or end == 0 or not track.events[end - 1].isDeltaTime():
+        if len(track.events) < 2 or track.events[-1].type != m21midi.MetaEvents.END_OF_TRACK:
             continue
         extra = []
         for channel in channels:
@@ -117,7 +115,7 @@ def _release_at_end(midi_file) -> None:
                 event.parameter1, event.parameter2 = controller, 0
                 extra += [event, m21midi.DeltaTime(track, time=0)]
         # ... DeltaTime(d), controllers (each followed by DeltaTime 0), END_OF_TRACK
-        track.events[end:end] = extra
+        track.events[-1:-1] = extra
 
 
 def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:

@@ -134,17 +134,23 @@ def test_raw_rendering_equals_fluidsynths_own_wav(tmp_path):
         rendered.render_piece(piece, rate, seed=0, max_render_s=2.0)
 
 
+def _read_midi(midi_path):
+    from music21 import midi as m21midi
+
+    midi_file = m21midi.MidiFile()
+    midi_file.open(str(midi_path))
+    midi_file.read()
+    midi_file.close()
+    return midi_file
+
+
 def _held_notes(midi_path):
     """Notes still sounding when each track of a MIDI file ends (note-ons without a release)."""
     from music21 import midi as m21midi
 
     cvm = m21midi.ChannelVoiceMessages
-    midi_file = m21midi.MidiFile()
-    midi_file.open(str(midi_path))
-    midi_file.read()
-    midi_file.close()
     held = set()
-    for track in midi_file.tracks:
+    for track in _read_midi(midi_path).tracks:
         for e in track.events:
             if e.isDeltaTime():
                 continue
@@ -206,11 +212,7 @@ def test_chord_symbols_are_not_played_and_every_note_ends(tmp_path):
     meta = rendered._score_to_midi(piece, tmp_path / "p.mid", 0)
     assert len(meta["programs"]) == 5
     assert _held_notes(tmp_path / "p.mid") == set()
-    midi_file = m21midi.MidiFile()
-    midi_file.open(str(tmp_path / "p.mid"))
-    midi_file.read()
-    midi_file.close()
-    note_ons = sum(1 for t in midi_file.tracks for e in t.events if not e.isDeltaTime()
+    note_ons = sum(1 for t in _read_midi(tmp_path / "p.mid").tracks for e in t.events if not e.isDeltaTime()
                    and e.type == m21midi.ChannelVoiceMessages.NOTE_ON and e.velocity > 0)
     assert note_ons == sung  # one note-on per sung note, none for the chord symbols
 
