@@ -360,3 +360,13 @@ def test_response_of_flat_setting_is_zero_and_shelves_reach_gain():
     r = safe_response_db(shelf, np.array([1.0, 100.0, 20000.0]), 44100)
     # RBJ shelf: full gain at DC, half the dB gain at the corner, none at the far end.
     assert r[0] == pytest.approx(12.0, abs=0.01) and r[1] == pytest.approx(6.0, abs=0.01) and abs(r[2]) < 0.01
+
+
+def test_the_shared_copy_beside_the_repository_is_the_default(monkeypatch):
+    """CI puts ../shared beside the clone: the SAFE-DB tests and notebooks must find it there rather
+    than skip for want of the file."""
+    shared = paths.REPO_ROOT.parent / "shared" / "data" / "safedb"
+    if not (shared / SAFEDB_FILENAME).is_file():
+        pytest.skip("no ../shared/data/safedb beside this checkout")
+    monkeypatch.delenv("MASTERING_SAFEDB_DIR", raising=False)
+    assert paths.safedb_dir() == shared
