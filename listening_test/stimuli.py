@@ -12,9 +12,12 @@ differences, which listeners readily mistake for timbre, cannot bias the ratings
 
 A *system* is a callable ``system(audio, sample_rate, target) -> audio`` on ``[1, channels,
 samples]`` tensors, optionally wrapped in :class:`StimulusSystem` with a description and a
-``placeholder`` flag. Until the semantic EQ models exist, :func:`placeholder_systems` stands in for
-the three conditions with simple EQ (pedalboard's biquad shelves and peaks); every stimulus it
-makes is marked ``placeholder=1`` in the manifest and in every exported rating.
+``placeholder`` flag. The real conditions come from the semantic EQ
+(``mastering.semantic.adaptive:stimulus_systems``, what ``make listening-test-stimuli`` and notebook
+12 use); :func:`placeholder_systems` stands in for them with simple EQ (pedalboard's biquad shelves
+and peaks) where no SAFE-DB or semantic model is at hand (the command's default, and the app's own
+tests); every stimulus it makes is marked ``placeholder=1`` in the manifest and in every exported
+rating.
 """
 
 from __future__ import annotations
