@@ -10,15 +10,99 @@ import os
 import sys
 from pathlib import Path
 
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
+
 __all__ = ["build_parser", "register", "main"]
 
 ADMIN_TOKEN_ENV = "LISTENING_TEST_ADMIN_TOKEN"
 
 
+class PerClientLimitServer(TcpWSGIServer):
+    """waitress's TCP server, closing a client's connections beyond ``max_per_client`` open at once.
+
+    The extra connection is accepted and closed at once, so one client (one IP address) cannot
+    fill waitress's ``connection_limit`` and stall everyone else. Connections from ``exempt`` (the
+    trusted reverse proxy, which carries every participant and limits them itself) are not counted
+    against the limit; ``max_per_client=0`` turns the limit off.
+    """
+
+    def __init__(self, *args, max_per_client: int, exempt: str | None = None, **kw):
+        self.max_per_client = max_per_client
+        self.exempt = exempt
+        self.refused = 0
+        super().__init__(*args, **kw)
+
+    def open_connections(self, host: str) -> int:
+        """Open connections from ``host`` on every socket of this server."""
+        channels = list(self._map.values())  # atomic copy: workers may close channels meanwhile
+        return sum(1 for c in channels if isinstance(c, HTTPChannel) and c.addr[0] == host)
+
+    def accept(self):
+        pair = super().accept()
+        if pair is None or not self.max_per_client:
+            return pair
+        conn, addr = pair
+        host = addr[0]
+        if self.exempt not in (host, "*") and self.open_connections(host) >= self.max_per_client:
+            conn.close()
+            self.refused += 1
+            return None  # waitress's handle_accept then creates no channel
+        return pair
+
+    def maintenance(self, now):
+        super().maintenance(now)  # closes the connections idle for longer than channel_timeout
+        if self.refused:
+            self.logger.warning("closed %d connections over the limit of %d per client",
+                                self.refused, self.max_per_client)
+            self.refused = 0
+
+
+def _raise_open_files_limit(connection_limit: int) -> None:
+    """Make room for ``connection_limit`` sockets (plus the temporary files of large responses)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    want, need = 2 * connection_limit + 64, connection_limit + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < need:
+        print(f"warning: {soft} open files allowed, --connection-limit {connection_limit} needs about "
+              f"{need}; raise `ulimit -n` or lower --connection-limit", file=sys.stderr, flush=True)
+
+
+def _create_server(app, args: argparse.Namespace):
+    """The waitress server of ``serve``: returns ``(server, port)``."""
+    proxy = {}
+    if args.trusted_proxy:  # an HTTPS reverse proxy in front: trust its X-Forwarded-Proto
+        proxy = {"trusted_proxy": args.trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto"}}
+    adj = Adjustments(
+        host=args.host, port=args.port, threads=args.threads, ident="listening-test",
+        clear_untrusted_proxy_headers=True, connection_limit=args.connection_limit,
+        channel_timeout=args.idle_timeout_s, cleanup_interval=max(1, args.idle_timeout_s // 2),
+        asyncore_use_poll=True,  # select() fails on file descriptors above 1023
+        **proxy,
+    )
+    _raise_open_files_limit(adj.connection_limit)
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adj.threads)
+    socket_map: dict = {}  # shared by all listening sockets (create_server does the same)
+    servers = [PerClientLimitServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=info,
+                                    max_per_client=args.max_connections_per_client, exempt=adj.trusted_proxy)
+               for info in adj.listen]
+    if len(servers) == 1:
+        return servers[0], servers[0].effective_port
+    listen = [(s.effective_host, s.effective_port) for s in servers]
+    return MultiSocketServer(socket_map, adj, listen, dispatcher, servers[0].log_info), listen[0][1]
+
+
 def _serve(args: argparse.Namespace) -> int:
     import secrets
-
-    from waitress import create_server
 
     from .app import AppConfig, create_app
 
@@ -31,13 +115,9 @@ def _serve(args: argparse.Namespace) -> int:
         training=not args.no_training, contact=args.contact,
     )
     app = create_app(args.stimuli, args.db, token, config)
-    proxy = {}
-    if args.trusted_proxy:  # an HTTPS reverse proxy in front: trust its X-Forwarded-Proto
-        proxy = {"trusted_proxy": args.trusted_proxy, "trusted_proxy_headers": {"x-forwarded-proto"}}
-    server = create_server(app, host=args.host, port=args.port, threads=args.threads,
-                           ident="listening-test", clear_untrusted_proxy_headers=True, **proxy)
+    server, port = _create_server(app, args)
     # One parseable line (tests read the port from it when --port 0 asks for a free one).
-    print(f"listening on http://{args.host}:{server.effective_port}/", flush=True)
+    print(f"listening on http://{args.host}:{port}/", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -82,6 +162,19 @@ def _stimuli(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_at_least(low: int):
+    """An argparse type: an integer no smaller than ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+    return parse
+
+
 def _add_commands(sub) -> None:
     p = sub.add_parser("serve", help="run the listening-test web app")
     p.add_argument("--stimuli", required=True, help="folder with manifest.csv and the WAV files")
@@ -96,7 +189,17 @@ def _add_commands(sub) -> None:
     p.add_argument("--contact", default="the study team", help="contact shown on the consent page")
     p.add_argument("--threads", type=int, default=8, help="server worker threads")
     p.add_argument("--trusted-proxy", default="",
-                   help="address of an HTTPS reverse proxy whose X-Forwarded-Proto is trusted (cookies become Secure)")
+                   help="address of an HTTPS reverse proxy whose X-Forwarded-Proto is trusted (cookies become "
+                        "Secure); its connections are not limited per client (the proxy limits them)")
+    p.add_argument("--max-connections-per-client", type=_int_at_least(0), default=64,
+                   help="open connections one client address may hold; more are closed at once, so one "
+                        "client cannot exhaust --connection-limit (0: no limit; default 64, room for "
+                        "several browsers on one machine)")
+    p.add_argument("--connection-limit", type=_int_at_least(1), default=1000,
+                   help="open connections in all; beyond it new ones wait in the listen backlog (default 1000)")
+    p.add_argument("--idle-timeout-s", type=_int_at_least(1), default=30,
+                   help="seconds a connection may sit idle (nothing sent or received, no request being "
+                        "answered) before it is closed; half-sent requests count as idle (default 30)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("export", help="write all ratings as CSV (long format) from the database")
