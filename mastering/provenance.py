@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import pickle
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,42 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _numpy_array_globals() -> list[tuple[Any, str]]:
+    """What unpickles a NumPy array of numbers: its type, numeric dtypes and numpy's rebuild function.
+
+    Checkpoints written before random states were stored as plain data hold NumPy's RNG state
+    (an array of integers). These globals build arrays of numbers only (no object arrays);
+    nothing they allow calls code.
+    """
+    import numpy as np
+
+    reconstruct = np.zeros(0).__reduce__()[0]
+    numeric = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}
+    return [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype"),
+            (reconstruct, "numpy._core.multiarray._reconstruct"), (reconstruct, "numpy.core.multiarray._reconstruct"),
+            *((cls, f"numpy.dtypes.{cls.__name__}") for cls in numeric)]
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load`` of tensors and plain data only (``weights_only=True``, plus NumPy arrays).
+
+    Loading never runs code stored in the file; the counterpart of :func:`atomic_torch_save`.
+
+    Raises:
+        ValueError: the file cannot be read, or holds anything else (one line, naming the refused object).
+    """
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = " ".join(str(exc).split("WeightsUnpickler error:")[-1].split())
+        reason = reason.split(" Please use")[0].split(" Check the documentation")[0].rstrip(".")
+        raise ValueError(f"{path} could not be read safely: {reason}; a checkpoint may hold only tensors and "
+                         "plain data") from None
+    except Exception as exc:  # not a torch file, truncated, missing...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None

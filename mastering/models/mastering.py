@@ -43,6 +43,7 @@ from torch import nn
 
 from ..dsp.dynamics import Compressor, compressor, limiter
 from ..dsp.loudness import loudness
+from ..provenance import safe_torch_load
 from .decoders import AdaptiveParametricDecoder, ParametricDecoder, ResidualDecoder, _logit
 from .encoder import AudioEncoder
 from .unet import count_parameters
@@ -385,16 +386,14 @@ def model_from_checkpoint(path_or_state: str | Path | dict[str, Any], map_locati
             do not change the set of weights.
 
     Raises:
-        ValueError: when the file is not a mastering-model checkpoint.
+        ValueError: when the file is not a mastering-model checkpoint or holds more than tensors and
+            plain data (it is loaded with ``torch.load(weights_only=True)``: loading runs no code).
     """
     if isinstance(path_or_state, (str, Path)):
         path = Path(path_or_state)
         if not path.is_file():
             raise ValueError(f"checkpoint {path} does not exist")
-        try:
-            state = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as exc:
-            raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
+        state = safe_torch_load(path, map_location=map_location)
     else:
         state = path_or_state
     if not isinstance(state, dict) or "model_config" not in state or "model_state" not in state:

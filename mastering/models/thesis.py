@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..provenance import safe_torch_load
+
 __all__ = [
     "MelUNetLSTM",
     "ThesisLoss",
@@ -405,9 +407,9 @@ def thesis_from_checkpoint(path: str | Path, map_location: str | torch.device = 
     """Rebuild a :class:`MelUNetLSTM` from a ``best.pt``/``last.pt`` of :func:`fit_or_load_thesis`.
 
     Raises:
-        ValueError: not a thesis checkpoint.
+        ValueError: not a thesis checkpoint, or one holding more than tensors and plain data.
     """
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    state = safe_torch_load(path, map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != THESIS_CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a checkpoint of the thesis baseline")
     return _checkpoint_model(state)
@@ -492,13 +494,11 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
         ``seconds`` (training time of all epochs), ``valid_loss`` (best), ``identity_valid_loss``,
         ``trained`` (whether this call trained any epoch), ``history``, ``config``.
     """
-    import random
-
     from tqdm.auto import tqdm
 
     from .. import __version__, paths
     from ..provenance import atomic_torch_save, atomic_write_text, git_commit
-    from ..training.trainer import _write_csv, seed_everything, select_device
+    from ..training.trainer import _write_csv, rng_state, seed_everything, select_device, set_rng_state
 
     config, settings = thesis_config(profile, seed, progress, overrides)
     resolved = {"train": {k: v for k, v in config.to_dict().items() if k not in ("progress", "tensorboard", "wandb")},
@@ -509,7 +509,7 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
     run_dir = paths.runs_dir() / "thesis" / f"{profile}-{digest[:10]}"
     last, best = run_dir / "last.pt", run_dir / "best.pt"
 
-    state = torch.load(last, map_location="cpu", weights_only=False) if last.is_file() else None
+    state = safe_torch_load(last) if last.is_file() else None
     if state is not None and state.get("format") != THESIS_CHECKPOINT_FORMAT:
         raise ValueError(f"{last} is not a checkpoint of the thesis baseline; remove the folder {run_dir}")
     trained = False
@@ -528,9 +528,7 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
             scheduler.load_state_dict(state["scheduler"])
             epoch, best_valid = int(state["epoch"]), float(state["best_valid"])
             history, identity = list(state["history"]), state["identity_valid_loss"]
-            torch.set_rng_state(state["rng"]["torch"].cpu())
-            np.random.set_state(state["rng"]["numpy"])
-            random.setstate(state["rng"]["python"])
+            set_rng_state(state["rng"])
         train_data, valid_data = data if data is not None else _build(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps({**resolved, "code_version": code_version,
@@ -546,8 +544,7 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
             if full:
                 out.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                           rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                                "python": random.getstate()})
+                           rng=rng_state())
             return out
 
         while epoch < config.epochs:
@@ -588,7 +585,7 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
             _write_csv(run_dir / "metrics.csv", history)
         state = checkpoint(False)
 
-    best_state = torch.load(best, map_location="cpu", weights_only=False)
+    best_state = safe_torch_load(best)
     model = _checkpoint_model(best_state)
     history = list(state["history"])
     info = {"run_dir": str(run_dir), "epochs": int(state["epoch"]),

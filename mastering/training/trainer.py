@@ -16,8 +16,10 @@ is brought to the reference's integrated loudness before the loss (what masterin
 target does), so the loss measures spectrum and dynamics, not playback level.
 
 Every checkpoint holds the training configuration, the model's constructor arguments, all states
-(model, optimizer, scheduler, scaler, random generators) and the metrics so far; ``last.pt`` is
-written every epoch and ``best.pt`` at the best validation loss. Files of a run::
+(model, optimizer, scheduler, scaler, random generators) and the metrics so far, as tensors and
+plain data: it loads with ``torch.load(weights_only=True)`` (:func:`mastering.provenance.safe_torch_load`),
+which runs no code stored in the file. ``last.pt`` is written every epoch and ``best.pt`` at the best
+validation loss. Files of a run::
 
     runs/mastering/phase1b-smoke-<hash>/{config.json, last.pt, best.pt, metrics.csv, steps.csv}
 
@@ -47,7 +49,7 @@ from .. import paths
 from ..dsp.loudness import loudness
 from ..losses import MasteringLoss
 from ..models.mastering import MasteringModel, build_model
-from ..provenance import atomic_torch_save
+from ..provenance import atomic_torch_save, safe_torch_load
 from .config import TrainConfig
 from .data import collate
 
@@ -62,6 +64,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, NumPy and Python global random states as tensors and plain data (for checkpoints)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": (kind, keys.tolist(), int(pos), int(has_gauss), float(cached)),
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (older checkpoints' NumPy state is an array: also accepted)."""
+    torch.set_rng_state(state["torch"].cpu())
+    np.random.set_state(tuple(state["numpy"]))
+    random.setstate(state["python"])
 
 
 def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -377,7 +393,7 @@ class Trainer:
             "history": self.history,
             "steps_log": self.steps_log,
             "identity": self.identity,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": rng_state(),
             "code": {"version": __version__, "commit": git_commit()},
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "world_size": self.world_size,
@@ -395,9 +411,10 @@ class Trainer:
         """Restore every state from a checkpoint of the same configuration.
 
         Raises:
-            ValueError: the checkpoint is not a mastering checkpoint or its configuration differs.
+            ValueError: the checkpoint is not a mastering checkpoint (or holds more than tensors and
+                plain data) or its configuration differs.
         """
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = safe_torch_load(path, map_location=self.device)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a training checkpoint of this trainer")
         mine = {k: v for k, v in self.config.to_dict().items() if k not in ("epochs", "progress", "tensorboard", "wandb")}
@@ -414,11 +431,8 @@ class Trainer:
         self.history = list(state["history"])
         self.steps_log = list(state.get("steps_log", []))
         self.identity = state.get("identity")
-        rng = state.get("rng") or {}
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"].cpu())
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
+        if "torch" in (state.get("rng") or {}):
+            set_rng_state(state["rng"])
 
     # -- logging -------------------------------------------------------------------------------
 

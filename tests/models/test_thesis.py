@@ -12,6 +12,7 @@ from mastering.models import thesis
 from mastering.models.thesis import (THESIS_PROFILES, MelUNetLSTM, ThesisLoss, fit_or_load_thesis, griffin_lim,
                                      thesis_config, thesis_from_checkpoint, thesis_master)
 from mastering.training import TensorPairs
+from mastering.training.trainer import rng_state
 
 SR = 16000
 TINY = {"n_fft": 256, "hop": 64, "n_mels": 16, "unet_channels": [4, 8], "lstm_hidden": 8, "griffin_lim_iters": 4}
@@ -260,13 +261,17 @@ def test_training_learns_caches_and_resumes(tmp_path, monkeypatch):
         calls["n"] += 1
         if calls["n"] == 3:  # identity, epoch 1, then stop during epoch 2
             raise RuntimeError("interrupted")
-        return real_evaluate(*args, **kwargs)
+        out = real_evaluate(*args, **kwargs)
+        calls["rng"] = rng_state()  # after epoch 1's validation: what last.pt stores
+        return out
 
     monkeypatch.setattr(thesis, "_evaluate", interrupted)
     with pytest.raises(RuntimeError):
         fit_or_load_thesis("smoke", progress=False, data=data, overrides=OVERRIDES)
     last = next((tmp_path / "runs2" / "thesis").glob("smoke-*/last.pt"))
-    assert torch.load(last, weights_only=False)["epoch"] == 1
+    state = torch.load(last, weights_only=True)  # tensors and plain data only
+    assert state["epoch"] == 1 and torch.equal(state["rng"]["torch"], calls["rng"]["torch"])
+    assert state["rng"]["numpy"] == calls["rng"]["numpy"] and state["rng"]["python"] == calls["rng"]["python"]
     resumed, info3 = fit_or_load_thesis("smoke", progress=False, data=data, overrides=OVERRIDES)
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in info["history"]]
     assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in info3["history"]]

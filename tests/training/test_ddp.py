@@ -46,6 +46,6 @@ def test_two_process_ddp_keeps_replicas_in_sync(tmp_path):
     assert moved  # one optimizer step happened
     for key in a:  # gradients were averaged across processes: replicas stay identical
         assert torch.equal(a[key], b[key]), key
-    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 1
     assert (tmp_path / "mastering" / "latest.json").is_file()

@@ -1,6 +1,8 @@
 import csv
 import json
+import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -67,7 +69,7 @@ def test_resume_equals_uninterrupted_and_logs(runs):
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in hist_a]
     assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in hist_b]
 
-    state = torch.load(runs / "a" / "last.pt", weights_only=False)
+    state = torch.load(runs / "a" / "last.pt", weights_only=True)  # tensors and plain data only
     assert state["config"] == _config().to_dict() and state["epoch"] == 2 and state["step"] == 2
     assert state["model_config"]["phase"] == "1a" and state["model_config"]["sample_rate"] == SR
     with open(runs / "a" / "metrics.csv") as fh:
@@ -78,6 +80,25 @@ def test_resume_equals_uninterrupted_and_logs(runs):
     record = latest_checkpoint()
     assert record["checkpoint"].endswith("b/best.pt") and record["phase"] == "1a"  # the last run published
     assert json.loads((runs / "a" / "config.json").read_text())["epochs"] == 2
+
+
+def _draws():
+    return torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]
+
+
+def test_resume_restores_the_random_state_also_from_old_checkpoints(runs):
+    trainer = Trainer(_config(epochs=1), _pairs(4, 0), _pairs(4, 1), run_dir=runs / "r", publish=False)
+    _draws()  # every generator away from its seed
+    path = trainer.save_checkpoint(runs / "r" / "last.pt")
+    expected = _draws()
+    state = torch.load(path, weights_only=True)
+    kind, keys, *rest = state["rng"]["numpy"]
+    old = runs / "r" / "old.pt"  # as written before: NumPy's state holds an array
+    torch.save(dict(state, rng=dict(state["rng"], numpy=(kind, np.array(keys, dtype=np.uint32), *rest))), old)
+    for source in (path, old):
+        resumed = Trainer(_config(epochs=1), _pairs(4, 0), _pairs(4, 1), run_dir=runs / "s", publish=False)
+        resumed.load_checkpoint(source)
+        assert _draws() == expected, source
 
 
 def test_resume_refuses_another_configuration(runs):
