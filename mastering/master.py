@@ -22,18 +22,19 @@ the whole track:
    0.05 dB under the ceiling), and the output is metered; when limiting cost loudness the gain is
    raised by the shortfall, and when the measured true peak still exceeds the ceiling the limiter's
    ceiling is lowered by the excess, and the pass repeated (at most twice). The file is written to a temporary name in the output folder and
-   renamed over ``OUT`` at the very end: any failure leaves nothing behind, and ``OUT`` may never
-   be ``IN``.
+   renamed over ``OUT`` at the very end: any failure (or SIGINT/SIGTERM/SIGHUP, see
+   :mod:`mastering.cli`) leaves nothing behind; ``OUT`` may never be ``IN``, and an existing ``OUT``
+   is replaced only with ``overwrite``.
 
 Memory therefore depends on ``block_s`` and ``context_s`` (and the sample rate), not on the length of
-the track. ``analyze_file`` streams the same meters plus a Welch power spectrum (spectral centroid,
+the track. Every read of the input in steps 3 and 4 removes the DC offset and high-passes the
+subsonics (``highpass_hz``, default 20 Hz: 4th-order Butterworth, minimum phase), so the model and
+the limiter spend no work on inaudible content. ``analyze_file`` streams the same meters plus a Welch power spectrum (spectral centroid,
 band energies) and returns a JSON-ready dict.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -46,6 +47,8 @@ import soundfile as sf
 import torch
 from scipy import signal
 
+from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, HIGHPASS_ORDER, INTENSITY_RANGE, TARGET_LUFS,
+                       TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
 from .io import AudioError, audio_info, resample
 
 __all__ = [
@@ -58,7 +61,7 @@ __all__ = [
     "master_file",
     "format_report",
     "semantic_scores_file",
-    "register",
+    "subsonic_highpass_sos",
 ]
 
 BANDS_HZ: dict[str, tuple[float, float]] = {
@@ -76,6 +79,7 @@ MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 384000
 SILENCE_LUFS = -70.0  # the BS.1770 absolute gate: nothing above it means nothing to master
 _CLIP_LEVEL = 0.999
+HIGHPASS_PREROLL_S = 1.0  # the filter's state settles well within this (slowest pole decays ~48/s at 20 Hz)
 _CLIP_RUN = 3
 
 
@@ -324,6 +328,36 @@ def _measure(src: _Source, block: int, dc: np.ndarray) -> tuple[LoudnessMeter, f
     return meter, peak
 
 
+def subsonic_highpass_sos(sample_rate: int, freq_hz: float = HIGHPASS_HZ, order: int = HIGHPASS_ORDER) -> np.ndarray | None:
+    """Second-order sections of the chain's subsonic high-pass (Butterworth, minimum phase), or None for 0 Hz."""
+    if not freq_hz:
+        return None
+    return signal.butter(order, float(freq_hz), btype="highpass", fs=int(sample_rate), output="sos")
+
+
+@dataclass
+class _CleanReader:
+    """Reads the input as the model sees it: DC offset removed, subsonics high-passed, times ``gain``.
+
+    The high-pass starts ``preroll`` samples before each read (or at the file's start), so reads
+    at any position agree with one pass over the whole file; outside the file the signal is zero.
+    """
+
+    src: _Source
+    dc: np.ndarray
+    gain: float
+    sos: np.ndarray | None
+    preroll: int
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        lo = max(start - (self.preroll if self.sos is not None else 0), 0)
+        x = self.src.read(lo, stop).astype(np.float64)
+        x[:, : max(0, min(stop, self.src.frames) - lo)] -= self.dc[:, None]
+        if self.sos is not None:
+            x = signal.sosfilt(self.sos, x, axis=-1)
+        return x[:, start - lo:] * self.gain
+
+
 # ------------------------------------------------------------------------------------------------
 # analyze
 # ------------------------------------------------------------------------------------------------
@@ -336,7 +370,9 @@ def analyze_file(path: str | os.PathLike, block_s: float = 10.0, n_fft: int = 40
         A JSON-ready dict: ``path``, ``sample_rate``, ``channels``, ``duration_s``,
         ``integrated_lufs`` (ITU-R BS.1770-4; ``None`` for silence), ``true_peak_dbtp`` (4x,
         Annex 2), ``loudness_range_lu`` (EBU Tech 3342; ``None`` under 3 s), ``sample_peak_dbfs``,
-        ``rms_dbfs``, ``dc_offset``, ``clipped_samples``, ``spectral_centroid_hz`` (of the Welch
+        ``rms_dbfs``, ``dc_offset``, ``clipped_samples``, ``subsonic_energy_share`` (share of the
+        energy, DC offset included, that the chain's 20 Hz subsonic high-pass removes),
+        ``spectral_centroid_hz`` (of the Welch
         power spectrum, Hann window of ``n_fft``, half overlap) and ``band_energies_db`` (energy of
         each :data:`BANDS_HZ` band relative to the total from 20 Hz up, in dB).
 
@@ -353,8 +389,13 @@ def analyze_file(path: str | os.PathLike, block_s: float = 10.0, n_fft: int = 40
         power = np.zeros(n_fft // 2 + 1)
         frames = 0
         sum_sq = 0.0
+        sos = subsonic_highpass_sos(src.sample_rate)
+        zi = np.zeros((sos.shape[0], src.channels, 2))
+        hp_sq = 0.0  # energy left after the chain's subsonic high-pass (offset removed first)
         for x in src.blocks(block):
             sum_sq += float(np.sum(x.astype(np.float64) ** 2))
+            hp, zi = signal.sosfilt(sos, x.astype(np.float64) - scan.dc[:, None], axis=-1, zi=zi)
+            hp_sq += float(np.sum(hp * hp))
             if x.shape[-1] >= n_fft:
                 f, t, z = signal.stft(x, nperseg=n_fft, noverlap=n_fft // 2, window=window, boundary=None,
                                       padded=False, return_onesided=True)
@@ -374,6 +415,7 @@ def analyze_file(path: str | os.PathLike, block_s: float = 10.0, n_fft: int = 40
         integrated = meter.integrated()
         lra = meter.loudness_range() if math.isfinite(integrated) else None
         rms = math.sqrt(sum_sq / (scan.frames * src.channels))
+        subsonic = 1.0 - min(hp_sq / sum_sq, 1.0) if sum_sq > 0 else None
         return {
             "path": str(Path(path)),
             "sample_rate": src.sample_rate,
@@ -386,6 +428,7 @@ def analyze_file(path: str | os.PathLike, block_s: float = 10.0, n_fft: int = 40
             "rms_dbfs": round(_db(rms), 2) if rms > 0 else None,
             "dc_offset": [round(float(v), 6) for v in scan.dc],
             "clipped_samples": scan.clipped,
+            "subsonic_energy_share": round(subsonic, 4) if subsonic is not None else None,
             "spectral_centroid_hz": round(centroid, 1) if centroid is not None else None,
             "band_energies_db": bands,
         }
@@ -425,8 +468,9 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> tuple[Path, str]
                   f"trained {record.get('date', '?')}; the last training run)")
 
 
-def _check_output(in_path: Path, out_path: Path) -> str:
-    """Refuse OUT == IN, missing or unwritable folders and unknown formats; return the format."""
+def _check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> str:
+    """Refuse OUT == IN, an existing OUT (unless ``overwrite``), missing or unwritable folders and
+    unknown formats; return the format."""
     if in_path.exists() and out_path.exists() and os.path.samefile(in_path, out_path):
         raise AudioError(f"refusing to overwrite the input file {in_path}; choose another output path")
     if in_path.resolve() == out_path.resolve():
@@ -445,6 +489,8 @@ def _check_output(in_path: Path, out_path: Path) -> str:
         raise AudioError(f"output folder {folder} is not writable ({exc.strerror})") from None
     if out_path.is_dir():
         raise AudioError(f"{out_path} is a folder; give an output file name")
+    if out_path.exists() and not overwrite:
+        raise AudioError(f"{out_path} already exists; pass --force (-y) to replace it")
     fmt = {"wav": "WAV", "flac": "FLAC"}.get(out_path.suffix.lower().lstrip("."))
     if fmt is None:
         raise AudioError(f"{out_path}: write .wav or .flac (got {out_path.suffix or 'no extension'})")
@@ -470,20 +516,13 @@ def _intensity_params(params: dict, intensity: float) -> dict:
 
 
 @torch.no_grad()
-def _encode_track(model, src: _Source, dc: np.ndarray, pre_gain: float, segment_s: float,
-                  max_excerpts: int) -> torch.Tensor:
+def _encode_track(model, reader: _CleanReader, segment_s: float, max_excerpts: int) -> torch.Tensor:
     """One ``z`` for the whole track from evenly spread excerpts (see the module docstring)."""
+    src = reader.src
     n_ex = int(round(segment_s * src.sample_rate))
-    if src.frames <= n_ex:
-        starts = [0]
-    else:
-        count = max(1, min(max_excerpts, src.frames // n_ex))
-        starts = np.linspace(0, src.frames - n_ex, count).round().astype(int).tolist()
     feats = []
-    for s in starts:
-        x = (src.read(s, s + n_ex).astype(np.float64) - dc[:, None]) * pre_gain
-        if s + n_ex > src.frames:  # short track: zeros after the end, not the removed offset
-            x[:, src.frames - s:] = 0.0
+    for s in _excerpt_starts(src.frames, n_ex, max_excerpts):
+        x = reader.read(s, s + n_ex)  # zeros after the end of a short track
         x = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
         x = resample(x, src.sample_rate, model.sample_rate)
         feats.append(model.encoder.features(x).mean(dim=-1))
@@ -526,8 +565,8 @@ def _excerpt_starts(frames: int, n_ex: int, max_excerpts: int) -> list[int]:
 
 
 @torch.no_grad()
-def _style_settings(model, params, z, src: "_Source", dc: np.ndarray, pre_gain: float, segment_s: float,
-                    max_excerpts: int, style: str, style_intensity: float, semantic_model, residual_scale: float):
+def _style_settings(model, params, z, reader: _CleanReader, segment_s: float, max_excerpts: int, style: str,
+                    style_intensity: float, semantic_model, residual_scale: float):
     """The adaptive semantic EQ for ``style``, decided on the model's output for evenly spread excerpts."""
     from .semantic.adaptive import semantic_eq_settings
 
@@ -538,11 +577,12 @@ def _style_settings(model, params, z, src: "_Source", dc: np.ndarray, pre_gain: 
         raise MasterError(str(exc)) from None
     if not 0.0 <= float(style_intensity) <= 2.0:
         raise MasterError(f"style intensity must lie in [0, 2], got {style_intensity}")
+    src = reader.src
     sr = src.sample_rate
     n_ex = int(round(max(segment_s, bundle.excerpt_s) * sr))
     codes = []
     for s in _excerpt_starts(src.frames, n_ex, max_excerpts):
-        x = (src.read(s, min(s + n_ex, src.frames)).astype(np.float64) - dc[:, None]) * pre_gain
+        x = reader.read(s, min(s + n_ex, src.frames))
         xt = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
         y = model.process(xt, params, z, sample_rate=sr, eq_mode="exact", residual_scale=residual_scale)["output"]
         if float(y.abs().max()) > 1e-6:
@@ -570,8 +610,8 @@ def master_file(
     in_path: str | os.PathLike,
     out_path: str | os.PathLike,
     checkpoint: str | os.PathLike | None = None,
-    target_lufs: float = -14.0,
-    true_peak_dbtp: float = -1.0,
+    target_lufs: float = TARGET_LUFS,
+    true_peak_dbtp: float = TRUE_PEAK_DBTP,
     intensity: float = 1.0,
     analysis_lufs: float = -24.0,
     block_s: float = 10.0,
@@ -582,6 +622,8 @@ def master_file(
     style: str | None = None,
     style_intensity: float = 1.0,
     semantic_model: str | os.PathLike | None = None,
+    highpass_hz: float = HIGHPASS_HZ,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Master ``in_path`` into ``out_path`` with a trained Phase 1 model (see the module docstring).
 
@@ -606,6 +648,9 @@ def master_file(
             and limiting come after it.
         style_intensity: 0 (no change) to 2; 1 = the descriptor.
         semantic_model: a semantic EQ bundle folder (default: the newest built).
+        highpass_hz: corner of the subsonic high-pass that every read of the input goes through
+            (4th-order Butterworth, minimum phase, -3 dB at the corner); 0 turns it off.
+        overwrite: replace an existing ``out_path`` (otherwise an existing file is an error).
 
     Returns:
         A report: input and output measurements, the checkpoint used, the applied EQ bands and
@@ -620,17 +665,18 @@ def master_file(
     from tqdm.auto import tqdm
 
     from .models.mastering import model_from_checkpoint
+    from .provenance import safe_torch_load
 
     in_path, out_path = Path(in_path), Path(out_path)
-    if not -40.0 <= float(target_lufs) <= -5.0:
-        raise MasterError(f"target_lufs must lie in [-40, -5] LUFS, got {target_lufs}")
-    if not -12.0 <= float(true_peak_dbtp) <= 0.0:
-        raise MasterError(f"true_peak_dbtp must lie in [-12, 0] dBTP, got {true_peak_dbtp}")
-    if not 0.0 <= float(intensity) <= 2.0:
-        raise MasterError(f"intensity must lie in [0, 2], got {intensity}")
+    for name, value, (lo, hi) in (("target_lufs", target_lufs, TARGET_LUFS_RANGE),
+                                  ("true_peak_dbtp", true_peak_dbtp, TRUE_PEAK_DBTP_RANGE),
+                                  ("intensity", intensity, INTENSITY_RANGE),
+                                  ("highpass_hz", highpass_hz or HIGHPASS_HZ_RANGE[0], HIGHPASS_HZ_RANGE)):  # 0: off
+        if not lo <= float(value) <= hi:
+            raise MasterError(f"{name} must lie in [{lo:g}, {hi:g}], got {value}")
     if block_s <= 0 or context_s < 0:
         raise MasterError("block_s must be > 0 and context_s >= 0")
-    fmt = _check_output(in_path, out_path)
+    fmt = _check_output(in_path, out_path, overwrite)
     src = _open_checked(in_path)
     report: dict[str, Any] = {"input": str(in_path), "output": str(out_path), "notes": []}
     notes = report["notes"]
@@ -663,9 +709,9 @@ def master_file(
 
         ckpt_path, where = resolve_checkpoint(checkpoint)
         try:
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise MasterError(f"{ckpt_path}: not a readable checkpoint ({exc})") from None
+            state = safe_torch_load(ckpt_path)
+        except ValueError as exc:  # its message names the file and why
+            raise MasterError(str(exc)) from None
         try:
             model = model_from_checkpoint(state, eq_mode="exact")
         except ValueError as exc:
@@ -680,12 +726,13 @@ def master_file(
 
         pre_gain_db = float(np.clip(analysis_lufs - lufs_in, -40.0, 40.0))
         pre_gain = 10.0 ** (pre_gain_db / 20.0)
-        z = _encode_track(model, src, dc, pre_gain, segment_s, max_excerpts)
+        reader = _CleanReader(src, dc, pre_gain, subsonic_highpass_sos(sr, highpass_hz), int(HIGHPASS_PREROLL_S * sr))
+        z = _encode_track(model, reader, segment_s, max_excerpts)
         params = _intensity_params(model.predict(z), float(intensity))
         report.update(_describe_params(model, params, sr))
         style_eq = None
         if style is not None:
-            style_eq, report["style"] = _style_settings(model, params, z, src, dc, pre_gain, segment_s, max_excerpts,
+            style_eq, report["style"] = _style_settings(model, params, z, reader, segment_s, max_excerpts,
                                                         style, style_intensity, semantic_model, float(intensity))
 
         # -- process: EQ (+ residual) + compressor, block by block with context -----------------
@@ -697,7 +744,7 @@ def master_file(
                               file=sys.stderr, leave=False):
                 stop = min(start + block, scan.frames)
                 lo, hi = max(start - ctx, 0), min(stop + ctx, scan.frames)
-                x = (src.read(lo, hi).astype(np.float64) - dc[:, None]) * pre_gain
+                x = reader.read(lo, hi)
                 xt = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
                 out = model.process(xt, params, z, sample_rate=sr, eq_mode="exact", residual_scale=float(intensity))
                 y = out["output"]
@@ -847,67 +894,3 @@ def format_report(report: dict[str, Any]) -> str:
                  f"{report['limiter_max_reduction_db']:.1f} dB)")
     lines.extend(f"  note: {n}" for n in report["notes"])
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-# ------------------------------------------------------------------------------------------------
-
-
-def _cmd_master(args: argparse.Namespace) -> int:
-    if args.style is None:
-        processing = args.intensity if args.processing_intensity is None else args.processing_intensity
-        style_intensity = 1.0
-    else:
-        processing = 1.0 if args.processing_intensity is None else args.processing_intensity
-        style_intensity = args.intensity
-    try:
-        report = master_file(args.input, args.output, checkpoint=args.checkpoint, target_lufs=args.target_lufs,
-                             true_peak_dbtp=args.true_peak, intensity=processing, style=args.style,
-                             style_intensity=style_intensity, semantic_model=args.semantic_model,
-                             progress=not args.quiet and sys.stderr.isatty())
-    except (AudioError, MasterError) as exc:
-        print(f"mastering master: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
-
-
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    try:
-        result = analyze_file(args.input)
-        result["semantic_scores"] = semantic_scores_file(args.input, args.semantic_model)
-    except AudioError as exc:
-        print(f"mastering analyze: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``master`` and ``analyze`` to the ``mastering`` command line."""
-    p = subparsers.add_parser("master", help="master an audio file with a trained model",
-                              description="Master IN into OUT (.wav/.flac): the model's EQ and compression, "
-                                          "then loudness to --target-lufs and true-peak limiting to --true-peak.")
-    p.add_argument("input", metavar="IN", help="input audio (any rate, mono or stereo)")
-    p.add_argument("output", metavar="OUT", help="output .wav or .flac (never IN)")
-    p.add_argument("--checkpoint", metavar="CKPT", help="training checkpoint (default: the last one trained)")
-    p.add_argument("--target-lufs", type=float, default=-14.0, help="integrated loudness of the master (default -14)")
-    p.add_argument("--true-peak", type=float, default=-1.0, help="true-peak ceiling in dBTP (default -1)")
-    p.add_argument("--intensity", type=float, default=1.0,
-                   help="with --style: the style's intensity, 0 (none) to 2 (1 = the descriptor); without: the "
-                        "scale of the predicted processing, 0-2 (default 1)")
-    p.add_argument("--style", metavar="WORD", help="semantic EQ descriptor after mastering, e.g. warm, bright, clear "
-                                                  "(input-adaptive: a track that is already warm gets less)")
-    p.add_argument("--processing-intensity", type=float, metavar="X",
-                   help="scale of the predicted processing, 0-2, when --intensity is the style's (default 1)")
-    p.add_argument("--semantic-model", metavar="DIR", help="semantic EQ bundle (default: the newest built by "
-                                                           "`python -m mastering.semantic build`)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_master)
-    a = subparsers.add_parser("analyze", help="measure loudness, true peak, LRA and spectrum of an audio file (JSON)")
-    a.add_argument("input", metavar="IN", help="input audio")
-    a.add_argument("--semantic-model", metavar="DIR", help="semantic EQ bundle for the semantic scores "
-                                                           "(default: the newest built)")
-    a.set_defaults(func=_cmd_analyze)

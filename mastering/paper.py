@@ -945,7 +945,7 @@ def method_numbers(profile: str = "smoke") -> dict[str, Any]:
     from .literature import STREAMING_TARGETS_LUFS
     from .losses.combined import MasteringLoss
     from .losses.stft import DEFAULT_FFT_SIZES
-    from .master import master_file
+    from .master import HIGHPASS_ORDER, master_file
     from .models import encoder as enc
     from .models import mastering as mm
     from .semantic import safedb
@@ -980,6 +980,7 @@ def method_numbers(profile: str = "smoke") -> dict[str, Any]:
         "w_stft": _default(MasteringLoss, "w_stft"), "w_aweighted": _default(MasteringLoss, "w_aweighted"),
         "w_loudness": _default(MasteringLoss, "w_loudness"), "w_params": _default(MasteringLoss, "w_params"),
         "target_lufs": _default(master_file, "target_lufs"), "true_peak_dbtp": _default(master_file, "true_peak_dbtp"),
+        "highpass_hz": _default(master_file, "highpass_hz"), "highpass_order": HIGHPASS_ORDER,
         "stream_target_max_lufs": max(STREAMING_TARGETS_LUFS.values()),
         "stream_target_min_lufs": min(STREAMING_TARGETS_LUFS.values()),
         "safe_params": len(safedb.PARAM_NAMES), "safe_bands": len(safedb.BAND_KINDS),
@@ -1005,7 +1006,7 @@ def method_numbers(profile: str = "smoke") -> dict[str, Any]:
 
 _METHOD_DIGITS = {"sample_rate_khz": 1, "eq_freq_min_hz": 0, "eq_freq_max_khz": 0, "eq_gain_max_db": 0,
                   "eq_gain_min_db": 0, "eq_q_min": 1, "eq_q_max": 0, "w_stft": 1, "w_aweighted": 1,
-                  "w_loudness": 2, "w_params": 2, "target_lufs": 0, "true_peak_dbtp": 0,
+                  "w_loudness": 2, "w_params": 2, "target_lufs": 0, "true_peak_dbtp": 0, "highpass_hz": 0,
                   "stream_target_max_lufs": 0, "stream_target_min_lufs": 0, "segment_s": 1,
                   "train_segment_s": 1, "train_lr": 4, "vae_beta": 3,
                   "params_1a_decoder_k": 0, "params_1b_decoder_k": 0, "params_1c_decoder_k": 0, "params_dynamics_k": 0}

@@ -117,8 +117,6 @@ def test_bad_outputs_and_options_are_refused(tmp_path, checkpoints, capsys, empt
         ((src, tmp_path / "." / "mix.wav"), "refusing to overwrite the input"),
         ((src, tmp_path / "nowhere" / "out.wav"), "does not exist"),
         ((src, tmp_path / "out.mp3"), r"write \.wav or \.flac"),
-        ((src, tmp_path / "out.wav", "--target-lufs", "3"), "target_lufs"),
-        ((src, tmp_path / "out.wav", "--true-peak", "2"), "true_peak_dbtp"),
         ((src, tmp_path / "out.wav", "--checkpoint", tmp_path / "none.pt"), "does not exist"),
         ((src, tmp_path / "out.wav", "--checkpoint", src), "not a readable checkpoint"),
         ((src, tmp_path / "out.wav"), "no trained model found.*make reproduce"),  # empty runs folder
@@ -137,6 +135,39 @@ def test_bad_outputs_and_options_are_refused(tmp_path, checkpoints, capsys, empt
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("mix.wav", "locked")]
     assert leftovers == []  # no output, no temporary file
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--target-lufs", "3", r"--target-lufs: must lie in \[-40, -5\], got 3"),
+    ("--true-peak", "2", r"--true-peak: must lie in \[-12, 0\], got 2"),
+    ("--intensity", "-1", r"--intensity: must lie in \[0, 2\], got -1"),
+    ("--processing-intensity", "9", r"--processing-intensity: must lie in \[0, 2\], got 9"),
+    ("--highpass-hz", "2", r"--highpass-hz: must lie in \[5, 60\] or 0 \(off\), got 2"),
+    ("--target-lufs", "nan", r"--target-lufs: must lie in"),
+    ("--true-peak", "loud", r"--true-peak: expected a number, got 'loud'"),
+])
+def test_bad_option_values_are_one_line_naming_the_option(tmp_path, capsys, option, value, message):
+    src = _write(tmp_path / "mix.wav", _music(1.0, 44100), 44100)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["master", str(src), str(tmp_path / "out.wav"), option, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.wav"]
+
+
+def test_existing_output_is_kept_unless_forced(tmp_path, checkpoints, capsys):
+    src = _write(tmp_path / "mix.wav", _music(2.0, 44100), 44100)
+    dst = tmp_path / "master.wav"
+    dst.write_bytes(b"an earlier master")
+    rc, out, err = _master(capsys, src, dst, "--checkpoint", checkpoints["1b"])
+    assert rc == 1 and "already exists; pass --force (-y)" in err
+    assert dst.read_bytes() == b"an earlier master"
+    for flag in ("--force", "-y"):
+        rc, out, err = _master(capsys, src, dst, "--checkpoint", checkpoints["1b"], flag)
+        assert rc == 0, err
+        assert sf.info(str(dst)).frames == 2 * 44100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["master.wav", "mix.wav"]
 
 
 @pytest.mark.parametrize("sample_rate, channels", [(8000, 1), (44100, 2), (192000, 2)])
@@ -266,3 +297,99 @@ def test_streaming_meters_equal_whole_signal_meters(sample_rate, channels):
     xt = torch.from_numpy(x)[None]
     assert meter.integrated() == pytest.approx(loudness(xt, sample_rate).item(), abs=1e-6)
     assert 20 * np.log10(peak) == pytest.approx(true_peak(xt, sample_rate).item(), abs=1e-9)
+
+
+def _subsonic_share(y, sample_rate, cutoff_hz=20.0):
+    """Share of the energy below ``cutoff_hz`` (DC included), from the FFT of the whole signal."""
+    power = np.abs(np.fft.rfft(np.asarray(y, np.float64), axis=0)) ** 2
+    freqs = np.fft.rfftfreq(y.shape[0], 1.0 / sample_rate)
+    return float(power[freqs < cutoff_hz].sum() / power.sum())
+
+
+def test_drifting_offset_is_high_passed_and_reaches_target(tmp_path, checkpoints, capsys):
+    """A master whose offset drifts (mean +0.41, nearly all energy subsonic) loses it and still reaches -14 LUFS."""
+    rate = 44100
+    t = np.arange(8 * rate) / rate
+    drift = 0.41 + 0.25 * np.sin(2 * np.pi * 0.3 * t) + 0.1 * np.sin(2 * np.pi * 7.0 * t)
+    x = _music(8.0, rate, level=0.15) + drift
+    src = _write(tmp_path / "drift.wav", x, rate, "FLOAT")
+    assert _subsonic_share(x.T, rate) > 0.95
+    assert cli.main(["analyze", str(src)]) == 0
+    assert json.loads(capsys.readouterr().out)["subsonic_energy_share"] > 0.95
+    for highpass, dst in (("20", tmp_path / "master.wav"), ("0", tmp_path / "unfiltered.wav")):
+        rc, out, err = _master(capsys, src, dst, "--checkpoint", checkpoints["1b"], "--highpass-hz", highpass)
+        assert rc == 0, err
+    y, _ = sf.read(str(tmp_path / "master.wav"), always_2d=True)
+    assert _subsonic_share(y, rate) < 0.01
+    assert pyln.Meter(rate).integrated_loudness(y) == pytest.approx(-14.0, abs=0.5)
+    assert true_peak(torch.from_numpy(y.T)[None], rate).item() <= -1.0 + 1e-4
+    assert cli.main(["analyze", str(tmp_path / "master.wav")]) == 0
+    assert json.loads(capsys.readouterr().out)["subsonic_energy_share"] < 0.01
+    unfiltered, _ = sf.read(str(tmp_path / "unfiltered.wav"), always_2d=True)
+    assert _subsonic_share(unfiltered, rate) > 0.05  # without the high-pass the drift survives (DC alone is removed)
+
+
+def test_highpass_reads_agree_with_one_pass(tmp_path):
+    """Reads at any position (with the pre-roll) equal one high-pass over the whole file."""
+    from scipy import signal
+
+    from mastering.master import _CleanReader, _open_checked, subsonic_highpass_sos
+
+    rate = 8000
+    x = _music(6.0, rate, seed=2) + 0.3 + 0.2 * np.sin(2 * np.pi * 0.5 * np.arange(6 * rate) / rate)
+    src = _open_checked(_write(tmp_path / "x.wav", x, rate, "FLOAT"))
+    try:
+        sos = subsonic_highpass_sos(rate)
+        dc = np.array([0.3, 0.3])
+        reader = _CleanReader(src, dc, 2.0, sos, rate)
+        whole = signal.sosfilt(sos, x.astype(np.float32).astype(np.float64) - dc[:, None], axis=-1) * 2.0
+        for start, stop in ((0, 1000), (rate, 3 * rate), (5 * rate, 6 * rate)):
+            np.testing.assert_allclose(reader.read(start, stop), whole[:, start:stop], atol=1e-9)
+    finally:
+        src.close()
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_termination_leaves_no_temporary_file(tmp_path, checkpoints, signum):
+    """SIGTERM/SIGHUP mid-run: exit 128+N with one line, nothing left beside the output, input intact."""
+    import signal
+    import time
+
+    rate = 44100
+    src = tmp_path / "in" / "long.wav"
+    src.parent.mkdir()
+    with sf.SoundFile(str(src), "w", samplerate=rate, channels=2, subtype="PCM_16") as fh:
+        for m in range(6):
+            fh.write(_music(30.0, rate, seed=m, level=0.05).T)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "mastering", "master", str(src), str(out / "master.wav"),
+                             "--checkpoint", str(checkpoints["1b"]), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)  # well inside the processing pass
+        proc.send_signal(getattr(signal, signum))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + getattr(signal, signum)
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"terminated ({signum})", err
+    assert list(out.iterdir()) == []
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
+
+
+def test_analyze_into_a_closed_pipe_ends_quietly(tmp_path):
+    src = _write(tmp_path / "mix.wav", _music(2.0, 44100), 44100)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for buffered in ("", "1"):  # a buffered stdout fails at the final flush, an unbuffered one in print()
+        env.update({"PYTHONUNBUFFERED": buffered} if buffered else {})
+        for reader in ("head -n 1", "head -n 0", "true"):  # the last two close the pipe before anything is written
+            done = subprocess.run(f"'{sys.executable}' -m mastering analyze '{src}' | {reader}", shell=True,
+                                  capture_output=True, text=True, timeout=120, env=env)
+            assert done.stdout.strip() == ("{" if reader == "head -n 1" else "")
+            assert done.stderr == "", (reader, buffered, done.stderr)

@@ -315,9 +315,14 @@ class Phase1System(System):
 
     @torch.no_grad()
     def _master_on_device(self, x: torch.Tensor, sample_rate: int, target_lufs: float, device: str) -> torch.Tensor:
+        from scipy import signal
+
         from ..io import resample, to_channels
+        from ..master import subsonic_highpass_sos
 
         model = self.model(device)
+        x = x - x.mean(dim=-1, keepdim=True)  # the chain's DC removal and subsonic high-pass, as master_file
+        x = torch.from_numpy(signal.sosfilt(subsonic_highpass_sos(sample_rate), x.double().numpy(), axis=-1)).float()
         xm = resample(to_channels(x, model.channels), sample_rate, model.sample_rate)[None].to(device)
         out = model(xm, target_lufs=target_lufs, limit=False)["output"]
         if device.startswith("cuda"):
