@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -24,6 +25,7 @@ import torch
 __all__ = [
     "AudioError",
     "AudioInfo",
+    "AudioReader",
     "audio_info",
     "load_audio",
     "save_audio",
@@ -69,6 +71,54 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     frames = int(info.frames)
     # MP3 headers sometimes report a bogus frame count; trust what decodes (checked in load_audio).
     return AudioInfo(path, int(info.samplerate), int(info.channels), max(frames, 0), info.format, info.subtype)
+
+
+class AudioReader:
+    """Block access to an audio file as float32 ``[channels, samples]``, zeros outside the file.
+
+    Reads only what is asked for, so memory does not depend on the file's length.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.fh = sf.SoundFile(str(path))
+        except Exception as exc:
+            raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+        self.sample_rate = int(self.fh.samplerate)
+        self.channels = int(self.fh.channels)
+        self.frames = int(self.fh.frames)
+
+    def blocks(self, block: int) -> Iterator[np.ndarray]:
+        """The whole file in consecutive blocks of ``block`` frames (the last may be shorter)."""
+        self.fh.seek(0)
+        while True:
+            try:
+                data = self.fh.read(block, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(f"{self.path}: could not decode audio ({exc})") from None
+            if data.shape[0] == 0:
+                return
+            yield np.ascontiguousarray(data.T)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)``, zeros outside the file."""
+        lo, hi = max(start, 0), min(stop, self.frames)
+        out = np.zeros((self.channels, stop - start), np.float32)
+        if hi > lo:
+            self.fh.seek(lo)
+            data = self.fh.read(hi - lo, dtype="float32", always_2d=True)
+            out[:, lo - start: lo - start + data.shape[0]] = data.T
+        return out
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def check_finite(x: torch.Tensor | np.ndarray, what: str = "audio") -> None:

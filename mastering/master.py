@@ -6,7 +6,8 @@ the whole track:
 
 1. **check** -- decode every block once: NaN/Inf, DC offset, sample peak, clipped runs, length.
 2. **measure** -- integrated loudness (ITU-R BS.1770-4) and true peak of the DC-free input
-   (:class:`LoudnessMeter`, :func:`true_peak_stream`); digital silence stops here.
+   (:class:`mastering.dsp.loudness.LoudnessMeter`, :func:`~mastering.dsp.loudness.true_peak_stream`);
+   digital silence stops here.
 3. **analyse** -- up to ``max_excerpts`` excerpts spread over the track, each as long as the
    model's training segments, brought to the model rate and to ``analysis_lufs`` (the middle of the
    training input loudness), are encoded; the frame features are averaged into one latent ``z``
@@ -40,7 +41,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -49,13 +50,12 @@ from scipy import signal
 
 from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, HIGHPASS_ORDER, INTENSITY_RANGE, TARGET_LUFS,
                        TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
-from .io import AudioError, audio_info, resample
+from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
+from .io import AudioError, AudioReader, audio_info, resample
 
 __all__ = [
     "BANDS_HZ",
     "MasterError",
-    "LoudnessMeter",
-    "true_peak_stream",
     "resolve_checkpoint",
     "analyze_file",
     "master_file",
@@ -87,167 +87,8 @@ class MasterError(ValueError):
     """A mastering request that cannot be carried out (no checkpoint, bad option...)."""
 
 
-# ------------------------------------------------------------------------------------------------
-# Streaming meters
-# ------------------------------------------------------------------------------------------------
-
-
-class LoudnessMeter:
-    """Streaming ITU-R BS.1770-4 integrated loudness and EBU Tech 3342 loudness range.
-
-    Audio is fed in blocks of any size (``[channels, samples]`` NumPy). The K-weighting filters
-    (:func:`mastering.dsp.weighting.k_weighting_sos`) carry their state across blocks, and the
-    mean square of every 100 ms step is kept per channel; a 400 ms gating block is the mean of four
-    consecutive steps and a 3 s short-term block of thirty, which are exactly the 75 %-overlap blocks
-    of BS.1770-4 and the 10 Hz short-term series of Tech 3342. Memory grows by ``channels`` floats
-    per 100 ms (about 0.6 MB for an hour of stereo).
-
-    Args:
-        sample_rate: Hz.
-        channels: 1 or 2 (channel weights 1.0).
-    """
-
-    def __init__(self, sample_rate: int, channels: int):
-        from .dsp.weighting import k_weighting_sos
-
-        self.sample_rate = int(sample_rate)
-        self.channels = int(channels)
-        self.sos = k_weighting_sos(self.sample_rate)
-        self.zi = np.zeros((self.sos.shape[0], self.channels, 2))
-        self.step = int(round(0.1 * self.sample_rate))
-        self._partial = np.zeros(self.channels)
-        self._partial_n = 0
-        self._steps: list[np.ndarray] = []
-        self.samples = 0
-
-    def update(self, x: np.ndarray) -> None:
-        """Feed ``[channels, samples]`` audio."""
-        if x.shape[-1] == 0:
-            return
-        y, self.zi = signal.sosfilt(self.sos, np.asarray(x, np.float64), axis=-1, zi=self.zi)
-        sq = y * y
-        self.samples += sq.shape[-1]
-        pos = 0
-        if self._partial_n:
-            take = min(self.step - self._partial_n, sq.shape[-1])
-            self._partial += sq[:, :take].sum(axis=-1)
-            self._partial_n += take
-            pos = take
-            if self._partial_n == self.step:
-                self._steps.append(self._partial / self.step)
-                self._partial = np.zeros(self.channels)
-                self._partial_n = 0
-        full = (sq.shape[-1] - pos) // self.step
-        if full:
-            block = sq[:, pos:pos + full * self.step].reshape(self.channels, full, self.step).mean(axis=-1)
-            self._steps.extend(block.T)
-            pos += full * self.step
-        if pos < sq.shape[-1]:
-            self._partial += sq[:, pos:].sum(axis=-1)
-            self._partial_n += sq.shape[-1] - pos
-
-    def _power(self, span: int) -> np.ndarray:
-        """Channel-summed mean square of every window of ``span`` consecutive 100 ms steps."""
-        steps = np.asarray(self._steps).reshape(-1, self.channels).sum(axis=-1)
-        if steps.size < span:
-            return np.zeros(0)
-        c = np.concatenate([[0.0], np.cumsum(steps)])
-        return (c[span:] - c[:-span]) / span
-
-    def integrated(self) -> float:
-        """Integrated loudness in LUFS (``-inf`` when no block passes the -70 LUFS gate)."""
-        power = self._power(4)
-        with np.errstate(divide="ignore"):
-            lufs = -0.691 + 10.0 * np.log10(power)
-        above = power[lufs > -70.0]
-        if above.size == 0:
-            return -math.inf
-        gate = -0.691 + 10.0 * math.log10(above.mean()) - 10.0
-        kept = power[lufs > gate]
-        return float(-0.691 + 10.0 * math.log10(kept.mean()))
-
-    def loudness_range(self) -> float | None:
-        """LRA in LU (EBU Tech 3342), or None for audio shorter than 3 s or silent."""
-        power = self._power(30)
-        if power.size == 0:
-            return None
-        with np.errstate(divide="ignore"):
-            stl = -0.691 + 10.0 * np.log10(power)
-        absolute = stl[stl >= -70.0]
-        if absolute.size == 0:
-            return None
-        integrated = 10.0 * np.log10(np.mean(10.0 ** (absolute / 10.0)))
-        rel = np.sort(absolute[absolute >= integrated - 20.0])
-        n = rel.size
-        return float(rel[int(math.floor((n - 1) * 0.95 + 0.5))] - rel[int(math.floor((n - 1) * 0.10 + 0.5))])
-
-
-def _tp_phases() -> np.ndarray:
-    from .dsp.loudness import TRUE_PEAK_FIR_4X
-
-    return np.asarray(TRUE_PEAK_FIR_4X, dtype=np.float64)
-
-
-def true_peak_stream(x_ext: np.ndarray, phases: np.ndarray | None = None) -> float:
-    """Largest 4x-interpolated magnitude (BS.1770-4 Annex 2) of a block given with margins.
-
-    ``x_ext`` ``[channels, samples]`` must extend the block by at least ``taps - 1`` (11) samples
-    on each side (real neighbours, or zeros at the ends of the file); only interpolated values
-    computed from real samples count (``"valid"`` convolution), so blocks measured this way give
-    exactly the whole-signal true peak of :func:`mastering.dsp.loudness.true_peak`.
-
-    Returns:
-        The linear peak (take ``20 lg`` for dBTP).
-    """
-    phases = _tp_phases() if phases is None else phases
-    peak = 0.0
-    for ch in np.asarray(x_ext, np.float64):
-        for p in phases:
-            if ch.size >= p.size:
-                peak = max(peak, float(np.abs(np.convolve(ch, p, mode="valid")).max(initial=0.0)))
-    return peak
-
-
 def _db(value: float) -> float:
     return 20.0 * math.log10(value) if value > 0 else -math.inf
-
-
-class _Source:
-    """Block access to an audio file as float32 ``[channels, samples]`` with zero padding outside."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self.fh = sf.SoundFile(str(path))
-        except Exception as exc:
-            raise AudioError(f"{path}: not a readable audio file ({exc})") from None
-        self.sample_rate = int(self.fh.samplerate)
-        self.channels = int(self.fh.channels)
-        self.frames = int(self.fh.frames)
-
-    def blocks(self, block: int) -> Iterator[np.ndarray]:
-        self.fh.seek(0)
-        while True:
-            try:
-                data = self.fh.read(block, dtype="float32", always_2d=True)
-            except Exception as exc:
-                raise AudioError(f"{self.path}: could not decode audio ({exc})") from None
-            if data.shape[0] == 0:
-                return
-            yield np.ascontiguousarray(data.T)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``[start, stop)``, zeros outside the file."""
-        lo, hi = max(start, 0), min(stop, self.frames)
-        out = np.zeros((self.channels, stop - start), np.float32)
-        if hi > lo:
-            self.fh.seek(lo)
-            data = self.fh.read(hi - lo, dtype="float32", always_2d=True)
-            out[:, lo - start: lo - start + data.shape[0]] = data.T
-        return out
-
-    def close(self) -> None:
-        self.fh.close()
 
 
 @dataclass
@@ -277,7 +118,7 @@ def _clipped_samples(x: np.ndarray) -> int:
     return total
 
 
-def _open_checked(path: str | os.PathLike) -> _Source:
+def _open_checked(path: str | os.PathLike) -> AudioReader:
     """Open an input, refusing what cannot be mastered or measured, with a message saying why."""
     path = Path(path)
     info = audio_info(path)  # missing, folder, not audio
@@ -289,10 +130,10 @@ def _open_checked(path: str | os.PathLike) -> _Source:
     if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(f"{path}: sample rate {info.sample_rate} Hz is outside the supported "
                          f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
-    return _Source(path)
+    return AudioReader(path)
 
 
-def _scan(src: _Source, block: int) -> _Scan:
+def _scan(src: AudioReader, block: int) -> _Scan:
     scan = _Scan(sums=np.zeros(src.channels))
     for x in src.blocks(block):
         if not np.all(np.isfinite(x)):
@@ -308,11 +149,10 @@ def _scan(src: _Source, block: int) -> _Scan:
     return scan
 
 
-def _measure(src: _Source, block: int, dc: np.ndarray) -> tuple[LoudnessMeter, float]:
+def _measure(src: AudioReader, block: int, dc: np.ndarray) -> tuple[LoudnessMeter, float]:
     """Loudness meter and linear true peak of the DC-free input, streamed."""
     meter = LoudnessMeter(src.sample_rate, src.channels)
-    phases = _tp_phases()
-    margin = phases.shape[1] - 1
+    margin = TRUE_PEAK_STREAM_MARGIN
     peak = 0.0
     for start in range(0, src.frames, block):
         stop = min(start + block, src.frames)
@@ -324,7 +164,7 @@ def _measure(src: _Source, block: int, dc: np.ndarray) -> tuple[LoudnessMeter, f
         if stop + margin > src.frames:
             x_ext[:, x_ext.shape[-1] - (stop + margin - src.frames):] = 0.0
         meter.update(x_ext[:, margin: margin + (stop - start)])
-        peak = max(peak, true_peak_stream(x_ext, phases))
+        peak = max(peak, true_peak_stream(x_ext))
     return meter, peak
 
 
@@ -343,7 +183,7 @@ class _CleanReader:
     at any position agree with one pass over the whole file; outside the file the signal is zero.
     """
 
-    src: _Source
+    src: AudioReader
     dc: np.ndarray
     gain: float
     sos: np.ndarray | None
@@ -767,8 +607,7 @@ def master_file(
 
         gain_db = float(target_lufs) - lufs_proc
         lim_ctx = int(round(0.5 * sr))
-        phases = _tp_phases()
-        margin = phases.shape[1] - 1
+        margin = TRUE_PEAK_STREAM_MARGIN
         processed = open(tmp_processed, "rb")  # read back block by block (a memmap would stay resident)
 
         def read_processed(lo: int, hi: int) -> np.ndarray:
@@ -797,7 +636,7 @@ def master_file(
                     kept = y[:, keep_lo: keep_lo + (stop - start)]
                     a, b = keep_lo - margin, keep_lo + (stop - start) + margin  # true-peak margins
                     ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))
-                    tp_out = max(tp_out, true_peak_stream(ext, phases))
+                    tp_out = max(tp_out, true_peak_stream(ext))
                     meter_out.update(kept)
                     fo.write(np.ascontiguousarray(kept.T, dtype=np.float32))
             lufs_out = meter_out.integrated()

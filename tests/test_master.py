@@ -15,8 +15,8 @@ import soundfile as sf
 import torch
 
 from mastering import cli
-from mastering.dsp.loudness import loudness, loudness_range, true_peak
-from mastering.master import LoudnessMeter, analyze_file, true_peak_stream
+from mastering.dsp.loudness import LoudnessMeter, loudness, loudness_range, true_peak, true_peak_stream
+from mastering.master import analyze_file
 from mastering.training import TensorPairs, Trainer, train_config
 
 TINY = dict(latent_dim=8, encoder={"stem_channels": 8, "block_channels": [8, 8, 8, 8]}, decoder_hidden=8,

@@ -22,6 +22,7 @@ from .eq import (
     sos_from_params,
 )
 from .loudness import (
+    LoudnessMeter,
     block_loudness,
     loudness,
     loudness_range,
@@ -29,6 +30,7 @@ from .loudness import (
     normalize_loudness,
     short_term_loudness,
     true_peak,
+    true_peak_stream,
 )
 from .signals import ebu_tech_3341_signals, ebu_tech_3342_signals, pink_noise, sine, sine_sequence
 from .weighting import (
@@ -47,7 +49,7 @@ __all__ = [
     "EQ_KINDS", "PARAM_RANGES", "ParametricEQ", "biquad_coefficients", "default_kinds", "freq_response_db",
     "log_frequency_grid", "normalized_to_params", "parametric_eq", "params_to_normalized", "sos_from_params",
     "block_loudness", "loudness", "loudness_range", "momentary_loudness", "normalize_loudness",
-    "short_term_loudness", "true_peak",
+    "short_term_loudness", "true_peak", "LoudnessMeter", "true_peak_stream",
     "ebu_tech_3341_signals", "ebu_tech_3342_signals", "pink_noise", "sine", "sine_sequence",
     "IEC_61672_A_TABLE", "a_weighting", "a_weighting_analog_db", "a_weighting_coefficients", "a_weighting_sos",
     "k_weighting", "k_weighting_coefficients", "k_weighting_sos",
