@@ -102,6 +102,13 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     import torch
 
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable checkpoint ({exc.strerror})") from None
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        raise ValueError(f"{path} is not a PyTorch checkpoint (neither torch's zip format nor a pickle)")
+    try:
         with torch.serialization.safe_globals(_numpy_array_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -118,7 +118,7 @@ def test_bad_outputs_and_options_are_refused(tmp_path, checkpoints, capsys, empt
         ((src, tmp_path / "nowhere" / "out.wav"), "does not exist"),
         ((src, tmp_path / "out.mp3"), r"write \.wav or \.flac"),
         ((src, tmp_path / "out.wav", "--checkpoint", tmp_path / "none.pt"), "does not exist"),
-        ((src, tmp_path / "out.wav", "--checkpoint", src), "not a readable checkpoint"),
+        ((src, tmp_path / "out.wav", "--checkpoint", src), r"not a PyTorch checkpoint \(neither torch.s zip format nor a pickle\)"),
         ((src, tmp_path / "out.wav"), "no trained model found.*make reproduce"),  # empty runs folder
     ]
     if os.geteuid() == 0:
