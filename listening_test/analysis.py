@@ -39,6 +39,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mastering.profiles import get_profile
+
 from .design import RATING_MAX, RATING_MIN, build_schedule
 from .manifest import ManifestRow, load_manifest
 from .store import EXPORT_COLUMNS
@@ -46,7 +48,6 @@ from .store import EXPORT_COLUMNS
 __all__ = [
     "CONDITIONS",
     "TARGETS",
-    "ANALYSIS_PROFILES",
     "REQUIRED_COLUMNS",
     "DEFAULT_EFFECT_PATTERN",
     "DEFAULT_PROXY_FOR_TARGET",
@@ -76,14 +77,6 @@ __all__ = [
 CONDITIONS = ("original", "adaptive_semantic_eq", "floweq_style", "static_eq")
 #: The semantic targets (:data:`listening_test.stimuli.DEFAULT_TARGETS`).
 TARGETS = ("warm", "bright", "clear")
-
-#: Sizes per run profile for notebook 12: the power analysis grid and the objective stimuli set.
-ANALYSIS_PROFILES: dict[str, dict] = {
-    "smoke": {"power_grid": [6, 12, 24], "power_sims": 40, "power_effect_d": 0.5,
-              "stimuli_items": 2, "stimuli_clip_s": 5.0},
-    "full": {"power_grid": [8, 16, 24, 32, 40, 48], "power_sims": 500, "power_effect_d": 0.5,
-             "stimuli_items": 10, "stimuli_clip_s": 8.0, "stimuli_split": "test+valid"},
-}
 
 #: Export columns the analysis reads (the others are kept as they are).
 REQUIRED_COLUMNS = (
@@ -1062,15 +1055,16 @@ def generate_study_stimuli(
     """Generate a stimuli set from the real-music ``split`` for the objective analysis.
 
     Args:
-        profile: ``smoke`` or ``full`` (number of clips and clip length from
-            :data:`ANALYSIS_PROFILES`).
+        profile: a run profile (number of clips, clip length and split from its ``listening``
+            section).
         systems: ``"placeholder"`` (:func:`listening_test.stimuli.placeholder_systems`) or a
             ``"module:function"`` spec returning ``{condition: system}``
             (:func:`listening_test.stimuli.load_systems`).
         seed: seed of the track choice.
         out_dir: the stimuli folder (default ``<build>/listening_test/<profile>/stimuli``); an
             existing set there is replaced.
-        split: the split of the prepared data the tracks come from (never trained on: ``test``).
+        split: the split of the prepared data the tracks come from (default: the profile's; splits
+            never trained on).
 
     Returns:
         The stimuli folder (with ``manifest.csv``).
@@ -1079,12 +1073,10 @@ def generate_study_stimuli(
 
     from .stimuli import generate_stimuli, load_systems, split_tracks
 
-    if profile not in ANALYSIS_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(ANALYSIS_PROFILES)}")
-    sizes = ANALYSIS_PROFILES[profile]
+    sizes = get_profile(profile)["listening"]
     spec = PLACEHOLDER_SYSTEMS_SPEC if systems == "placeholder" else systems
     out = Path(out_dir) if out_dir is not None else build_dir() / "listening_test" / profile / "stimuli"
-    split = split or sizes.get("stimuli_split", "test")  # full: "test+valid" (10 tracks the systems never saw)
+    split = split or sizes["stimuli_split"]
     tracks = split_tracks(sizes["stimuli_items"], split=split, seed=seed, min_duration_s=sizes["stimuli_clip_s"])
     manifest = generate_stimuli(tracks, out, load_systems(spec), clip_s=sizes["stimuli_clip_s"], overwrite=True)
     return manifest.parent

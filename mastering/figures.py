@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+from .profiles import PROFILES
 from .provenance import atomic_write_text, stamp, write_sidecar
 
-PROFILE_NOTE = {"smoke": "smoke profile: a tiny CPU run, not the paper's numbers", "full": "full profile"}
+
+def profile_note(profile: str) -> str:
+    """What a caption says about ``profile``: its ``note`` (``"<profile> profile"`` for an unknown name)."""
+    return PROFILES[profile]["note"] if profile in PROFILES else f"{profile} profile"
 
 
 def save_figure(fig, name: str, profile: str, dpi: int = 150, **meta: Any) -> Path:
@@ -71,7 +75,7 @@ def latex_table(
     body = df.to_latex(index=index, float_format=float_format.__mod__, escape=True, column_format=column_format)
     # A typographic minus for negative numbers in cells (a bare "-" sets as a hyphen).
     body = re.sub(r"(^|&|\s)-(?=\d)", r"\1$-$", body, flags=re.M)
-    note = PROFILE_NOTE.get(profile, f"{profile} profile")
+    note = profile_note(profile)
     return (
         "\\begin{table}[t]\n\\centering\n\\small\n"
         f"{body}"

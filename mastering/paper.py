@@ -62,8 +62,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import paths
-from .profiles import PROFILES
-from .figures import PROFILE_NOTE
+from .figures import profile_note
+from .profiles import PROFILES, get_profile
 from .provenance import atomic_write_text, git_commit, stamp, write_sidecar
 
 __all__ = [
@@ -945,25 +945,21 @@ def method_numbers(profile: str = "smoke") -> dict[str, Any]:
     from .literature import STREAMING_TARGETS_LUFS
     from .losses.combined import MasteringLoss
     from .losses.stft import DEFAULT_FFT_SIZES
-    from .master import HIGHPASS_ORDER, master_file
+    from .defaults import HIGHPASS_ORDER
+    from .master import master_file
     from .models import encoder as enc
     from .models import mastering as mm
     from .semantic import safedb
-    from .semantic.vae import VAE_PROFILES
-    from .training.config import TRAIN_PROFILES
     from listening_test.design import RATING_MAX, RATING_MIN
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    p = PROFILES[profile]
-    train = TRAIN_PROFILES[profile]
-    vae = VAE_PROFILES[profile]["train"]
+    p = get_profile(profile)
+    train, vae = p["train"], p["vae"]["train"]
     f_lo, f_hi, _ = eq.PARAM_RANGES["freq_hz"]
     g_lo, g_hi, _ = eq.PARAM_RANGES["gain_db"]
     q_lo, q_hi, _ = eq.PARAM_RANGES["q"]
     values: dict[str, Any] = {
         "profile": profile,
-        "profile_note": PROFILE_NOTE.get(profile, f"{profile} profile"),
+        "profile_note": profile_note(profile),
         "commit": git_commit(short=True),
         "sample_rate_khz": p["sample_rate"] / 1000,
         "eq_freq_min_hz": f_lo, "eq_freq_max_khz": f_hi / 1000, "eq_gain_max_db": g_hi, "eq_gain_min_db": g_lo,

@@ -1,9 +1,14 @@
-"""The two run profiles.
+"""The run profiles: every size that depends on the profile, in one registry.
 
 ``smoke`` is tiny and runs on a 2-core CPU in minutes (tests and CI); ``full`` is the real run for
 the paper (GPU where there is one). Both take the same code path: only these numbers differ.
 Notebooks receive ``profile`` as a papermill parameter and read the rest from here, so a figure
 or table can always say which profile made it.
+
+Each profile is one dict: the data and notebook sizes at its top level, then one section per
+consumer (:data:`SECTIONS`). Every profile has the same keys, recursively, except inside the
+override dicts of :data:`OVERRIDE_PATHS`; profiles run from the smallest to the largest. A new
+profile is one more entry here.
 """
 
 from __future__ import annotations
@@ -30,6 +35,82 @@ PROFILES: dict[str, dict[str, Any]] = {
         "split_fractions": {"train": 0.8, "valid": 0.1, "test": 0.1},
         "source_ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2},
         "pairs_per_epoch": 64,
+        # what every table caption and figure footer says about the profile
+        "note": "smoke profile: a tiny CPU run, not the paper's numbers",
+        # Phase 1 training (mastering.training.config.train_config; other fields: TrainConfig's
+        # defaults); ``model`` overrides the design's widths (here a narrow model)
+        "train": {
+            "device": "cpu",
+            "segment_seconds": 1.5,
+            "batch_size": 8,
+            "epochs": 4,
+            "lr": 2e-3,
+            "lr_patience": 1,
+            "model": {
+                "latent_dim": 64,
+                "encoder": {"stem_channels": 32, "block_channels": [32, 48, 64, 64]},
+                "decoder_hidden": 64,
+                "residual_channels": [8, 16, 24],
+                "dynamics_hidden": 32,
+            },
+            "data": {"ratios": {"pink": 0.2, "real": 0.6, "rendered": 0.2}, "train_items": 96, "valid_items": 16,
+                     "cache": True, "num_workers": 0},
+        },
+        # the thesis baseline (mastering.models.thesis): MelUNetLSTM arguments, ThesisLoss weights,
+        # overrides of Phase 1B's train_config (empty: Phase 1B's budget)
+        "thesis": {
+            "model": {"n_fft": 1024, "hop": 256, "n_mels": 48, "unet_channels": [8, 16], "lstm_hidden": 32,
+                      "max_gain_db": 12.0, "max_global_gain_db": 24.0, "max_tilt_db": 3.0, "griffin_lim_iters": 8},
+            "loss": {"w_log_mag": 1.0, "w_sc": 1.0},
+            "train": {},
+        },
+        # 07: the semantic VAE (train_vae's arguments; the latent sizes of the reconstruction
+        # table; descriptors with fewer examples are left off the map)
+        "vae": {
+            "train": {
+                "latent_dim": 2, "hidden_sizes": [64, 64], "beta": 0.02, "spectral_weight": 0.01,
+                "epochs": 150, "batch_size": 256, "lr": 1e-2, "patience": 30, "val_fraction": 0.2,
+                "seed": 0,
+            },
+            "latent_dims": [2],
+            "min_count": 5,
+        },
+        # 08: the audio encoder (AudioLatentEncoder arguments, train_encoder settings)
+        "encoder": {
+            "model": {"arch": "cnn", "sample_rate": 44100, "n_fft": 2048, "hop_length": 1024, "n_mels": 48,
+                      "width": 16},
+            "train": {"loss": "mse", "steps": 200, "batch_size": 16, "lr": 2e-3, "segment_seconds": 0.75, "seed": 0},
+        },
+        # 08-11: held-out music excerpts for the semantic EQ, bootstrap resamples, the encoder's
+        # real-music pools
+        "semantic_eval": {"clip_seconds": 6.0, "clips_per_track": 4, "max_tracks": None, "n_boot": 200,
+                          "pool_seconds": 3.0, "pool_clips_per_track": 8},
+        # 10: end-to-end semantic EQ training, evaluation and refinement
+        "e2e": {
+            "train": {"steps": 16, "batch_size": 4, "segment_seconds": 0.5, "lr_encoder": 3e-4, "lr_head": 1e-2,
+                      "trainable": ["encoder", "head"], "intensity_range": [0.25, 1.5],
+                      "weights": {"prior": 0.01, "loudness": 0.001, "cap": 0.01}, "cap_db": 6.0, "hidden": 32,
+                      "seed": 0},
+            "eval": {"intensities": [0.0, 0.5, 1.0, 1.5], "clip_seconds": 2.0, "clips_per_track": 3},
+            "refine": {"steps": [0, 10, 50, 200], "lr": 0.05, "clips_per_track": 1, "clip_seconds": 0.75,
+                       "descriptor": "warm", "intensity": 1.0},
+        },
+        # 11: the CLAP ablation (held-out settings, None: all; the CLAP projection's training examples
+        # and optimisation; the embedding batch)
+        "ablation": {"max_eval": 16, "n_train_examples": 32, "steps": 300, "batch_size": 16, "lr": 2e-3,
+                     "hidden": 64, "embed_batch_size": 8},
+        # 06: test tracks (None: all) and their length (None: whole), bootstrap resamples, static EQ
+        # pairs, matchering reference, latency runs, the ceiling, whether a missing Phase 1 run is
+        # trained, and the thesis system's training (shared: on the static EQ's pairs, cut to Phase
+        # 1B's segment, plus thesis_valid_items validation pairs, with thesis_overrides)
+        "evaluation": {"max_tracks": 2, "max_seconds": 8.0, "kind": "real", "n_boot": 200, "static_eq_items": 16,
+                       "reference_seconds": 20.0, "latency_seconds": 5.0, "latency_repeats": 1,
+                       "latency_warmup": False, "true_peak_dbtp": -1.0, "train_missing": True,
+                       "thesis_shared_data": True, "thesis_valid_items": 2,
+                       "thesis_overrides": {"train": {"epochs": 1}}},
+        # 12: the power analysis grid and the objective stimuli set
+        "listening": {"power_grid": [6, 12, 24], "power_sims": 40, "power_effect_d": 0.5,
+                      "stimuli_items": 2, "stimuli_clip_s": 5.0, "stimuli_split": "test"},
     },
     "full": {
         "sample_rate": 44100,
@@ -55,8 +136,67 @@ PROFILES: dict[str, dict[str, Any]] = {
         "split_fractions": {"train": 0.8, "valid": 0.1, "test": 0.1},
         "source_ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2},
         "pairs_per_epoch": 20000,
+        "note": "full profile",
+        "train": {
+            "device": "auto",
+            "segment_seconds": 5.0,
+            "batch_size": 16,
+            "epochs": 100,
+            "lr": 1e-3,
+            "lr_patience": 5,
+            "model": {},  # the design's widths
+            "data": {"ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2}, "train_items": 4000, "valid_items": 400,
+                     "cache": False, "num_workers": 8},
+        },
+        "thesis": {
+            "model": {"n_fft": 2048, "hop": 512, "n_mels": 128, "unet_channels": [16, 32, 64, 128, 256],
+                      "lstm_hidden": 256, "max_gain_db": 12.0, "max_global_gain_db": 24.0, "max_tilt_db": 3.0,
+                      "griffin_lim_iters": 64},
+            "loss": {"w_log_mag": 1.0, "w_sc": 1.0},
+            "train": {},
+        },
+        "vae": {
+            "train": {
+                "latent_dim": 2, "hidden_sizes": [128, 128], "beta": 0.02, "spectral_weight": 0.01,
+                "epochs": 3000, "batch_size": 64, "lr": 1e-3, "patience": 300, "val_fraction": 0.2,
+                "seed": 0,
+            },
+            "latent_dims": [1, 2, 3, 8, 16],
+            "min_count": 5,
+        },
+        "encoder": {
+            "model": {"arch": "cnn", "sample_rate": 44100, "n_fft": 2048, "hop_length": 512, "n_mels": 64, "width": 32},
+            "train": {"loss": "mse", "steps": 8000, "batch_size": 64, "lr": 1e-3, "segment_seconds": 2.0, "seed": 0},
+        },
+        "semantic_eval": {"clip_seconds": 10.0, "clips_per_track": 8, "max_tracks": 200, "n_boot": 2000,
+                          "pool_seconds": 4.0, "pool_clips_per_track": 16},
+        "e2e": {
+            "train": {"steps": 1000, "batch_size": 8, "segment_seconds": 1.5, "lr_encoder": 1e-4, "lr_head": 1e-3,
+                      "trainable": ["encoder", "head"], "intensity_range": [0.25, 1.5],
+                      "weights": {"prior": 0.01, "loudness": 0.001, "cap": 0.01}, "cap_db": 6.0, "hidden": 64,
+                      "seed": 0},
+            "eval": {"intensities": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5], "clip_seconds": 10.0, "clips_per_track": 8},
+            "refine": {"steps": [0, 10, 50, 200], "lr": 0.05, "clips_per_track": 2, "clip_seconds": 3.0,
+                       "descriptor": "warm", "intensity": 1.0},
+        },
+        "ablation": {"max_eval": None, "n_train_examples": 4000, "steps": 3000, "batch_size": 64, "lr": 1e-3,
+                     "hidden": 64, "embed_batch_size": 32},
+        # thesis system: Phase 1B's data and budget (fit_or_load_thesis's defaults)
+        "evaluation": {"max_tracks": None, "max_seconds": None, "kind": "real", "n_boot": 10000,
+                       "static_eq_items": 2000, "reference_seconds": None, "latency_seconds": 5.0,
+                       "latency_repeats": 5, "latency_warmup": True, "true_peak_dbtp": -1.0, "train_missing": True,
+                       "thesis_shared_data": False, "thesis_valid_items": 0, "thesis_overrides": None},
+        # test+valid: 10 tracks the systems never saw
+        "listening": {"power_grid": [8, 16, 24, 32, 40, 48], "power_sims": 500, "power_effect_d": 0.5,
+                      "stimuli_items": 10, "stimuli_clip_s": 8.0, "stimuli_split": "test+valid"},
     },
-}
+}  # fmt: skip
+
+SECTIONS = ("train", "thesis", "vae", "encoder", "semantic_eval", "e2e", "ablation", "evaluation", "listening")
+"""The consumers' sections of every profile."""
+
+OVERRIDE_PATHS = (("train", "model"), ("thesis", "train"), ("evaluation", "thesis_overrides"))
+"""Override dicts (or ``None``) whose keys may differ between profiles: only what a profile changes."""
 
 
 def get_profile(name: str, **overrides: Any) -> dict[str, Any]:

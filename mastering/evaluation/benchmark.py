@@ -35,12 +35,12 @@ import pandas as pd
 import torch
 
 from .. import paths
+from ..profiles import get_profile
 from .metrics import METRICS, evaluate_pair
 from .systems import (IdentitySystem, LoudnessNormSystem, MatcheringSystem, Phase1System, StaticEQSystem, System,
                       ThesisSystem, fit_static_eq)
 
 __all__ = [
-    "EVALUATION_PROFILES",
     "DESIGN_LATENCY_MS",
     "TEST_METRICS",
     "evaluation_seed",
@@ -60,24 +60,6 @@ __all__ = [
     "measure_latency",
     "speed_table",
 ]
-
-EVALUATION_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"max_tracks": 2, "max_seconds": 8.0, "kind": "real", "n_boot": 200, "static_eq_items": 16,
-              "reference_seconds": 20.0, "latency_seconds": 5.0, "latency_repeats": 1, "latency_warmup": False,
-              "true_peak_dbtp": -1.0, "train_missing": True,
-              "thesis_shared_data": True, "thesis_valid_items": 2, "thesis_overrides": {"train": {"epochs": 1}}},
-    "full": {"max_tracks": None, "max_seconds": None, "kind": "real", "n_boot": 10000, "static_eq_items": 2000,
-             "reference_seconds": None, "latency_seconds": 5.0, "latency_repeats": 5, "latency_warmup": True,
-             "true_peak_dbtp": -1.0, "train_missing": True,
-             "thesis_shared_data": False, "thesis_valid_items": 0, "thesis_overrides": None},
-}
-"""Sizes of notebook 06 per profile: test tracks (``None``: all) and their length (``None``: whole
-tracks), bootstrap resamples, training pairs for the static EQ, matchering reference length,
-latency excerpt, repeats and warm-up run, the true-peak ceiling, whether a missing Phase 1 run is
-trained, and the thesis system's training: ``full`` trains it on Phase 1B's data with Phase 1B's
-budget (:func:`mastering.models.thesis.fit_or_load_thesis` defaults); ``smoke`` -- a pipeline check
-that must fit in the notebook's two minutes -- trains it on the static EQ's training pairs cut to Phase 1B's segment length
-(``thesis_shared_data``, plus ``thesis_valid_items`` validation pairs) for one epoch."""
 
 DESIGN_LATENCY_MS: dict[str, dict[str, float]] = {"phase1b": {"cpu": 270.0, "cuda": 23.0}}
 """The design document's latency per 5 s of audio (Phase 1B: CPU 270 ms, GPU 23 ms)."""
@@ -108,12 +90,10 @@ def training_demaster_seeds(profile: str, seed: int | None = None, epochs: int |
     profile's pair counts) and epochs up to ``epochs`` (default: the training profile's).
     """
     from ..data.datasets import derive_seed
-    from ..profiles import get_profile
-    from ..training.config import TRAIN_PROFILES
 
     params = get_profile(profile)
     seeds = {int(params["seed"]) if seed is None else int(seed)}
-    tp = TRAIN_PROFILES[profile]
+    tp = params["train"]
     epochs = int(epochs if epochs is not None else max(tp["epochs"], 1))
     items = int(items if items is not None else max(tp["data"]["train_items"], tp["data"]["valid_items"],
                                                     params.get("pairs_per_epoch", 0), 64))
@@ -134,7 +114,7 @@ def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | Non
     """The demastered test tracks: ``[{"track", "mastered", "degraded", "sample_rate", "seed",
     "offset_s", "duration_s", "record"}]`` with ``[channels, samples]`` tensors.
 
-    Defaults come from :data:`EVALUATION_PROFILES`; ``max_seconds`` takes an excerpt from the
+    Defaults come from the profile's ``evaluation`` section; ``max_seconds`` takes an excerpt from the
     middle of each track (``None``: the whole track).
 
     Raises:
@@ -145,7 +125,7 @@ def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | Non
     from ..data import list_tracks
     from ..io import load_audio
 
-    ev = EVALUATION_PROFILES[profile]
+    ev = get_profile(profile)["evaluation"]
     max_tracks = ev["max_tracks"] if max_tracks is None else max_tracks
     max_seconds = ev["max_seconds"] if max_seconds is None else max_seconds
     kind = ev["kind"] if kind is None else kind
@@ -219,7 +199,7 @@ def static_eq_curve(profile: str = "smoke", seed: int = 0, items: int | None = N
                     pairs: tuple[list, int] | None = None) -> dict[str, Any]:
     """The mean correction over ``items`` training pairs (:func:`training_pairs`, or the given
     ``(pairs, sample_rate)``), cached under ``runs/evaluation/`` by its settings."""
-    items = int(items or EVALUATION_PROFILES[profile]["static_eq_items"])
+    items = int(items or get_profile(profile)["evaluation"]["static_eq_items"])
     key = hashlib.sha1(json.dumps({"profile": profile, "seed": seed, "items": items, "v": 1}).encode()).hexdigest()[:10]
     cache = paths.runs_dir() / "evaluation" / f"static_eq-{profile}-{key}.npz"
     if cache.is_file():
@@ -255,13 +235,13 @@ def matchering_reference(profile: str = "smoke", seed: int = 0, seconds: float |
 
 def thesis_system(profile: str = "smoke", seed: int = 0, shared: tuple[list, int] | None = None,
                   progress: bool = False) -> ThesisSystem:
-    """The thesis's system trained as :data:`EVALUATION_PROFILES` says (``shared``: the training
+    """The thesis's system trained as the profile's ``evaluation`` section says (``shared``: the training
     pairs for ``thesis_shared_data``)."""
     from ..models.thesis import fit_or_load_thesis
     from ..training import train_config
     from ..training.data import TensorPairs
 
-    ev = EVALUATION_PROFILES[profile]
+    ev = get_profile(profile)["evaluation"]
     data = None
     if ev["thesis_shared_data"]:
         if shared is None:
@@ -287,7 +267,7 @@ def build_systems(profile: str = "smoke", seed: int = 0, phases: Sequence[str] =
         identity, loudness normalisation, static EQ, matchering), and a frame ``system, label,
         group, source``.
     """
-    ev = EVALUATION_PROFILES[profile]
+    ev = get_profile(profile)["evaluation"]
     systems: list[System] = []
     notes: dict[str, str] = {}
     for phase in phases:

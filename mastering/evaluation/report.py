@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..figures import PROFILE_NOTE, save_figure, save_table
+from ..figures import profile_note, save_figure, save_table
 from .metrics import METRICS
 
 __all__ = [
@@ -71,7 +71,7 @@ def _p(value: float) -> str:
 def _table(header: list[str], rows: list[list[str]], caption: str, label: str, profile: str, align: str,
            wide: bool = False) -> str:
     env = "table*" if wide else "table"
-    note = PROFILE_NOTE.get(profile, f"{profile} profile")
+    note = profile_note(profile)
     lines = [f"\\begin{{{env}}}[t]", "\\centering", "\\small", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
              " & ".join(header) + " \\\\", "\\midrule"]
     lines += [" & ".join(r) + " \\\\" for r in rows]

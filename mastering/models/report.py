@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from ..figures import latex_table, save_figure, save_table
+from ..profiles import get_profile
 from .mastering import DESIGN_PARAMETERS, PHASES, MasteringModel, parameter_counts
 
 __all__ = [
@@ -271,12 +272,11 @@ def fig_band_usage(predictions: list[dict[str, Any]], profile: str, phase: str =
 
 def table_parameter_counts(profile: str, smoke_model: dict[str, Any] | None = None) -> Path:
     """Parameters per component of each phase at the design's widths (and the smoke widths) vs the design."""
-    from ..training.config import SMOKE_MODEL
-
+    smoke_model = smoke_model or get_profile("smoke")["train"]["model"]
     rows = []
     for phase in PHASES:
         c = parameter_counts(phase)
-        s = parameter_counts(phase, **(smoke_model or SMOKE_MODEL))
+        s = parameter_counts(phase, **smoke_model)
         design = DESIGN_PARAMETERS[phase]
         rows.append({"phase": phase.upper(), "encoder": c["encoder"] / 1e6, "decoder": c["decoder"] / 1e6,
                      "residual": c["residual"] / 1e6, "dynamics": c["dynamics"] / 1e6, "total": c["total"] / 1e6,

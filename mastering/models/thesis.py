@@ -38,7 +38,6 @@ code version, and resume from ``last.pt``.
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import hashlib
 import json
@@ -53,12 +52,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..profiles import get_profile
 from ..provenance import safe_torch_load
 
 __all__ = [
     "MelUNetLSTM",
     "ThesisLoss",
-    "THESIS_PROFILES",
     "THESIS_CHECKPOINT_FORMAT",
     "griffin_lim",
     "thesis_config",
@@ -68,26 +67,6 @@ __all__ = [
 ]
 
 THESIS_CHECKPOINT_FORMAT = "thesis-checkpoint/1"
-
-THESIS_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "model": {"n_fft": 1024, "hop": 256, "n_mels": 48, "unet_channels": [8, 16], "lstm_hidden": 32,
-                  "max_gain_db": 12.0, "max_global_gain_db": 24.0, "max_tilt_db": 3.0, "griffin_lim_iters": 8},
-        "loss": {"w_log_mag": 1.0, "w_sc": 1.0},
-        "train": {},
-    },
-    "full": {
-        "model": {"n_fft": 2048, "hop": 512, "n_mels": 128, "unet_channels": [16, 32, 64, 128, 256],
-                  "lstm_hidden": 256, "max_gain_db": 12.0, "max_global_gain_db": 24.0, "max_tilt_db": 3.0,
-                  "griffin_lim_iters": 64},
-        "loss": {"w_log_mag": 1.0, "w_sc": 1.0},
-        "train": {},
-    },
-}
-"""Per-profile settings: ``model`` (constructor arguments of :class:`MelUNetLSTM` besides the rate
-and channel count; ``griffin_lim_iters`` is the default iteration count of :func:`thesis_master`),
-``loss`` (weights of :class:`ThesisLoss`) and ``train`` (overrides of Phase 1B's
-:func:`mastering.training.config.train_config`; empty: the same budget as Phase 1B)."""
 
 _MAG_FLOOR = 1e-4  # auraloss clamps STFT power at 1e-8 before its log: the same floor on magnitudes
 
@@ -378,17 +357,15 @@ class ThesisLoss(nn.Module):
 def thesis_config(profile: str = "smoke", seed: int = 0, progress: bool = True,
                   overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """``(train_config, settings)``: Phase 1B's :class:`mastering.training.config.TrainConfig` for
-    ``profile`` (with the profile's ``train`` overrides and ``seed``), and the resolved
-    :data:`THESIS_PROFILES` entry (``overrides`` merged: ``{"model": {...}, "loss": {...}, "train": {...}}``).
+    ``profile`` (with the profile's ``train`` overrides and ``seed``), and the resolved ``thesis``
+    section of the profile (``overrides`` merged: ``{"model": {...}, "loss": {...}, "train": {...}}``).
 
     Raises:
         ValueError: unknown profile or override key.
     """
     from ..training.config import _merge, train_config
 
-    if profile not in THESIS_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(THESIS_PROFILES)}")
-    settings = copy.deepcopy(THESIS_PROFILES[profile])
+    settings = get_profile(profile)["thesis"]
     unknown = set(overrides or {}) - set(settings)
     if unknown:
         raise ValueError(f"unknown thesis setting(s) {sorted(unknown)}; use 'model', 'loss' or 'train'")
@@ -482,7 +459,7 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
     random states: an interrupted run resumes from it).
 
     Args:
-        profile: ``"smoke"`` or ``"full"`` (:data:`THESIS_PROFILES` and Phase 1B's profile).
+        profile: the profile of the ``thesis`` settings and of Phase 1B.
         seed: seeds the model, the data order and the pairs.
         progress: tqdm progress bars.
         data: ``(train, valid)`` datasets of ``degraded``/``mastered`` pairs to use instead of

@@ -7,12 +7,14 @@ import argparse
 import json
 import sys
 
+from ..profiles import PROFILES
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mastering.semantic", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train (or reuse) the VAE + audio encoder and save the bundle")
-    b.add_argument("--profile", choices=["smoke", "full"], default="smoke")
+    b.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
     b.add_argument("--no-progress", action="store_true")
     s = sub.add_parser("scores", help="semantic scores of an audio file (JSON)")
     s.add_argument("input", metavar="IN")

@@ -34,19 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .encoder import ENCODER_PROFILES, ENCODER_VARIANTS, evaluate_encoder, fit_or_load_encoder
+from ..profiles import get_profile
+from .encoder import ENCODER_VARIANTS, evaluate_encoder, fit_or_load_encoder, variant_settings
 from .vae import SemanticVAE, single_thread
 
-__all__ = ["ABLATION_PROFILES", "ARMS", "mixture_pool", "eval_subset", "run_clap_ablation"]
-
-#: Sizes per run profile: ``max_eval`` held-out settings (``None``: all), the CLAP projection's
-#: training examples and optimisation, and the mixture pool's excerpts.
-ABLATION_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"max_eval": 16, "n_train_examples": 32, "steps": 300, "batch_size": 16, "lr": 2e-3, "hidden": 64,
-              "embed_batch_size": 8},
-    "full": {"max_eval": None, "n_train_examples": 4000, "steps": 3000, "batch_size": 64, "lr": 1e-3, "hidden": 64,
-             "embed_batch_size": 32},
-}  # fmt: skip
+__all__ = ["ARMS", "mixture_pool", "eval_subset", "run_clap_ablation"]
 
 #: The arms in table order: ``(name, encoder, trained on)``.
 ARMS = (
@@ -79,7 +71,6 @@ def mixture_pool(
     """
     from ..data.datasets import MultiSourceDataset
     from ..dsp.signals import pink_noise
-    from ..profiles import get_profile
 
     ratios = dict(ratios or get_profile(profile)["source_ratios"])
     meta_r, audio_r = music_train
@@ -112,13 +103,6 @@ def eval_subset(val_index: Sequence[int], max_n: int | None, seed: int = 0) -> n
     return np.sort(np.random.default_rng(seed).choice(val_index, size=int(max_n), replace=False))
 
 
-def _custom_settings(profile: str, variant: str, seed: int) -> dict[str, Any]:
-    """The settings :func:`~mastering.semantic.encoder.compare_encoders` trains ``variant`` with (so its cache is reused)."""
-    base, change = ENCODER_PROFILES[profile], ENCODER_VARIANTS[variant]
-    return {"model": {**base["model"], **change.get("model", {})},
-            "train": {**base["train"], **change.get("train", {}), "seed": seed}}  # fmt: skip
-
-
 def run_clap_ablation(
     vae_model: SemanticVAE,
     vae_folder: str | os.PathLike,
@@ -140,7 +124,7 @@ def run_clap_ablation(
         vae_model, vae_folder, history: the VAE, its run folder and training history
             (``train_index`` / ``val_index``).
         df: SAFE-DB frame.
-        profile: selects :data:`ABLATION_PROFILES` and the encoder sizes.
+        profile: selects the profile's ``ablation`` and ``encoder`` sizes.
         music_train, music_test: ``(meta, audio)`` excerpts of training / test tracks
             (:func:`mastering.semantic.evaluate.music_clips`); ``None`` skips the music arm / evaluation.
         mixture: :func:`mixture_pool`'s pool (``None`` skips the mixture arm).
@@ -163,8 +147,8 @@ def run_clap_ablation(
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    size = ABLATION_PROFILES[profile]
-    seg = ENCODER_PROFILES[profile]["train"]["segment_seconds"]
+    params = get_profile(profile)
+    size, seg = params["ablation"], params["encoder"]["train"]["segment_seconds"]
     tr, va = np.asarray(history["train_index"]), np.asarray(history["val_index"])
     ev = eval_subset(va, size["max_eval"], seed)
     evals = [("pink", None)] + ([("music", music_test[1])] if music_test is not None else [])
@@ -187,7 +171,9 @@ def run_clap_ablation(
             status.append({"arm": arm, "status": "skipped", "reason": f"no {trained_on} training audio"})
             continue
         pool, pool_id = pools[arm]
-        settings = _custom_settings(profile, "cnn-mse-music" if trained_on != "pink" else "cnn-mse", seed)
+        # compare_encoders' settings for the variant, so notebook 08's run is reused
+        variant = "cnn-mse-music" if trained_on != "pink" else "cnn-mse"
+        settings = variant_settings(profile, ENCODER_VARIANTS[variant], seed)
         enc, record, folder = fit_or_load_encoder(vae_model, vae_folder, df, tr, va, settings, profile, dry_pool=pool,
                                                   dry_pool_id=pool_id, progress=progress)  # fmt: skip
         n_params = sum(p.numel() for p in enc.parameters())

@@ -47,7 +47,7 @@ plain-language suggestion of the intensity to use.
 medoids, reference curves, neutral code); :func:`build_semantic_eq` trains or reuses them for a run
 profile and saves the bundle to ``runs/semantic_eq/<profile>-<hash>/`` (``vae.pt``,
 ``encoder.pt``, ``semantic_eq.json``), which :func:`load_semantic_eq` reads (by default the newest
-``full`` bundle, else the newest ``smoke`` one).
+bundle of the largest profile that has one: ``full``, else ``smoke``).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ import torch
 
 from .. import paths
 from ..io import AudioError, check_finite
+from ..profiles import PROFILES, get_profile
 from .safedb import BAND_KINDS, PARAM_NAMES, normalize_descriptor, params_array, safe_response_db, safe_to_bands
 
 __all__ = [
@@ -398,11 +399,12 @@ def build_semantic_eq(
 ) -> tuple[SemanticEQ, Path]:
     """Train (or reuse) the VAE and the pink-noise audio encoder of ``profile`` and bundle them.
 
-    The VAE is :func:`mastering.semantic.vae.fit_or_load` with ``VAE_PROFILES[profile]["train"]``
-    (the run notebook 07 makes), the encoder :func:`mastering.semantic.encoder.fit_or_load_encoder`
-    with ``ENCODER_PROFILES[profile]`` (notebook 08's main encoder), trained on the VAE's training
-    contributors. Centroids are computed over all SAFE-DB settings of descriptors with at least
-    ``min_count`` examples (default the profile's). ``seed`` seeds both trainings (notebooks 07-09
+    The VAE is :func:`mastering.semantic.vae.fit_or_load` with the profile's ``vae`` ``train``
+    settings (the run notebook 07 makes), the encoder
+    :func:`mastering.semantic.encoder.fit_or_load_encoder` with its ``encoder`` settings (notebook
+    08's main encoder, ``cnn-mse``), trained on the VAE's training contributors. Centroids are
+    computed over all SAFE-DB settings of descriptors with at least ``min_count`` examples
+    (default the profile's). ``seed`` seeds both trainings (notebooks 07-09
     pass theirs, so the runs they made are reused).
 
     Returns:
@@ -411,18 +413,16 @@ def build_semantic_eq(
     """
     from ..dsp.signals import pink_noise
     from ..provenance import atomic_write_text, stamp
-    from .encoder import ENCODER_PROFILES, fit_or_load_encoder
+    from .encoder import ENCODER_VARIANTS, fit_or_load_encoder, variant_settings
     from .safedb import load_safedb
-    from .vae import VAE_PROFILES, descriptor_embeddings, fit_or_load, latent_codes, response_freqs
+    from .vae import descriptor_embeddings, fit_or_load, latent_codes, response_freqs
 
-    if profile not in VAE_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(VAE_PROFILES)}")
+    V = get_profile(profile)["vae"]
     df = load_safedb() if df is None else df
-    V, E = VAE_PROFILES[profile], ENCODER_PROFILES[profile]
     vae_model, vrec, vfolder = fit_or_load(df, {**V["train"], "seed": seed}, profile, progress=progress)
     history = vrec["history"]
     enc, erec, efolder = fit_or_load_encoder(vae_model, vfolder, df, history["train_index"], history["val_index"],
-                                             {"model": E["model"], "train": {**E["train"], "seed": seed}}, profile,
+                                             variant_settings(profile, ENCODER_VARIANTS["cnn-mse"], seed), profile,
                                              progress=progress)
     centroids = descriptor_embeddings(latent_codes(vae_model, df), min_count=min_count or V["min_count"])
     static, curves = {}, {}
@@ -478,7 +478,7 @@ def _music_reference(encoder: Any, profile: str, clips_per_track: int = 4, excer
 
 
 def load_semantic_eq(path: str | os.PathLike | None = None, device: str = "cpu") -> SemanticEQ:
-    """Load a bundle folder, or by default the newest ``full`` bundle, else the newest ``smoke`` one.
+    """Load a bundle folder, or by default the newest bundle of the largest profile that has one.
 
     Raises:
         FileNotFoundError: none has been built (the message says how to build one).
@@ -486,7 +486,7 @@ def load_semantic_eq(path: str | os.PathLike | None = None, device: str = "cpu")
     if path is not None:
         return SemanticEQ.load(path, device)
     root = paths.runs_dir() / "semantic_eq"
-    for profile in ("full", "smoke"):
+    for profile in reversed(PROFILES):
         pointer = root / f"latest-{profile}.json"
         if pointer.is_file():
             folder = Path(json.loads(pointer.read_text())["folder"])

@@ -71,13 +71,13 @@ import torch
 from torch import nn
 
 from .. import paths
+from ..profiles import get_profile
 from .adaptive import DEFAULT_DESCRIPTORS, INTENSITY_MAX, EQSettings, SemanticEQ, _as_batch, _check_intensity
 from .safedb import BAND_KINDS, denormalize_params, safe_to_bands
 
 __all__ = [
     "BACKENDS",
     "TRAINABLE",
-    "E2E_PROFILES",
     "LOSS_WEIGHTS",
     "frozen_copy",
     "dasp_parametric_eq",
@@ -111,27 +111,6 @@ LOSS_WEIGHTS = {"prior": 0.01, "loudness": 0.001, "cap": 0.01}
 #: Default cap on the RMS dB of the applied EQ curve.
 CAP_DB = 6.0
 _RESPONSE_FREQS = np.geomspace(20.0, 20000.0, 256)
-
-#: Training, evaluation and refinement sizes per run profile (notebook 10 reads these).
-E2E_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "train": {"steps": 16, "batch_size": 4, "segment_seconds": 0.5, "lr_encoder": 3e-4, "lr_head": 1e-2,
-                  "trainable": ["encoder", "head"], "intensity_range": [0.25, 1.5], "weights": LOSS_WEIGHTS,
-                  "cap_db": CAP_DB, "hidden": 32, "seed": 0},
-        "eval": {"intensities": [0.0, 0.5, 1.0, 1.5], "clip_seconds": 2.0, "clips_per_track": 3},
-        "refine": {"steps": [0, 10, 50, 200], "lr": 0.05, "clips_per_track": 1, "clip_seconds": 0.75,
-                   "descriptor": "warm", "intensity": 1.0},
-    },
-    "full": {
-        "train": {"steps": 1000, "batch_size": 8, "segment_seconds": 1.5, "lr_encoder": 1e-4, "lr_head": 1e-3,
-                  "trainable": ["encoder", "head"], "intensity_range": [0.25, 1.5], "weights": LOSS_WEIGHTS,
-                  "cap_db": CAP_DB, "hidden": 64, "seed": 0},
-        "eval": {"intensities": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5], "clip_seconds": 10.0, "clips_per_track": 8},
-        "refine": {"steps": [0, 10, 50, 200], "lr": 0.05, "clips_per_track": 2, "clip_seconds": 3.0,
-                   "descriptor": "warm", "intensity": 1.0},
-    },
-}  # fmt: skip
-
 
 # ------------------------------------------------------------------------------------------------
 # EQ back-ends
@@ -511,7 +490,6 @@ def mixture_segments(profile: str, segment_seconds: float, length: int, seed: in
     """
     from ..data.datasets import MultiSourceDataset, PinkNoiseSegments, TrackSegments, derive_seed
     from ..data.manifest import load_manifest
-    from ..profiles import get_profile
 
     params = get_profile(profile)
     sr = int(params["sample_rate"])
@@ -674,7 +652,7 @@ def fit_or_load_e2e(
     """Train the E2E model of ``profile`` with ``backend`` (or reuse the identical earlier run).
 
     The run folder ``runs/semantic_e2e/<profile>-<backend>-<hash>`` is named by the bundle folder,
-    the back-end, the resolved training settings (default ``E2E_PROFILES[profile]["train"]``), the
+    the back-end, the resolved training settings (default: the profile's ``e2e`` ``train``), the
     descriptors, the data (``dataset``: default :func:`mixture_segments` of the profile) and the
     code version. It holds ``e2e.pt`` and ``config.json``.
 
@@ -686,9 +664,7 @@ def fit_or_load_e2e(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if settings is None:
-        if profile not in E2E_PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(E2E_PROFILES)} or pass settings")
-        settings = E2E_PROFILES[profile]["train"]
+        settings = get_profile(profile)["e2e"]["train"]
     settings = json.loads(json.dumps(settings))
     data_id = "mixture" if dataset is None else f"custom:{type(dataset).__name__}:{len(dataset)}"
     key = {"bundle": Path(bundle_folder).name, "backend": backend, "settings": settings,
@@ -701,8 +677,6 @@ def fit_or_load_e2e(
         return model, extra, folder
     train = {k: v for k, v in settings.items() if k not in ("hidden", "segment_seconds")}
     if dataset is None:
-        from ..profiles import get_profile
-
         n = max(64, int(settings["steps"]) * int(settings["batch_size"]))
         dataset = mixture_segments(profile, float(settings["segment_seconds"]), n, seed=int(settings.get("seed", 0)))
         train["sample_rate"] = int(get_profile(profile)["sample_rate"])

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..profiles import get_profile
 from ..provenance import atomic_torch_save
 from torch import nn
 
@@ -43,7 +44,6 @@ from .safedb import params_array, safe_to_bands
 from .vae import SemanticVAE, descriptor_embeddings, encode_settings, single_thread, split_by_contributor
 
 __all__ = [
-    "ENCODER_PROFILES",
     "AudioLatentEncoder",
     "encoder_loss",
     "render_batch",
@@ -54,25 +54,13 @@ __all__ = [
     "load_encoder",
     "fit_or_load_encoder",
     "ENCODER_VARIANTS",
+    "variant_settings",
     "compare_encoders",
 ]
 
 ARCHS = ("cnn", "transformer")
 LOSSES = ("mse", "infonce")
 CHECKPOINT_FORMAT = 1
-
-#: Training sizes per run profile (notebook 08 reads these).
-ENCODER_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "model": {"arch": "cnn", "sample_rate": 44100, "n_fft": 2048, "hop_length": 1024, "n_mels": 48, "width": 16},
-        "train": {"loss": "mse", "steps": 200, "batch_size": 16, "lr": 2e-3, "segment_seconds": 0.75, "seed": 0},
-    },
-    "full": {
-        "model": {"arch": "cnn", "sample_rate": 44100, "n_fft": 2048, "hop_length": 512, "n_mels": 64, "width": 32},
-        "train": {"loss": "mse", "steps": 8000, "batch_size": 64, "lr": 1e-3, "segment_seconds": 2.0, "seed": 0},
-    },
-}  # fmt: skip
-
 
 #: The variants notebook 08 compares: changes to the profile's settings (``audio``: what the
 #: examples are rendered on). ``cnn-mse`` is the main encoder (option A, the one the adaptive EQ uses).
@@ -450,7 +438,7 @@ def fit_or_load_encoder(
     """Train an encoder (:func:`train_encoder`) or reuse the checkpoint of an identical earlier run.
 
     The run folder ``runs/<name>/<profile>-<hash>`` is named by the VAE run it targets, the
-    training ``settings`` (``{"model": ..., "train": ...}`` as in :data:`ENCODER_PROFILES`), the
+    training ``settings`` (``{"model": ..., "train": ...}``, a profile's ``encoder`` section), the
     music pool's id for the real-music ablation and the code version, so a change to any of them
     trains afresh. The folder holds ``encoder.pt`` (weights, config, history, evaluation) and
     ``evaluation.csv`` (per held-out setting predictions of :func:`evaluate_encoder`).
@@ -498,6 +486,13 @@ def fit_or_load_encoder(
     return enc, json.loads(json.dumps(record, default=str)), folder
 
 
+def variant_settings(profile: str, change: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """The profile's ``encoder`` settings with a variant's ``change`` (:data:`ENCODER_VARIANTS`) and ``seed``."""
+    base = get_profile(profile)["encoder"]
+    return {"model": {**base["model"], **change.get("model", {})},
+            "train": {**base["train"], **change.get("train", {}), "seed": seed}}  # fmt: skip
+
+
 def compare_encoders(
     vae_model: SemanticVAE,
     vae_folder: str | os.PathLike,
@@ -517,7 +512,7 @@ def compare_encoders(
         vae_model, vae_folder, history: the VAE, its run folder and training history
             (``train_index`` / ``val_index``: SAFE-DB rows split by contributor).
         df: SAFE-DB frame.
-        profile: selects :data:`ENCODER_PROFILES`.
+        profile: selects the profile's ``encoder`` section.
         music_train, music_test: ``(meta, audio)`` of
             :func:`mastering.semantic.evaluate.music_clips` for the training tracks (the
             ablation's pool) and the test tracks (evaluation); ``None`` skips music.
@@ -529,15 +524,14 @@ def compare_encoders(
         ``loss``, ``trained_on``, ``evaluated_on``, ``n``, ``latent_mse``, ``r2``,
         ``pair_accuracy``, ``pair_separation``, ``run``), and ``{variant: (encoder, folder)}``.
     """
-    base = ENCODER_PROFILES[profile]
     tr, va = history["train_index"], history["val_index"]
-    seg = base["train"]["segment_seconds"]
+    seg = get_profile(profile)["encoder"]["train"]["segment_seconds"]
     rows, encoders = [], {}
     for name, change in (variants or ENCODER_VARIANTS).items():
         audio = change.get("audio", "pink")
         if audio == "music" and music_train is None:
             continue
-        settings = {"model": {**base["model"], **change.get("model", {})}, "train": {**base["train"], **change.get("train", {}), "seed": seed}}
+        settings = variant_settings(profile, change, seed)
         pool, pool_id = None, None
         if audio == "music":
             meta, pool = music_train

@@ -37,7 +37,6 @@ import torch
 from .adaptive import METHODS, SemanticEQ, semantic_eq_settings
 
 __all__ = [
-    "EVAL_PROFILES",
     "INTENSITIES",
     "music_clips",
     "spectral_tilt",
@@ -49,17 +48,6 @@ __all__ = [
 
 #: Intensities of the monotonicity sweep (1 is the comparison point).
 INTENSITIES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
-
-#: Evaluation sizes per run profile (notebooks 08 and 09): excerpts of held-out tracks for the
-#: semantic EQ (``clip_seconds`` x ``clips_per_track``), bootstrap resamples, and the music pools
-#: of the encoder's real-music ablation (``pool_seconds`` x ``pool_clips_per_track``).
-EVAL_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"clip_seconds": 6.0, "clips_per_track": 4, "max_tracks": None, "n_boot": 200,
-              "pool_seconds": 3.0, "pool_clips_per_track": 8},
-    "full": {"clip_seconds": 10.0, "clips_per_track": 8, "max_tracks": 200, "n_boot": 2000,
-             "pool_seconds": 4.0, "pool_clips_per_track": 16},
-}  # fmt: skip
-
 
 def music_clips(
     profile: str,

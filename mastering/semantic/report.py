@@ -306,9 +306,9 @@ def table_semantic_eq_comparison(summary: pd.DataFrame, profile: str, intensity:
         "rises (0--1.5). Brackets: 95\\% bootstrap intervals over tracks"
     )
     table = out.to_latex(index=False, escape=False, column_format="llllllrrr")
-    from ..figures import PROFILE_NOTE
+    from ..figures import profile_note
 
-    note = PROFILE_NOTE.get(profile, f"{profile} profile")
+    note = profile_note(profile)
     body = ("\\begin{table*}[t]\n\\centering\n\\small\n"
             f"\\caption{{{caption}. {note}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
     return save_table(body, name, profile, intensity=intensity, **meta)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..figures import PROFILE_NOTE, save_figure, save_table
+from ..figures import profile_note, save_figure, save_table
 
 __all__ = [
     "SYSTEM_LABELS",
@@ -55,7 +55,7 @@ def _ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
 
 def _wrap(table: str, caption: str, name: str, profile: str, star: bool = True) -> str:
     env = "table*" if star else "table"
-    note = PROFILE_NOTE.get(profile, f"{profile} profile")
+    note = profile_note(profile)
     return (f"\\begin{{{env}}}[t]\n\\centering\n\\small\n\\caption{{{caption}. {note}.}}\n"
             f"\\label{{tab:{name}}}\n{table}\\end{{{env}}}\n")
 

@@ -47,7 +47,6 @@ from ..provenance import atomic_torch_save
 from .safedb import PARAM_NAMES, denormalize_params, normalize_descriptor, normalize_params, params_array, safe_response_db
 
 __all__ = [
-    "VAE_PROFILES",
     "SemanticVAE",
     "vae_loss",
     "split_by_contributor",
@@ -72,33 +71,6 @@ __all__ = [
 
 N_PARAMS = len(PARAM_NAMES)
 CHECKPOINT_FORMAT = 1
-
-#: Training sizes per run profile (notebook 07 reads these; ``mastering/profiles.py`` holds the
-#: keys shared by all notebooks).
-VAE_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "train": {
-            "latent_dim": 2, "hidden_sizes": [64, 64], "beta": 0.02, "spectral_weight": 0.01,
-            "epochs": 150, "batch_size": 256, "lr": 1e-2, "patience": 30, "val_fraction": 0.2,
-            "seed": 0,
-        },
-        "latent_dims": [2],
-        "min_count": 5,
-    },
-    "full": {
-        "train": {
-            "latent_dim": 2, "hidden_sizes": [128, 128], "beta": 0.02, "spectral_weight": 0.01,
-            "epochs": 3000, "batch_size": 64, "lr": 1e-3, "patience": 300, "val_fraction": 0.2,
-            "seed": 0,
-        },
-        "latent_dims": [1, 2, 3, 8, 16],
-        "min_count": 5,
-    },
-}  # fmt: skip
-"""Per run profile: ``train`` (keyword arguments of :func:`train_vae`; its ``latent_dim`` is the
-one the latent map uses), ``latent_dims`` (the latent sizes compared in the reconstruction table)
-and ``min_count`` (descriptors with fewer examples are left off the map)."""
-
 
 class SemanticVAE(nn.Module):
     """β-VAE over normalized SAFE settings ``[batch, 13]`` (values in ``[0, 1]``).

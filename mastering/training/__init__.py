@@ -7,15 +7,13 @@ Command line: ``python -m mastering.training --phase 1b --profile full`` (add ``
 --nproc_per_node N`` in front for several GPUs). See :mod:`mastering.training.trainer`.
 """
 
-from .config import SMOKE_MODEL, TRAIN_PROFILES, TrainConfig, train_config
+from .config import TrainConfig, train_config
 from .data import CachedDataset, TensorPairs, build_datasets, collate
 from .trainer import CHECKPOINT_FORMAT, Trainer, latest_checkpoint, seed_everything, select_device, train
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CachedDataset",
-    "SMOKE_MODEL",
-    "TRAIN_PROFILES",
     "TensorPairs",
     "TrainConfig",
     "Trainer",

@@ -14,13 +14,14 @@ import argparse
 import sys
 
 from ..cli import key_value
-from .config import TRAIN_PROFILES, train_config
+from ..profiles import PROFILES
+from .config import train_config
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mastering.training", description=__doc__.split("\n\n")[0])
     parser.add_argument("--phase", default="1a", choices=["1a", "1b", "1c"])
-    parser.add_argument("--profile", default="smoke", choices=sorted(TRAIN_PROFILES))
+    parser.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")
     parser.add_argument("--set", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                         help="override a TrainConfig field (JSON values; nested dicts merge)")

@@ -1,12 +1,13 @@
 """Training configuration: one dataclass for every phase, saved into every checkpoint.
 
-:func:`train_config` resolves a configuration from a phase, a profile of :data:`TRAIN_PROFILES`
-and overrides; :meth:`TrainConfig.run_name` names its run folder by a hash of the resolved
-configuration plus the code version (so a changed setting or a new commit never reuses an old
-run, and the same configuration resumes the same run).
+:func:`train_config` resolves a configuration from a phase, the profile's ``train`` section of
+:mod:`mastering.profiles` and overrides; :meth:`TrainConfig.run_name` names its run folder by a
+hash of the resolved configuration plus the code version (so a changed setting or a new commit
+never reuses an old run, and the same configuration resumes the same run).
 
 ``smoke`` is sized for a 2-core CPU (a small-width model, a few dozen cached pairs, minutes);
-``full`` is the paper's recipe (the design's widths, fresh pairs every epoch, GPU).
+``full`` is the paper's recipe (the design's widths, fresh pairs every epoch, GPU). Fields a
+profile leaves out take :class:`TrainConfig`'s defaults.
 """
 
 from __future__ import annotations
@@ -18,42 +19,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "TRAIN_PROFILES", "SMOKE_MODEL", "train_config"]
+from ..profiles import get_profile
 
-SMOKE_MODEL: dict[str, Any] = {
-    "latent_dim": 64,
-    "encoder": {"stem_channels": 32, "block_channels": [32, 48, 64, 64]},
-    "decoder_hidden": 64,
-    "residual_channels": [8, 16, 24],
-    "dynamics_hidden": 32,
-}
-"""Widths of the smoke-profile models (the design's layout, narrower; see the parameter table)."""
-
-TRAIN_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "device": "cpu",
-        "segment_seconds": 1.5,
-        "batch_size": 8,
-        "epochs": 4,
-        "lr": 2e-3,
-        "lr_patience": 1,
-        "model": SMOKE_MODEL,
-        "data": {"ratios": {"pink": 0.2, "real": 0.6, "rendered": 0.2}, "train_items": 96, "valid_items": 16,
-                 "cache": True, "num_workers": 0},
-    },
-    "full": {
-        "device": "auto",
-        "segment_seconds": 5.0,
-        "batch_size": 16,
-        "epochs": 100,
-        "lr": 1e-3,
-        "lr_patience": 5,
-        "model": {},
-        "data": {"ratios": {"pink": 0.3, "real": 0.5, "rendered": 0.2}, "train_items": 4000, "valid_items": 400,
-                 "cache": False, "num_workers": 8},
-    },
-}
-"""Per-profile training sizes; every other field takes :class:`TrainConfig`'s default."""
+__all__ = ["TrainConfig", "train_config"]
 
 
 def _default_loss() -> dict[str, float]:
@@ -204,12 +172,8 @@ def train_config(phase: str = "1a", profile: str = "smoke", **overrides: Any) ->
     Raises:
         ValueError: unknown profile or option.
     """
-    if profile not in TRAIN_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(TRAIN_PROFILES)}")
-    from ..profiles import get_profile
-
     base = get_profile(profile)
     values = _merge({"phase": phase, "profile": profile, "seed": base["seed"], "sample_rate": base["sample_rate"]},
-                    TRAIN_PROFILES[profile])
+                    base["train"])
     values = _merge(values, overrides)
     return TrainConfig.from_dict(values)

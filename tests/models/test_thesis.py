@@ -9,8 +9,9 @@ import torchaudio.functional as AF
 from mastering.dsp.eq import parametric_eq
 from mastering.io import AudioError
 from mastering.models import thesis
-from mastering.models.thesis import (THESIS_PROFILES, MelUNetLSTM, ThesisLoss, fit_or_load_thesis, griffin_lim,
-                                     thesis_config, thesis_from_checkpoint, thesis_master)
+from mastering.models.thesis import (MelUNetLSTM, ThesisLoss, fit_or_load_thesis, griffin_lim, thesis_config,
+                                     thesis_from_checkpoint, thesis_master)
+from mastering.profiles import get_profile
 from mastering.training import TensorPairs
 from mastering.training.trainer import rng_state
 
@@ -221,7 +222,7 @@ def test_config_follows_phase_1b():
     ref = train_config("1b", "full", seed=3)
     for key in ("epochs", "batch_size", "segment_seconds", "sample_rate", "lr", "steps_per_epoch", "data", "device"):
         assert getattr(config, key) == getattr(ref, key), key
-    assert settings["model"]["griffin_lim_iters"] > THESIS_PROFILES["smoke"]["model"]["griffin_lim_iters"]
+    assert settings["model"]["griffin_lim_iters"] > get_profile("smoke")["thesis"]["model"]["griffin_lim_iters"]
     with pytest.raises(ValueError):
         thesis_config("huge")
     with pytest.raises(ValueError):

@@ -11,6 +11,7 @@ import torch
 
 from mastering import paths
 from mastering.dsp.signals import pink_noise
+from mastering.profiles import PROFILES
 from mastering.semantic import ablation, clap, encoder, report_clap
 from mastering.semantic.safedb import SAFEDB_FILENAME, load_safedb
 
@@ -94,7 +95,7 @@ def test_custom_arms_reuse_notebook_08_runs(monkeypatch):
             encoder.compare_encoders(None, "vae", None, {"train_index": [0], "val_index": [1]}, "smoke", music, None,
                                      variants={variant: encoder.ENCODER_VARIANTS[variant]}, seed=7)  # fmt: skip
         key = "a@0" if variant.endswith("music") else "pink"
-        assert seen[key] == ablation._custom_settings("smoke", variant, 7)
+        assert seen[key] == encoder.variant_settings("smoke", encoder.ENCODER_VARIANTS[variant], 7)
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +113,10 @@ def tiny_setup(tmp_path_factory):
 @pytest.fixture()
 def tiny_profiles(monkeypatch, tiny_setup):
     monkeypatch.setenv("MASTERING_RUNS_DIR", str(tiny_setup[3] / "runs"))
-    monkeypatch.setitem(encoder.ENCODER_PROFILES, "smoke", {
+    monkeypatch.setitem(PROFILES["smoke"], "encoder", {
         "model": {"arch": "cnn", "sample_rate": 44100, "n_fft": 1024, "hop_length": 1024, "n_mels": 16, "width": 4},
         "train": {"loss": "mse", "steps": 5, "batch_size": 8, "lr": 2e-3, "segment_seconds": 0.25, "seed": 0}})  # fmt: skip
-    monkeypatch.setitem(ablation.ABLATION_PROFILES, "smoke", {
+    monkeypatch.setitem(PROFILES["smoke"], "ablation", {
         "max_eval": 4, "n_train_examples": 4, "steps": 20, "batch_size": 4, "lr": 1e-2, "hidden": 8,
         "embed_batch_size": 4})  # fmt: skip
 

@@ -86,12 +86,13 @@ def test_the_applied_eq_is_the_reported_one(bundle, sample_rate):
 
 def test_encoder_reads_warm_eq_as_warm(bundle):
     """Pink noise through "warm" settings lands nearer the warm centroid than the bright one."""
+    from mastering.profiles import get_profile
     from mastering.semantic.encoder import render_batch
     from mastering.semantic.safedb import load_safedb
-    from mastering.semantic.vae import VAE_PROFILES, fit_or_load
+    from mastering.semantic.vae import fit_or_load
 
     df = load_safedb()
-    _, record, _ = fit_or_load(df, dict(VAE_PROFILES["smoke"]["train"]), "smoke", progress=False)  # the bundle's run
+    _, record, _ = fit_or_load(df, get_profile("smoke")["vae"]["train"], "smoke", progress=False)  # the bundle's run
     held_out = df.iloc[record["history"]["val_index"]]  # contributors unseen by the VAE and the encoder
     warm = held_out[held_out["descriptor"] == "warm"].head(40)
     bright = held_out[held_out["descriptor"] == "bright"].head(40)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mastering import paths
+from mastering.profiles import get_profile
 from mastering.semantic.safedb import SAFEDB_FILENAME, load_safedb, params_array, safe_response_db
 from mastering.semantic.vae import (
-    VAE_PROFILES,
     SemanticVAE,
     centroid_curves,
     decode_settings,
@@ -255,7 +255,7 @@ def test_fit_or_load_reuses_an_identical_run(safe, tmp_path, monkeypatch):
     monkeypatch.setenv("MASTERING_RUNS_DIR", str(tmp_path / "runs"))
     safe = safe.iloc[:400].reset_index(drop=True)  # keeps the cleaning record in .attrs
     assert safe.attrs["cleaning"]["rows"] == 1496
-    settings = {**VAE_PROFILES["smoke"]["train"], "epochs": 2, "patience": None}
+    settings = {**get_profile("smoke")["vae"]["train"], "epochs": 2, "patience": None}
     model, record, folder = fit_or_load(safe, settings, "smoke", progress=False)
     assert folder.parent == tmp_path / "runs" / "semantic_vae" and folder.name.startswith("smoke-")
     metrics = json.loads((folder / "metrics.json").read_text())

@@ -1,18 +1,21 @@
 import pytest
 
-from mastering.training.config import SMOKE_MODEL, TRAIN_PROFILES, TrainConfig, train_config
+from mastering.profiles import PROFILES
+from mastering.training.config import TrainConfig, train_config
+
+SMOKE_TRAIN, FULL_TRAIN = PROFILES["smoke"]["train"], PROFILES["full"]["train"]
 
 
 def test_profiles_resolve_and_overrides_merge():
     smoke = train_config("1b", "smoke")
-    assert smoke.phase == "1b" and smoke.profile == "smoke" and smoke.model == SMOKE_MODEL
-    assert smoke.batch_size == TRAIN_PROFILES["smoke"]["batch_size"]
+    assert smoke.phase == "1b" and smoke.profile == "smoke" and smoke.model == SMOKE_TRAIN["model"]
+    assert smoke.batch_size == SMOKE_TRAIN["batch_size"]
     full = train_config("1c", "full")
-    assert full.model == {} and full.segment_seconds == TRAIN_PROFILES["full"]["segment_seconds"]
+    assert full.model == {} and full.segment_seconds == FULL_TRAIN["segment_seconds"]
     cfg = train_config("1a", "smoke", epochs=2, data={"train_items": 4}, model={"latent_dim": 16})
     assert cfg.epochs == 2 and cfg.data["train_items"] == 4
-    assert cfg.data["valid_items"] == TRAIN_PROFILES["smoke"]["data"]["valid_items"]  # nested dicts merge
-    assert cfg.model["latent_dim"] == 16 and cfg.model["encoder"] == SMOKE_MODEL["encoder"]
+    assert cfg.data["valid_items"] == SMOKE_TRAIN["data"]["valid_items"]  # nested dicts merge
+    assert cfg.model["latent_dim"] == 16 and cfg.model["encoder"] == SMOKE_TRAIN["model"]["encoder"]
     ratios = train_config("1a", "smoke", data={"ratios": {"real": 1.0}}).data["ratios"]
     assert ratios == {"real": 1.0}  # ratios are replaced, not merged
     assert cfg.model_kwargs()["phase"] == "1a" and cfg.model_kwargs()["sample_rate"] == 44100
