@@ -62,17 +62,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_master(args: argparse.Namespace) -> int:
     from .master import MasterError, format_report, master_file  # torch: only when a command runs
+    from .semantic.style import StyleEQ
 
     if args.style is None:
         processing = args.intensity if args.processing_intensity is None else args.processing_intensity
-        style_intensity = 1.0
     else:
         processing = 1.0 if args.processing_intensity is None else args.processing_intensity
-        style_intensity = args.intensity
     try:
+        post_eq = None if args.style is None else StyleEQ(args.style, args.intensity, args.semantic_model)
         report = master_file(args.input, args.output, checkpoint=args.checkpoint, target_lufs=args.target_lufs,
-                             true_peak_dbtp=args.true_peak, intensity=processing, style=args.style,
-                             style_intensity=style_intensity, semantic_model=args.semantic_model,
+                             true_peak_dbtp=args.true_peak, intensity=processing, post_eq=post_eq,
                              highpass_hz=args.highpass_hz, overwrite=args.force,
                              progress=not args.quiet and sys.stderr.isatty())
     except MasterError as exc:
@@ -83,7 +82,8 @@ def _cmd_master(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .master import analyze_file, semantic_scores_file  # torch: only when a command runs
+    from .master import analyze_file  # torch: only when a command runs
+    from .semantic.style import semantic_scores_file
 
     result = analyze_file(args.input)  # an AudioError becomes one line in main()
     result["semantic_scores"] = semantic_scores_file(args.input, args.semantic_model)

@@ -12,3 +12,5 @@ INTENSITY_RANGE = (0.0, 2.0)
 HIGHPASS_HZ = 20.0  # the chain's subsonic high-pass (0 turns it off)
 HIGHPASS_HZ_RANGE = (5.0, 60.0)
 HIGHPASS_ORDER = 4  # Butterworth: 24 dB/octave below the corner, minimum phase
+MIN_SAMPLE_RATE = 8000  # Hz: what the chain and the data tools accept
+MAX_SAMPLE_RATE = 384000

@@ -1,37 +1,13 @@
-"""Mastering a real track with a trained model, and measuring one: ``mastering master`` / ``analyze``.
+"""Mastering files of any length in bounded memory (``mastering master``), and measuring them (``analyze``).
 
-``master_file`` turns a mix of any length, rate and (mono/stereo) layout into a master at a loudness
-target with a true-peak ceiling, in bounded memory. It streams the file in passes, never holding
-the whole track:
-
-1. **check** -- decode every block once: NaN/Inf, DC offset, sample peak, clipped runs, length.
-2. **measure** -- integrated loudness (ITU-R BS.1770-4) and true peak of the DC-free input
-   (:class:`mastering.dsp.loudness.LoudnessMeter`, :func:`~mastering.dsp.loudness.true_peak_stream`);
-   digital silence stops here.
-3. **analyse** -- up to ``max_excerpts`` excerpts spread over the track, each as long as the
-   model's training segments, brought to the model rate and to ``analysis_lufs`` (the middle of the
-   training input loudness), are encoded; the frame features are averaged into one latent ``z``
-   for the whole track (the encoder's global average pooling taken over all excerpts), from which
-   the controller predicts one set of EQ and compressor settings: a mastering engineer's single
-   chain, not a per-block one.
-4. **process** -- blocks of ``block_s`` seconds with ``context_s`` seconds of audio on both sides
-   (so IIR filter and compressor states settle before the kept part; the Wave-U-Net residual of
-   1B/1C runs on the same blocks at the model rate, overlap-and-discard) go through the EQ (exact
-   IIR at the file's own rate), the residual and the compressor; the result streams to a temporary
-   float file while its loudness is metered.
-5. **finish** -- one gain to ``target_lufs``, the true-peak limiter (block-wise with context, aiming
-   0.05 dB under the ceiling), and the output is metered; when limiting cost loudness the gain is
-   raised by the shortfall, and when the measured true peak still exceeds the ceiling the limiter's
-   ceiling is lowered by the excess, and the pass repeated (at most twice). The file is written to a temporary name in the output folder and
-   renamed over ``OUT`` at the very end: any failure (or SIGINT/SIGTERM/SIGHUP, see
-   :mod:`mastering.cli`) leaves nothing behind; ``OUT`` may never be ``IN``, and an existing ``OUT``
-   is replaced only with ``overwrite``.
-
-Memory therefore depends on ``block_s`` and ``context_s`` (and the sample rate), not on the length of
-the track. Every read of the input in steps 3 and 4 removes the DC offset and high-passes the
-subsonics (``highpass_hz``, default 20 Hz: 4th-order Butterworth, minimum phase), so the model and
-the limiter spend no work on inaudible content. ``analyze_file`` streams the same meters plus a Welch power spectrum (spectral centroid,
-band energies) and returns a JSON-ready dict.
+:func:`master_file` streams the chain of :mod:`mastering.pipeline` over a file in passes: check
+(NaN/Inf, DC offset, clipping, length), measure (BS.1770-4 loudness and true peak), analyse (one
+latent for the whole track from evenly spread excerpts), process (blocks with context on both
+sides into a temporary float file) and finish (gain, block-wise true-peak limiter, metering,
+retried). Memory depends on the block length, not on the track's. The output is written under a
+temporary name beside ``OUT`` and renamed at the end, so a failure or a signal (see
+:mod:`mastering.cli`) leaves nothing behind. :func:`analyze_file` streams the same meters plus a
+Welch spectrum and the subsonic energy share.
 """
 
 from __future__ import annotations
@@ -39,6 +15,8 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +25,17 @@ import numpy as np
 import soundfile as sf
 import torch
 from scipy import signal
+from tqdm.auto import tqdm
 
-from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, HIGHPASS_ORDER, INTENSITY_RANGE, TARGET_LUFS,
-                       TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
+from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, INTENSITY_RANGE, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE,
+                       TARGET_LUFS, TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
+from .dsp.dynamics import limiter
 from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
-from .io import AudioError, AudioReader, audio_info, resample
+from .io import AudioError, AudioReader, audio_info
+from .paths import runs_dir
+from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, clean, encode_excerpts, excerpt_starts, limit_to_target,
+                       load_model, process_block, scale_params, subsonic_highpass_sos)
+from .training.trainer import latest_checkpoint
 
 __all__ = [
     "BANDS_HZ",
@@ -60,7 +44,6 @@ __all__ = [
     "analyze_file",
     "master_file",
     "format_report",
-    "semantic_scores_file",
     "subsonic_highpass_sos",
 ]
 
@@ -75,11 +58,8 @@ BANDS_HZ: dict[str, tuple[float, float]] = {
 }
 """Named bands of ``analyze`` (the customary mastering bands; upper edges capped at Nyquist)."""
 
-MIN_SAMPLE_RATE = 8000
-MAX_SAMPLE_RATE = 384000
 SILENCE_LUFS = -70.0  # the BS.1770 absolute gate: nothing above it means nothing to master
 _CLIP_LEVEL = 0.999
-HIGHPASS_PREROLL_S = 1.0  # the filter's state settles well within this (slowest pole decays ~48/s at 20 Hz)
 _CLIP_RUN = 3
 
 
@@ -118,7 +98,7 @@ def _clipped_samples(x: np.ndarray) -> int:
     return total
 
 
-def _open_checked(path: str | os.PathLike) -> AudioReader:
+def open_input(path: str | os.PathLike) -> AudioReader:
     """Open an input, refusing what cannot be mastered or measured, with a message saying why."""
     path = Path(path)
     info = audio_info(path)  # missing, folder, not audio
@@ -168,16 +148,9 @@ def _measure(src: AudioReader, block: int, dc: np.ndarray) -> tuple[LoudnessMete
     return meter, peak
 
 
-def subsonic_highpass_sos(sample_rate: int, freq_hz: float = HIGHPASS_HZ, order: int = HIGHPASS_ORDER) -> np.ndarray | None:
-    """Second-order sections of the chain's subsonic high-pass (Butterworth, minimum phase), or None for 0 Hz."""
-    if not freq_hz:
-        return None
-    return signal.butter(order, float(freq_hz), btype="highpass", fs=int(sample_rate), output="sos")
-
-
 @dataclass
 class _CleanReader:
-    """Reads the input as the model sees it: DC offset removed, subsonics high-passed, times ``gain``.
+    """Reads the input as the model sees it (:func:`mastering.pipeline.clean`, times ``gain``).
 
     The high-pass starts ``preroll`` samples before each read (or at the file's start), so reads
     at any position agree with one pass over the whole file; outside the file the signal is zero.
@@ -191,10 +164,7 @@ class _CleanReader:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         lo = max(start - (self.preroll if self.sos is not None else 0), 0)
-        x = self.src.read(lo, stop).astype(np.float64)
-        x[:, : max(0, min(stop, self.src.frames) - lo)] -= self.dc[:, None]
-        if self.sos is not None:
-            x = signal.sosfilt(self.sos, x, axis=-1)
+        x = clean(self.src.read(lo, stop), self.sos, self.dc, valid=min(stop, self.src.frames) - lo)
         return x[:, start - lo:] * self.gain
 
 
@@ -220,7 +190,7 @@ def analyze_file(path: str | os.PathLike, block_s: float = 10.0, n_fft: int = 40
         AudioError: unreadable or non-audio file, zero length, NaN/Inf samples, more than two
             channels, or a sample rate outside 8-384 kHz.
     """
-    src = _open_checked(path)
+    src = open_input(path)
     try:
         block = max(int(block_s * src.sample_rate), n_fft)
         scan = _scan(src, block)
@@ -292,12 +262,8 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> tuple[Path, str]
         if not path.is_file():
             raise MasterError(f"checkpoint {path} does not exist")
         return path, f"checkpoint {path}"
-    from .training.trainer import latest_checkpoint
-
     record = latest_checkpoint()
     if record is None:
-        from .paths import runs_dir
-
         raise MasterError(
             f"no trained model found under {runs_dir() / 'mastering'}; train one with `make reproduce` "
             "(the Phase 1 notebooks) or `python -m mastering.training --phase 1b --profile smoke`, or pass "
@@ -321,8 +287,6 @@ def _check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> str
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AudioError(f"output folder {folder} is not writable")
     try:  # access() says yes to root even on read-only file systems: try it
-        import tempfile
-
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out_path.name}.probe-"):
             pass
     except OSError as exc:
@@ -337,36 +301,113 @@ def _check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> str
     return fmt
 
 
-def _to_model_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    if x.shape[0] == channels:
-        return x
-    if x.shape[0] == 1:
-        return np.repeat(x, channels, axis=0)
-    return x.mean(axis=0, keepdims=True)
+def _prepare_input(src: AudioReader, block: int, report: dict[str, Any]) -> tuple[_Scan, np.ndarray, float]:
+    """Check and measure the input (steps 1-2); returns the scan, the DC offset to remove and its loudness."""
+    sr = src.sample_rate
+    scan = _scan(src, block)
+    if scan.frames < int(round(0.4 * sr)):
+        raise AudioError(f"{src.path}: {scan.frames / sr:.3f} s is too short to master (at least 0.4 s, "
+                         "one BS.1770 loudness block)")
+    dc = scan.dc if np.abs(scan.dc).max() > 1e-3 else np.zeros(src.channels)
+    if dc.any():
+        report["notes"].append(f"DC offset removed ({', '.join(f'{v:+.4f}' for v in dc)})")
+    if scan.clipped:
+        report["notes"].append(f"input has {scan.clipped} clipped samples (runs at full scale); clipping cannot "
+                               "be undone")
+    meter_in, tp_in = _measure(src, block, dc)
+    lufs_in = meter_in.integrated()
+    if not lufs_in > SILENCE_LUFS:
+        raise AudioError(f"{src.path}: digital silence (no 400 ms block above {SILENCE_LUFS:.0f} LUFS"
+                         f"{' after removing the DC offset' if dc.any() else ''}); nothing to master")
+    report["input_measured"] = {"sample_rate": sr, "channels": src.channels,
+                                "duration_s": round(scan.frames / sr, 3), "integrated_lufs": round(lufs_in, 2),
+                                "true_peak_dbtp": round(_db(tp_in), 2), "clipped_samples": scan.clipped}
+    return scan, dc, lufs_in
 
 
-def _intensity_params(params: dict, intensity: float) -> dict:
-    """Scale the predicted processing: EQ gains, compressor ratio above 1, makeup (residual: by the caller)."""
-    out = {stage: dict(values) for stage, values in params.items()}
-    out["eq"]["gain_db"] = params["eq"]["gain_db"] * intensity
-    if "dynamics" in params:
-        out["dynamics"]["ratio"] = 1.0 + (params["dynamics"]["ratio"] - 1.0) * intensity
-        out["dynamics"]["makeup_gain_db"] = params["dynamics"]["makeup_gain_db"] * intensity
-    return out
+def _load(checkpoint, sample_rate: int, report: dict[str, Any]):
+    """The model and its segment length; the report says which checkpoint and model."""
+    ckpt_path, where = resolve_checkpoint(checkpoint)
+    try:
+        model, segment_s = load_model(ckpt_path)
+    except ValueError as exc:  # its message names the file and why
+        raise MasterError(str(exc)) from None
+    report["checkpoint"] = where
+    report["model"] = model.describe()
+    if sample_rate != model.sample_rate:
+        report["notes"].append(
+            f"input at {sample_rate} Hz: EQ and compressor run at {sample_rate} Hz, the encoder"
+            f"{' and residual' if model.residual is not None else ''} at the model's {model.sample_rate} Hz")
+    return model, segment_s
 
 
-@torch.no_grad()
-def _encode_track(model, reader: _CleanReader, segment_s: float, max_excerpts: int) -> torch.Tensor:
-    """One ``z`` for the whole track from evenly spread excerpts (see the module docstring)."""
+def _decide_post_eq(post_eq, model, params, z, reader: _CleanReader, segment_s: float, max_excerpts: int,
+                    intensity: float, report: dict[str, Any]):
+    """Let ``post_eq`` decide its EQ from evenly spread excerpts of the model's output."""
     src = reader.src
-    n_ex = int(round(segment_s * src.sample_rate))
-    feats = []
-    for s in _excerpt_starts(src.frames, n_ex, max_excerpts):
-        x = reader.read(s, s + n_ex)  # zeros after the end of a short track
-        x = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
-        x = resample(x, src.sample_rate, model.sample_rate)
-        feats.append(model.encoder.features(x).mean(dim=-1))
-    return model.encoder.project(torch.cat(feats).mean(dim=0, keepdim=True))
+    n_ex = int(round(max(segment_s, post_eq.excerpt_s) * src.sample_rate))
+    excerpts = [process_block(model, reader.read(s, min(s + n_ex, src.frames)), src.sample_rate, params, z, intensity)
+                for s in excerpt_starts(src.frames, n_ex, max_excerpts)]
+    eq, report["style"] = post_eq.decide(excerpts, src.sample_rate)
+    return eq
+
+
+def _process_pass(model, params, z, reader: _CleanReader, block: int, context: int, intensity: float, post_eq,
+                  path: Path, progress: bool) -> float:
+    """Step 4: the model's processing, block by block with context, into a float32 file; its loudness."""
+    src = reader.src
+    meter = LoudnessMeter(src.sample_rate, src.channels)
+    with open(path, "wb") as fh:
+        for start in tqdm(range(0, src.frames, block), total=math.ceil(src.frames / block), desc="processing",
+                          disable=not progress, file=sys.stderr, leave=False):
+            stop = min(start + block, src.frames)
+            lo, hi = max(start - context, 0), min(stop + context, src.frames)
+            try:
+                y = process_block(model, reader.read(lo, hi), src.sample_rate, params, z, intensity, post_eq)
+            except ValueError as exc:  # non-finite output
+                raise MasterError(str(exc)) from None
+            y = y[:, start - lo: start - lo + (stop - start)]
+            meter.update(y)
+            fh.write(np.ascontiguousarray(y.T, dtype=np.float32).tobytes())
+    return meter.integrated()
+
+
+def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, channels: int, block: int, fmt: str,
+                 subtype: str, progress: bool, limiter_reduction: list[float]) -> Callable[[float, float], tuple]:
+    """Step 5 as a :func:`mastering.pipeline.limit_to_target` pass: gain, true-peak limiter (block-wise
+    with 0.5 s of context), output file, meters."""
+    context = int(round(0.5 * sample_rate))
+    margin = TRUE_PEAK_STREAM_MARGIN
+
+    def read(fh, lo: int, hi: int) -> np.ndarray:  # read back block by block (a memmap would stay resident)
+        fh.seek(lo * channels * 4)
+        return np.fromfile(fh, dtype=np.float32, count=(hi - lo) * channels).reshape(hi - lo, channels).T
+
+    def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
+        meter, tp, reduction, g = LoudnessMeter(sample_rate, channels), 0.0, 0.0, 10.0 ** (gain_db / 20.0)
+        with open(processed, "rb") as fi, sf.SoundFile(str(out), "w", samplerate=sample_rate, channels=channels,
+                                                       format=fmt, subtype=subtype) as fo:
+            for start in tqdm(range(0, frames, block), total=math.ceil(frames / block), desc="limiting",
+                              disable=not progress, file=sys.stderr, leave=False):
+                stop = min(start + block, frames)
+                lo, hi = max(start - context, 0), min(stop + context, frames)
+                x = read(fi, lo, hi).astype(np.float64) * g
+                y = limiter(torch.from_numpy(x)[None], sample_rate, ceiling_dbtp=ceiling_db)[0].numpy()
+                active = np.abs(x) > 1e-6
+                if active.any():
+                    ratio = float((np.abs(y)[active] / np.abs(x)[active]).min())
+                    reduction = max(reduction, -20.0 * math.log10(max(ratio, 1e-12)))
+                keep = start - lo
+                kept = y[:, keep: keep + (stop - start)]
+                a, b = keep - margin, keep + (stop - start) + margin  # true-peak margins
+                ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))
+                tp = max(tp, true_peak_stream(ext))
+                meter.update(kept)
+                fo.write(np.ascontiguousarray(kept.T, dtype=np.float32))
+        limiter_reduction[:] = [reduction]
+        return meter.integrated(), tp
+
+    return run_pass
 
 
 def _describe_params(model, params: dict, sample_rate: int) -> dict[str, Any]:
@@ -386,65 +427,6 @@ def _describe_params(model, params: dict, sample_rate: int) -> dict[str, Any]:
     return out
 
 
-def _load_semantic(semantic_model):
-    from .semantic.adaptive import load_semantic_eq
-
-    try:
-        return load_semantic_eq(semantic_model)
-    except FileNotFoundError as exc:
-        raise MasterError(str(exc)) from None
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise MasterError(f"semantic EQ model: {exc}") from None
-
-
-def _excerpt_starts(frames: int, n_ex: int, max_excerpts: int) -> list[int]:
-    if frames <= n_ex:
-        return [0]
-    count = max(1, min(max_excerpts, frames // n_ex))
-    return np.linspace(0, frames - n_ex, count).round().astype(int).tolist()
-
-
-@torch.no_grad()
-def _style_settings(model, params, z, reader: _CleanReader, segment_s: float, max_excerpts: int, style: str,
-                    style_intensity: float, semantic_model, residual_scale: float):
-    """The adaptive semantic EQ for ``style``, decided on the model's output for evenly spread excerpts."""
-    from .semantic.adaptive import semantic_eq_settings
-
-    bundle = _load_semantic(semantic_model)
-    try:
-        word = bundle.descriptor(style)
-    except ValueError as exc:
-        raise MasterError(str(exc)) from None
-    if not 0.0 <= float(style_intensity) <= 2.0:
-        raise MasterError(f"style intensity must lie in [0, 2], got {style_intensity}")
-    src = reader.src
-    sr = src.sample_rate
-    n_ex = int(round(max(segment_s, bundle.excerpt_s) * sr))
-    codes = []
-    for s in _excerpt_starts(src.frames, n_ex, max_excerpts):
-        x = reader.read(s, min(s + n_ex, src.frames))
-        xt = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
-        y = model.process(xt, params, z, sample_rate=sr, eq_mode="exact", residual_scale=residual_scale)["output"]
-        if float(y.abs().max()) > 1e-6:
-            codes.append(bundle.encode(y, sr)[0])
-    if not codes:
-        raise MasterError("the processed excerpts are silent; cannot decide a semantic EQ")
-    z_audio = np.mean(codes, axis=0, keepdims=True)
-    settings = semantic_eq_settings(bundle, None, sr, word, float(style_intensity), "adaptive", z_audio=z_audio)
-    position = float(bundle.positions(z_audio, [word])[0, 0])
-    from .semantic.adaptive import score_from_position
-
-    info = {"descriptor": word, "intensity": float(style_intensity), "method": "adaptive",
-            "score_before": round(float(score_from_position(position)), 3), "excerpts": len(codes),
-            "model": bundle.config.get("profile", "?") + " profile semantic EQ",
-            "eq_bands": settings.bands(0)}
-    freqs = np.array([63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0])
-    freqs = freqs[freqs < 0.49 * sr]
-    net = settings.response_db(freqs, sr)[0]
-    info["net_response_db"] = {f"{f:g}": round(float(v), 2) for f, v in zip(freqs, net)}
-    return settings, info
-
-
 @torch.no_grad()
 def master_file(
     in_path: str | os.PathLike,
@@ -453,15 +435,13 @@ def master_file(
     target_lufs: float = TARGET_LUFS,
     true_peak_dbtp: float = TRUE_PEAK_DBTP,
     intensity: float = 1.0,
-    analysis_lufs: float = -24.0,
+    analysis_lufs: float = ANALYSIS_LUFS,
     block_s: float = 10.0,
     context_s: float = 4.0,
     max_excerpts: int = 16,
     subtype: str = "PCM_24",
     progress: bool = False,
-    style: str | None = None,
-    style_intensity: float = 1.0,
-    semantic_model: str | os.PathLike | None = None,
+    post_eq: Any = None,
     highpass_hz: float = HIGHPASS_HZ,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -482,12 +462,10 @@ def master_file(
         max_excerpts: excerpts encoded for the track's latent.
         subtype: libsndfile subtype of the output (``PCM_16``, ``PCM_24``, ``FLOAT``).
         progress: tqdm bars on stderr.
-        style: a semantic descriptor ("warm", "bright", ...): after the model's processing, the
-            input-adaptive semantic EQ (:mod:`mastering.semantic.adaptive`) moves the track's
-            spectral balance towards it, decided from excerpts of the model's output; loudness
-            and limiting come after it.
-        style_intensity: 0 (no change) to 2; 1 = the descriptor.
-        semantic_model: a semantic EQ bundle folder (default: the newest built).
+        post_eq: an EQ after the model's processing, before loudness and limiting, decided from
+            excerpts of the model's output: an object with ``excerpt_s`` and ``decide(excerpts,
+            sample_rate) -> (eq, info)``, the ``eq`` having ``apply(y, sample_rate)`` (e.g.
+            :class:`mastering.semantic.style.StyleEQ`, the ``--style`` of the command line).
         highpass_hz: corner of the subsonic high-pass that every read of the input goes through
             (4th-order Butterworth, minimum phase, -3 dB at the corner); 0 turns it off.
         overwrite: replace an existing ``out_path`` (otherwise an existing file is an error).
@@ -498,15 +476,10 @@ def master_file(
 
     Raises:
         AudioError: unusable input (unreadable, not audio, zero length, NaN/Inf, silent, more than two
-            channels, unsupported rate, shorter than 0.4 s) or output (same as input, missing or
-            unwritable folder, unknown format); nothing is written.
+            channels, unsupported rate, shorter than 0.4 s) or output (same as input, existing without
+            ``overwrite``, missing or unwritable folder, unknown format); nothing is written.
         MasterError: bad options or no checkpoint.
     """
-    from tqdm.auto import tqdm
-
-    from .models.mastering import model_from_checkpoint
-    from .provenance import safe_torch_load
-
     in_path, out_path = Path(in_path), Path(out_path)
     for name, value, (lo, hi) in (("target_lufs", target_lufs, TARGET_LUFS_RANGE),
                                   ("true_peak_dbtp", true_peak_dbtp, TRUE_PEAK_DBTP_RANGE),
@@ -517,196 +490,53 @@ def master_file(
     if block_s <= 0 or context_s < 0:
         raise MasterError("block_s must be > 0 and context_s >= 0")
     fmt = _check_output(in_path, out_path, overwrite)
-    src = _open_checked(in_path)
     report: dict[str, Any] = {"input": str(in_path), "output": str(out_path), "notes": []}
-    notes = report["notes"]
     tmp_processed = out_path.parent / f".{out_path.name}.processed-{os.getpid()}.f32"
     tmp_out = out_path.parent / f".{out_path.name}.tmp-{os.getpid()}"
-    processed = None
+    src = open_input(in_path)
     try:
-        sr, channels = src.sample_rate, src.channels
+        sr, intensity = src.sample_rate, float(intensity)
         block = max(int(round(block_s * sr)), 1)
-        scan = _scan(src, block)
-        if scan.frames < int(round(0.4 * sr)):
-            raise AudioError(f"{in_path}: {scan.frames / sr:.3f} s is too short to master (at least 0.4 s, "
-                             "one BS.1770 loudness block)")
-        dc = scan.dc
-        if np.abs(dc).max() > 1e-3:
-            notes.append(f"DC offset removed ({', '.join(f'{v:+.4f}' for v in dc)})")
-        else:
-            dc = np.zeros(channels)
-        if scan.clipped:
-            notes.append(f"input has {scan.clipped} clipped samples (runs at full scale); clipping cannot be undone")
-        meter_in, tp_in = _measure(src, block, dc)
-        lufs_in = meter_in.integrated()
-        if not lufs_in > SILENCE_LUFS:
-            raise AudioError(f"{in_path}: digital silence (no 400 ms block above {SILENCE_LUFS:.0f} LUFS"
-                             f"{' after removing the DC offset' if np.abs(scan.dc).max() > 1e-3 else ''}); "
-                             "nothing to master")
-        report["input_measured"] = {"sample_rate": sr, "channels": channels, "duration_s": round(scan.frames / sr, 3),
-                                    "integrated_lufs": round(lufs_in, 2), "true_peak_dbtp": round(_db(tp_in), 2),
-                                    "clipped_samples": scan.clipped}
-
-        ckpt_path, where = resolve_checkpoint(checkpoint)
-        try:
-            state = safe_torch_load(ckpt_path)
-        except ValueError as exc:  # its message names the file and why
-            raise MasterError(str(exc)) from None
-        try:
-            model = model_from_checkpoint(state, eq_mode="exact")
-        except ValueError as exc:
-            raise MasterError(f"{ckpt_path}: {exc}") from None
-        segment_s = float((state.get("config") or {}).get("segment_seconds", 3.0))
-        del state
-        report["checkpoint"] = where
-        report["model"] = model.describe()
-        if sr != model.sample_rate:
-            notes.append(f"input at {sr} Hz: EQ and compressor run at {sr} Hz, the encoder"
-                         f"{' and residual' if model.residual is not None else ''} at the model's {model.sample_rate} Hz")
-
+        scan, dc, lufs_in = _prepare_input(src, block, report)
+        model, segment_s = _load(checkpoint, sr, report)
+        # -- analyse: one z and one set of settings for the whole track
         pre_gain_db = float(np.clip(analysis_lufs - lufs_in, -40.0, 40.0))
-        pre_gain = 10.0 ** (pre_gain_db / 20.0)
-        reader = _CleanReader(src, dc, pre_gain, subsonic_highpass_sos(sr, highpass_hz), int(HIGHPASS_PREROLL_S * sr))
-        z = _encode_track(model, reader, segment_s, max_excerpts)
-        params = _intensity_params(model.predict(z), float(intensity))
+        reader = _CleanReader(src, dc, 10.0 ** (pre_gain_db / 20.0), subsonic_highpass_sos(sr, highpass_hz),
+                              int(HIGHPASS_PREROLL_S * sr))
+        n_ex = int(round(segment_s * sr))
+        z = encode_excerpts(model, (reader.read(s, s + n_ex) for s in excerpt_starts(scan.frames, n_ex, max_excerpts)),
+                            sr)  # zeros after the end of a short track
+        params = scale_params(model.predict(z), intensity)
         report.update(_describe_params(model, params, sr))
-        style_eq = None
-        if style is not None:
-            style_eq, report["style"] = _style_settings(model, params, z, reader, segment_s, max_excerpts,
-                                                        style, style_intensity, semantic_model, float(intensity))
-
-        # -- process: EQ (+ residual) + compressor, block by block with context -----------------
-        ctx = int(round(context_s * sr))
-        meter_proc = LoudnessMeter(sr, channels)
-        n_blocks = math.ceil(scan.frames / block)
-        with open(tmp_processed, "wb") as fh:
-            for start in tqdm(range(0, scan.frames, block), total=n_blocks, desc="processing", disable=not progress,
-                              file=sys.stderr, leave=False):
-                stop = min(start + block, scan.frames)
-                lo, hi = max(start - ctx, 0), min(stop + ctx, scan.frames)
-                x = reader.read(lo, hi)
-                xt = torch.from_numpy(_to_model_channels(x, model.channels).astype(np.float32))[None]
-                out = model.process(xt, params, z, sample_rate=sr, eq_mode="exact", residual_scale=float(intensity))
-                y = out["output"]
-                if style_eq is not None:
-                    y = style_eq.apply(y.double(), sr)
-                y = y[0].numpy().astype(np.float64)
-                y = y[:, start - lo: start - lo + (stop - start)]
-                if channels == 1:
-                    y = y.mean(axis=0, keepdims=True)
-                if not np.all(np.isfinite(y)):
-                    raise MasterError("the model produced non-finite audio; the checkpoint may be damaged")
-                meter_proc.update(y)
-                fh.write(np.ascontiguousarray(y.T, dtype=np.float32).tobytes())
-        lufs_proc = meter_proc.integrated()
+        eq = None if post_eq is None else _decide_post_eq(post_eq, model, params, z, reader, segment_s, max_excerpts,
+                                                          intensity, report)
+        # -- process, then finish: gain to the target, true-peak limiting, metering, retried
+        lufs_proc = _process_pass(model, params, z, reader, block, int(round(context_s * sr)), intensity, eq,
+                                  tmp_processed, progress)
         if not math.isfinite(lufs_proc):
             raise MasterError("the processed audio is silent; the checkpoint may be damaged")
-
-        # -- finish: gain to the target, true-peak limiting, metering --------------------------
-        from .dsp.dynamics import limiter
-
-        gain_db = float(target_lufs) - lufs_proc
-        lim_ctx = int(round(0.5 * sr))
-        margin = TRUE_PEAK_STREAM_MARGIN
-        processed = open(tmp_processed, "rb")  # read back block by block (a memmap would stay resident)
-
-        def read_processed(lo: int, hi: int) -> np.ndarray:
-            processed.seek(lo * channels * 4)
-            return np.fromfile(processed, dtype=np.float32, count=(hi - lo) * channels).reshape(hi - lo, channels)
-
-        ceiling_db = float(true_peak_dbtp) - 0.05  # a little under: limiting is block-wise, output 24-bit
-        for attempt in range(3):
-            meter_out = LoudnessMeter(sr, channels)
-            tp_out = 0.0
-            max_reduction_db = 0.0
-            g = 10.0 ** (gain_db / 20.0)
-            with sf.SoundFile(str(tmp_out), "w", samplerate=sr, channels=channels, format=fmt, subtype=subtype) as fo:
-                for start in tqdm(range(0, scan.frames, block), total=n_blocks, desc="limiting", disable=not progress,
-                                  file=sys.stderr, leave=False):
-                    stop = min(start + block, scan.frames)
-                    lo, hi = max(start - lim_ctx, 0), min(stop + lim_ctx, scan.frames)
-                    x = read_processed(lo, hi).astype(np.float64).T * g
-                    y = limiter(torch.from_numpy(x)[None], sr, ceiling_dbtp=ceiling_db)[0].numpy()
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        ratio = np.abs(y) / np.maximum(np.abs(x), 1e-12)
-                    active = np.abs(x) > 1e-6
-                    if active.any():
-                        max_reduction_db = max(max_reduction_db, -20.0 * math.log10(max(float(ratio[active].min()), 1e-12)))
-                    keep_lo = start - lo
-                    kept = y[:, keep_lo: keep_lo + (stop - start)]
-                    a, b = keep_lo - margin, keep_lo + (stop - start) + margin  # true-peak margins
-                    ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))
-                    tp_out = max(tp_out, true_peak_stream(ext))
-                    meter_out.update(kept)
-                    fo.write(np.ascontiguousarray(kept.T, dtype=np.float32))
-            lufs_out = meter_out.integrated()
-            shortfall = float(target_lufs) - lufs_out
-            excess = _db(tp_out) - float(true_peak_dbtp)
-            if (shortfall <= 0.3 and excess <= 0.0) or attempt == 2:
-                break
-            if shortfall > 0.3:
-                gain_db += shortfall
-            if excess > 0.0:
-                ceiling_db -= excess + 0.02
+        reduction = [0.0]
+        run_pass = _finish_pass(tmp_processed, tmp_out, scan.frames, sr, src.channels, block, fmt, subtype, progress,
+                                reduction)
+        gain_db, lufs_out, tp_out = limit_to_target(run_pass, float(target_lufs) - lufs_proc, target_lufs,
+                                                    true_peak_dbtp)
         os.replace(tmp_out, out_path)
-        report["gain_db"] = round(gain_db, 2)
-        report["analysis_gain_db"] = round(pre_gain_db, 2)
-        report["limiter_max_reduction_db"] = round(max_reduction_db, 2)
-        report["output_measured"] = {"integrated_lufs": round(lufs_out, 2), "true_peak_dbtp": round(_db(tp_out), 2),
-                                     "sample_rate": sr, "channels": channels}
-        if shortfall > 0.3:
-            notes.append(f"{shortfall:.1f} LU short of {target_lufs} LUFS: the true-peak ceiling limits the level "
-                         "of this material")
-        return report
     except OSError as exc:  # disk full, folder removed meanwhile...
         raise AudioError(f"could not write {out_path}: {exc}") from None
     finally:
         src.close()
-        if processed is not None:
-            processed.close()
         for tmp in (tmp_processed, tmp_out):
             if tmp.exists():
                 tmp.unlink()
-
-
-@torch.no_grad()
-def semantic_scores_file(path: str | os.PathLike, semantic_model: str | os.PathLike | None = None,
-                         max_excerpts: int = 16) -> dict[str, Any]:
-    """How warm/bright/clear a file already sounds (:func:`mastering.semantic.adaptive.semantic_scores`),
-    from evenly spread excerpts read one at a time (bounded memory).
-
-    Returns:
-        ``{"available": True, "model": ..., "scores": {descriptor: {"score", "suggested_intensity",
-        "suggestion"}}}``, or ``{"available": False, "note": why}`` when no semantic model is built.
-    """
-    from .semantic.adaptive import DEFAULT_DESCRIPTORS, score_from_position, suggestion
-
-    try:
-        bundle = _load_semantic(semantic_model)
-    except MasterError as exc:
-        return {"available": False, "note": str(exc)}
-    src = _open_checked(path)
-    try:
-        n_ex = int(round(bundle.excerpt_s * src.sample_rate))
-        codes = []
-        for s in _excerpt_starts(src.frames, n_ex, max_excerpts):
-            x = src.read(s, min(s + n_ex, src.frames)).astype(np.float32)
-            x = x - x.mean(axis=1, keepdims=True)
-            if np.abs(x).max() > 1e-6 and x.shape[-1] >= bundle.encoder.config["n_fft"]:
-                codes.append(bundle.encode(torch.from_numpy(x)[None], src.sample_rate)[0])
-    finally:
-        src.close()
-    if not codes:
-        return {"available": False, "note": "the file is silent or too short for semantic scores"}
-    words = [d for d in DEFAULT_DESCRIPTORS if d in bundle.centroids.index]
-    t = bundle.positions(np.mean(codes, axis=0), words)[0]
-    scores = {}
-    for d, pos in zip(words, t):
-        score = float(score_from_position(pos))
-        text, suggested = suggestion(d, score)
-        scores[d] = {"score": round(score, 3), "suggested_intensity": suggested, "suggestion": text}
-    return {"available": True, "model": bundle.config.get("profile", "?") + " profile semantic EQ",
-            "excerpts": len(codes), "scores": scores}
+    report.update(gain_db=round(gain_db, 2), analysis_gain_db=round(pre_gain_db, 2),
+                  limiter_max_reduction_db=round(reduction[0], 2),
+                  output_measured={"integrated_lufs": round(lufs_out, 2), "true_peak_dbtp": round(_db(tp_out), 2),
+                                   "sample_rate": sr, "channels": src.channels})
+    shortfall = float(target_lufs) - lufs_out
+    if shortfall > 0.3:
+        report["notes"].append(f"{shortfall:.1f} LU short of {target_lufs} LUFS: the true-peak ceiling limits the "
+                               "level of this material")
+    return report
 
 
 def format_report(report: dict[str, Any]) -> str:

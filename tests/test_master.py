@@ -333,11 +333,11 @@ def test_highpass_reads_agree_with_one_pass(tmp_path):
     """Reads at any position (with the pre-roll) equal one high-pass over the whole file."""
     from scipy import signal
 
-    from mastering.master import _CleanReader, _open_checked, subsonic_highpass_sos
+    from mastering.master import _CleanReader, open_input, subsonic_highpass_sos
 
     rate = 8000
     x = _music(6.0, rate, seed=2) + 0.3 + 0.2 * np.sin(2 * np.pi * 0.5 * np.arange(6 * rate) / rate)
-    src = _open_checked(_write(tmp_path / "x.wav", x, rate, "FLOAT"))
+    src = open_input(_write(tmp_path / "x.wav", x, rate, "FLOAT"))
     try:
         sos = subsonic_highpass_sos(rate)
         dc = np.array([0.3, 0.3])

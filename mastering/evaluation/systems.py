@@ -7,22 +7,21 @@ target ignore it (``takes_target`` is ``False``): the identity, matchering (whic
 reference track) and the thesis's system (which predicts its own gain).
 
 * :class:`IdentitySystem` -- do nothing.
-* :class:`LoudnessNormSystem` -- a gain to the target (integrated loudness measured with
-  pyloudnorm, ITU-R BS.1770-4) and the true-peak limiter (:func:`mastering.dsp.dynamics.limiter`).
+* :class:`LoudnessNormSystem` -- the chain's loudness finish alone: a gain to the target and the
+  true-peak limiter (:func:`mastering.pipeline.finish_audio`).
 * :class:`StaticEQSystem` -- one fixed EQ, the mean correction (mastered minus degraded, in dB,
   loudness-matched) over the training pairs (:func:`fit_static_eq`), as a linear-phase FIR, then
   the same gain and limiter.
 * :class:`MatcheringSystem` -- matchering 2 (Sergree, ``matchering.process``) with a mastered
   *training* track as its reference.
-* :class:`Phase1System` -- a trained Phase 1 checkpoint through :func:`mastering.master.master_file`
-  (the ``mastering master`` command: whole-track analysis, streaming processing, loudness target,
-  true-peak ceiling); on an accelerator the in-memory model forward.
+* :class:`Phase1System` -- a trained Phase 1 checkpoint through :func:`mastering.pipeline.master_audio`
+  (the chain of ``mastering master``: subsonic clean-up, whole-track analysis, processing, loudness
+  target, true-peak ceiling), the same code on every device.
 * :class:`ThesisSystem` -- the thesis's mel-spectrogram U-Net + LSTM parameter forecaster with
   Griffin-Lim inversion (:mod:`mastering.models.thesis`).
 
-The gain-and-limiter finish of the baselines repeats the loudness correction when limiting cost
-loudness (at most twice), as :func:`mastering.master.master_file` does, so every system that takes
-a target reaches it equally well.
+Every system that takes a target ends in the same loudness finish as ``mastering master``
+(:func:`mastering.pipeline.limit_to_target`), so each reaches it equally well.
 """
 
 from __future__ import annotations
@@ -35,6 +34,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from scipy import signal
+
+from ..pipeline import finish_audio, load_model, master_audio
 
 __all__ = [
     "System",
@@ -68,35 +69,11 @@ def _fit_length(y: torch.Tensor, n: int, channels: int) -> torch.Tensor:
     return y[..., :n].contiguous()
 
 
-def _pyloudnorm_lufs(x: np.ndarray, sample_rate: int) -> float:
-    import pyloudnorm as pyln
-
-    return float(pyln.Meter(int(sample_rate)).integrated_loudness(np.asarray(x, np.float64).T))
-
-
-def finish_loudness(x: torch.Tensor, sample_rate: int, target_lufs: float, true_peak_dbtp: float = -1.0,
-                    attempts: int = 3) -> torch.Tensor:
-    """Gain ``x`` ``[channels, samples]`` to ``target_lufs`` (pyloudnorm) and limit its true peak.
-
-    When the limiter costs more than 0.3 LU the gain is raised by the shortfall and the limiter run
-    again (``attempts`` passes in all); the limiter keeps the 4x true peak under ``true_peak_dbtp``.
-    Silent input is returned unchanged.
-    """
-    from ..dsp.dynamics import limiter
-
-    x = _as_tensor(x).double()
-    lufs = _pyloudnorm_lufs(x.numpy(), sample_rate)
-    if not np.isfinite(lufs):
-        return x.float()
-    gain_db = float(target_lufs) - lufs
-    y = x
-    for _ in range(int(attempts)):
-        y = limiter((x * 10.0 ** (gain_db / 20.0))[None], int(sample_rate), ceiling_dbtp=float(true_peak_dbtp) - 0.05)[0]
-        shortfall = float(target_lufs) - _pyloudnorm_lufs(y.numpy(), sample_rate)
-        if shortfall <= 0.3:
-            break
-        gain_db += shortfall
-    return y.float()
+def finish_loudness(x, sample_rate: int, target_lufs: float, true_peak_dbtp: float = -1.0) -> torch.Tensor:
+    """``x`` ``[channels, samples]`` through the chain's loudness finish (:func:`mastering.pipeline.finish_audio`:
+    gain to ``target_lufs``, true-peak limiter, retried when limiting cost loudness); silence unchanged."""
+    x = _as_tensor(x)
+    return torch.from_numpy(finish_audio(x.double().numpy(), int(sample_rate), target_lufs, true_peak_dbtp)).float()
 
 
 class System:
@@ -264,9 +241,8 @@ class MatcheringSystem(System):
 class Phase1System(System):
     """A trained Phase 1 model (1A, 1B or 1C).
 
-    On the CPU it masters through :func:`mastering.master.master_file` (what ``mastering master``
-    does: temporary float WAVs in and out); on another device through the in-memory forward of
-    :class:`mastering.models.mastering.MasteringModel` with its loudness stage and true-peak limiter.
+    It masters through :func:`mastering.pipeline.master_audio`, the chain of ``mastering master``
+    in memory, on any device.
 
     Args:
         phase: ``"1a"``, ``"1b"`` or ``"1c"``.
@@ -290,45 +266,19 @@ class Phase1System(System):
         self._models: dict[str, Any] = {}
 
     def model(self, device: str = "cpu"):
-        """The model on ``device`` (loaded once)."""
-        from ..models.mastering import model_from_checkpoint
-
+        """The model on ``device`` (loaded once) and its training segment length in seconds."""
         if device not in self._models:
-            self._models[device] = model_from_checkpoint(self.checkpoint, map_location=device,
-                                                         eq_mode="exact" if device == "cpu" else "fast")
+            self._models[device] = load_model(self.checkpoint, device=device)
         return self._models[device]
 
     def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
         x = _as_tensor(audio)
-        if device != "cpu":
-            return self._master_on_device(x, int(sample_rate), float(target_lufs), device)
-        from ..io import load_audio, save_audio
-        from ..master import master_file
-
-        with tempfile.TemporaryDirectory(prefix="phase1-") as tmp:
-            src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
-            save_audio(src, x, sample_rate, subtype="FLOAT")
-            master_file(src, dst, checkpoint=self.checkpoint, target_lufs=float(np.clip(target_lufs, -40.0, -5.0)),
-                        true_peak_dbtp=self.true_peak_dbtp, subtype="FLOAT")
-            y, _ = load_audio(dst)
-        return _fit_length(y, x.shape[-1], x.shape[0])
-
-    @torch.no_grad()
-    def _master_on_device(self, x: torch.Tensor, sample_rate: int, target_lufs: float, device: str) -> torch.Tensor:
-        from scipy import signal
-
-        from ..io import resample, to_channels
-        from ..master import subsonic_highpass_sos
-
-        model = self.model(device)
-        x = x - x.mean(dim=-1, keepdim=True)  # the chain's DC removal and subsonic high-pass, as master_file
-        x = torch.from_numpy(signal.sosfilt(subsonic_highpass_sos(sample_rate), x.double().numpy(), axis=-1)).float()
-        xm = resample(to_channels(x, model.channels), sample_rate, model.sample_rate)[None].to(device)
-        out = model(xm, target_lufs=target_lufs, limit=False)["output"]
+        model, segment_s = self.model(device)
+        y = master_audio(model, x.double().numpy(), int(sample_rate), float(np.clip(target_lufs, -40.0, -5.0)),
+                         self.true_peak_dbtp, segment_s=segment_s)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        y = model.limiter(out.cpu().double(), model.sample_rate, self.true_peak_dbtp)[0] if model.limiter else out[0].cpu()
-        return _fit_length(resample(y.float(), model.sample_rate, sample_rate), x.shape[-1], x.shape[0])
+        return _fit_length(torch.from_numpy(y), x.shape[-1], x.shape[0])
 
     def info(self) -> dict[str, Any]:
         return {"run": self.run}

@@ -1,0 +1,214 @@
+"""The mastering chain at tensor level: one code path for files and for audio in memory.
+
+A track is cleaned (DC offset removed, subsonics high-passed), analysed once as a whole (one latent
+``z`` from evenly spread excerpts, one set of predicted settings), processed by the model (EQ,
+residual, compressor), brought to a loudness target and true-peak limited. :mod:`mastering.master`
+streams these steps over files of any length; :func:`master_audio` runs them on audio in memory
+(the evaluation, on any device).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import signal
+
+from .defaults import HIGHPASS_HZ, HIGHPASS_ORDER, TRUE_PEAK_DBTP
+from .dsp.dynamics import limiter
+from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
+from .io import resample
+from .models.mastering import MasteringModel, model_from_checkpoint
+from .provenance import safe_torch_load
+
+__all__ = [
+    "ANALYSIS_LUFS",
+    "HIGHPASS_PREROLL_S",
+    "LIMITER_MARGIN_DB",
+    "subsonic_highpass_sos",
+    "clean",
+    "excerpt_starts",
+    "scale_params",
+    "load_model",
+    "encode_excerpts",
+    "process_block",
+    "limit_to_target",
+    "finish_audio",
+    "master_audio",
+]
+
+ANALYSIS_LUFS = -24.0  # level the model sees a track at (the middle of its training inputs' loudness)
+HIGHPASS_PREROLL_S = 1.0  # the high-pass state settles well within this (slowest pole decays ~48/s at 20 Hz)
+LIMITER_MARGIN_DB = 0.05  # the limiter aims this far under the ceiling (block-wise limiting, 24-bit output)
+_SHORTFALL_LU = 0.3  # limiting may cost this much loudness before the gain is raised and the pass repeated
+
+
+def subsonic_highpass_sos(sample_rate: int, freq_hz: float = HIGHPASS_HZ,
+                          order: int = HIGHPASS_ORDER) -> np.ndarray | None:
+    """Second-order sections of the chain's subsonic high-pass (Butterworth, minimum phase); None for 0 Hz."""
+    if not freq_hz:
+        return None
+    return signal.butter(order, float(freq_hz), btype="highpass", fs=int(sample_rate), output="sos")
+
+
+def clean(x: np.ndarray, sos: np.ndarray | None, dc: np.ndarray, valid: int | None = None) -> np.ndarray:
+    """``x`` ``[channels, samples]`` less its DC offset ``dc`` (on the first ``valid`` samples: the
+    rest lies outside the file and stays zero), then high-passed by ``sos`` from zero state."""
+    x = np.array(x, dtype=np.float64)
+    x[:, : x.shape[-1] if valid is None else max(valid, 0)] -= np.asarray(dc, np.float64)[:, None]
+    return x if sos is None else signal.sosfilt(sos, x, axis=-1)
+
+
+def excerpt_starts(frames: int, excerpt: int, max_excerpts: int) -> list[int]:
+    """Starts of up to ``max_excerpts`` evenly spread excerpts of ``excerpt`` samples."""
+    if frames <= excerpt:
+        return [0]
+    count = max(1, min(max_excerpts, frames // excerpt))
+    return np.linspace(0, frames - excerpt, count).round().astype(int).tolist()
+
+
+def scale_params(params: dict, intensity: float) -> dict:
+    """Scale the predicted processing: EQ gains, compressor ratio above 1, make-up (the residual is
+    scaled in :func:`process_block`)."""
+    out = {stage: dict(values) for stage, values in params.items()}
+    out["eq"]["gain_db"] = params["eq"]["gain_db"] * intensity
+    if "dynamics" in params:
+        out["dynamics"]["ratio"] = 1.0 + (params["dynamics"]["ratio"] - 1.0) * intensity
+        out["dynamics"]["makeup_gain_db"] = params["dynamics"]["makeup_gain_db"] * intensity
+    return out
+
+
+def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu",
+               eq_mode: str = "exact") -> tuple[MasteringModel, float]:
+    """The model of a training checkpoint (loaded safely) and its training segment length in seconds.
+
+    Raises:
+        ValueError: the file is not a readable mastering-model checkpoint (the message says why).
+    """
+    state = safe_torch_load(Path(checkpoint))
+    try:
+        model = model_from_checkpoint(state, map_location=device, eq_mode=eq_mode)
+    except ValueError as exc:
+        raise ValueError(f"{checkpoint}: {exc}") from None
+    return model, float((state.get("config") or {}).get("segment_seconds", 3.0))
+
+
+def _to_model(x: np.ndarray, model: MasteringModel, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``[channels, samples]`` NumPy audio as a ``[1, model channels, samples]`` float32 tensor."""
+    if x.shape[0] != model.channels:
+        x = np.repeat(x, model.channels, axis=0) if x.shape[0] == 1 else x.mean(axis=0, keepdims=True)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(device)
+
+
+@torch.no_grad()
+def encode_excerpts(model: MasteringModel, excerpts: Iterable[np.ndarray], sample_rate: int,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """One ``z`` for a whole track: the encoder's frame features averaged over all excerpts
+    (its global average pooling taken across the track), then projected."""
+    feats = [model.encoder.features(resample(_to_model(x, model, device), sample_rate, model.sample_rate)).mean(dim=-1)
+             for x in excerpts]
+    return model.encoder.project(torch.cat(feats).mean(dim=0, keepdim=True))
+
+
+@torch.no_grad()
+def process_block(model: MasteringModel, x: np.ndarray, sample_rate: int, params: dict, z: torch.Tensor,
+                  intensity: float = 1.0, post_eq: Any = None, eq_mode: str = "exact") -> np.ndarray:
+    """The model's processing (EQ at ``sample_rate``, residual, compressor) of ``x`` ``[channels, samples]``,
+    then ``post_eq`` (anything with ``apply(y, sample_rate)``, e.g. a semantic EQ); same channels out.
+
+    Raises:
+        ValueError: the model produced non-finite audio.
+    """
+    device = z.device
+    out = model.process(_to_model(x, model, device), params, z, sample_rate=sample_rate, eq_mode=eq_mode,
+                        residual_scale=float(intensity))["output"]
+    if post_eq is not None:
+        out = post_eq.apply(out.double(), sample_rate)
+    y = out[0].cpu().numpy().astype(np.float64)
+    if x.shape[0] == 1 and y.shape[0] != 1:
+        y = y.mean(axis=0, keepdims=True)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("the model produced non-finite audio; the checkpoint may be damaged")
+    return y
+
+
+def limit_to_target(run_pass: Callable[[float, float], tuple[float, float]], gain_db: float, target_lufs: float,
+                    true_peak_dbtp: float, attempts: int = 3) -> tuple[float, float, float]:
+    """Gain, limit, meter and retry: the one loudness finish of every system.
+
+    ``run_pass(gain_db, ceiling_dbtp)`` applies the gain and the true-peak limiter and returns the
+    output's integrated loudness (LUFS) and linear true peak. When limiting cost more than 0.3 LU the
+    gain is raised by the shortfall; when the true peak still exceeds ``true_peak_dbtp`` the
+    limiter's ceiling is lowered by the excess; at most ``attempts`` passes.
+
+    Returns:
+        ``(gain_db, lufs_out, true_peak_out)`` of the last pass.
+    """
+    ceiling_db = float(true_peak_dbtp) - LIMITER_MARGIN_DB
+    for attempt in range(int(attempts)):
+        lufs_out, tp_out = run_pass(gain_db, ceiling_db)
+        shortfall = float(target_lufs) - lufs_out
+        excess = (20.0 * math.log10(tp_out) if tp_out > 0 else -math.inf) - float(true_peak_dbtp)
+        if (shortfall <= _SHORTFALL_LU and excess <= 0.0) or attempt == attempts - 1:
+            break
+        if shortfall > _SHORTFALL_LU:
+            gain_db += shortfall
+        if excess > 0.0:
+            ceiling_db -= excess + 0.02
+    return gain_db, lufs_out, tp_out
+
+
+def finish_audio(x: np.ndarray, sample_rate: int, target_lufs: float,
+                 true_peak_dbtp: float = TRUE_PEAK_DBTP) -> np.ndarray:
+    """``x`` ``[channels, samples]`` brought to ``target_lufs`` under a ``true_peak_dbtp`` ceiling
+    (:func:`limit_to_target` on audio in memory); silence is returned unchanged."""
+    x = np.asarray(x, np.float64)
+    meter = LoudnessMeter(sample_rate, x.shape[0])
+    meter.update(x)
+    lufs = meter.integrated()
+    if not math.isfinite(lufs):
+        return x
+    result = {}
+
+    def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
+        y = limiter(torch.from_numpy(x * 10.0 ** (gain_db / 20.0))[None], int(sample_rate), ceiling_dbtp=ceiling_db)
+        result["y"] = y = y[0].numpy()
+        out = LoudnessMeter(sample_rate, y.shape[0])
+        out.update(y)
+        margin = np.zeros((y.shape[0], TRUE_PEAK_STREAM_MARGIN))
+        return out.integrated(), true_peak_stream(np.concatenate([margin, y, margin], axis=-1))
+
+    limit_to_target(run_pass, float(target_lufs) - lufs, target_lufs, true_peak_dbtp)
+    return result["y"]
+
+
+@torch.no_grad()
+def master_audio(model: MasteringModel, x: np.ndarray, sample_rate: int, target_lufs: float,
+                 true_peak_dbtp: float = TRUE_PEAK_DBTP, segment_s: float = 3.0, intensity: float = 1.0,
+                 highpass_hz: float = HIGHPASS_HZ, max_excerpts: int = 16,
+                 analysis_lufs: float = ANALYSIS_LUFS) -> np.ndarray:
+    """The whole chain on ``x`` ``[channels, samples]`` in memory, on the model's device: what
+    :func:`mastering.master.master_file` does to a file, in one block. Silence is returned unchanged."""
+    x = np.asarray(x, np.float64)
+    dc = x.mean(axis=-1)
+    dc = dc if np.abs(dc).max() > 1e-3 else np.zeros_like(dc)
+    meter = LoudnessMeter(sample_rate, x.shape[0])
+    meter.update(x - dc[:, None])
+    lufs_in = meter.integrated()
+    if not math.isfinite(lufs_in):
+        return x
+    gain = 10.0 ** (float(np.clip(analysis_lufs - lufs_in, -40.0, 40.0)) / 20.0)
+    xc = clean(x, subsonic_highpass_sos(sample_rate, highpass_hz), dc) * gain
+    excerpt = int(round(segment_s * sample_rate))
+    frames = x.shape[-1]
+    excerpts = [np.pad(xc[:, s: s + excerpt], ((0, 0), (0, max(0, s + excerpt - frames))))
+                for s in excerpt_starts(frames, excerpt, max_excerpts)]
+    z = encode_excerpts(model, excerpts, sample_rate, device=next(model.parameters()).device)
+    params = scale_params(model.predict(z), float(intensity))
+    y = process_block(model, xc, sample_rate, params, z, intensity)
+    return finish_audio(y, sample_rate, target_lufs, true_peak_dbtp)
