@@ -286,7 +286,7 @@ def build_systems(profile: str = "smoke", seed: int = 0, phases: Sequence[str] =
     systems.append(IdentitySystem())
     notes["identity"] = "the degraded input"
     systems.append(LoudnessNormSystem(ev["true_peak_dbtp"]))
-    notes["loudnorm"] = f"pyloudnorm gain to the target, true-peak limiter at {ev['true_peak_dbtp']:g} dBTP"
+    notes["loudnorm"] = f"gain to the target (BS.1770-4), true-peak limiter at {ev['true_peak_dbtp']:g} dBTP"
     curve = static_eq_curve(profile, seed, pairs=shared)
     systems.append(StaticEQSystem(curve, ev["true_peak_dbtp"]))
     notes["static_eq"] = f"mean correction over {curve['items']} training pairs, gain, limiter"

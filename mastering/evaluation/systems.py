@@ -107,7 +107,7 @@ class IdentitySystem(System):
 
 
 class LoudnessNormSystem(System):
-    """Loudness normalisation only: pyloudnorm gain to the target plus the true-peak limiter."""
+    """Loudness normalisation only: the chain's gain to the target and true-peak limiter."""
 
     name, label = "loudnorm", "loudness norm."
 
