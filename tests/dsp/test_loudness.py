@@ -22,17 +22,10 @@ from mastering.dsp.loudness import (
 from mastering.dsp.signals import ebu_tech_3341_signals, ebu_tech_3342_signals, pink_noise, sine
 from mastering.dsp.weighting import k_weighting_sos
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 RATES = (22050, 44100, 48000)
 CHANNELS = (1, 2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Recursive filters and small convolutions run fastest on one thread on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def pyloudnorm_lufs(x: torch.Tensor, sample_rate: int, filter_class: str = "K-weighting") -> float:

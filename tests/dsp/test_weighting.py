@@ -19,16 +19,10 @@ from mastering.dsp.weighting import (
     sosfilt,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 RATES = (22050, 44100, 48000)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny recursive filters run fastest on one thread (and far faster on a shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 CHANNELS = (1, 2)
 # Exact base-ten mid-band frequencies of the table rows (IEC 61260-1): 1000 * 10**(n/10), n=-20..13.
 EXACT_FREQ_HZ = 1000.0 * 10.0 ** (np.arange(-20, 14) / 10.0)

@@ -5,18 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from lt_support import LiveServer, make_stimuli
+from .lt_support import LiveServer, make_stimuli
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The stimuli are small: one intra-op thread is faster than two on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """The stimuli are small: one intra-op thread."""
 
 
 @pytest.fixture(scope="module")

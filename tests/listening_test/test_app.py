@@ -11,7 +11,7 @@ import pytest
 
 from listening_test import EXPORT_COLUMNS, build_schedule, load_manifest
 from listening_test.app import COOKIE_NAME, AppConfig, create_app
-from lt_support import ADMIN_TOKEN
+from .lt_support import ADMIN_TOKEN
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

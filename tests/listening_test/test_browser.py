@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from lt_support import ADMIN_TOKEN, ApiClient, LiveServer, make_stimuli
+from .lt_support import ADMIN_TOKEN, ApiClient, LiveServer, make_stimuli
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

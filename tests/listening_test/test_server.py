@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lt_support import ADMIN_TOKEN, ApiClient, answer_for
+from .lt_support import ADMIN_TOKEN, ApiClient, answer_for
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -224,7 +224,7 @@ def test_export_command_reads_the_database(live_server, tmp_path):
     import subprocess
     import sys
 
-    from lt_support import REPO_ROOT
+    from .lt_support import REPO_ROOT
 
     server = live_server("--fixed-checks", "0", "--anchor-repeats", "0", "--no-training")
     client, state = join(server.port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from listening_test.manifest import load_manifest, write_manifest
-from lt_support import make_stimuli
+from .lt_support import make_stimuli
 
 FIELDS = ["item", "condition", "target", "path", "placeholder"]
 

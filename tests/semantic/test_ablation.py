@@ -10,19 +10,11 @@ import pytest
 import torch
 
 from mastering import paths
-from mastering.dsp.signals import pink_noise
 from mastering.profiles import PROFILES
 from mastering.semantic import ablation, clap, encoder, report_clap
 from mastering.semantic.safedb import SAFEDB_FILENAME, load_safedb
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """HTS-AT forward passes: one intra-op thread (several times faster than two on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _clips(prefix: str, n: int, samples: int, seed: int) -> tuple[pd.DataFrame, torch.Tensor]:

@@ -14,16 +14,8 @@ import torch
 from mastering.dsp.signals import pink_noise
 from mastering.semantic import clap
 
-pytestmark = pytest.mark.skipif(not clap.clap_available()[0], reason="optional extra `clap` not installed")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """HTS-AT forward passes: one intra-op thread (several times faster than two on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.skipif(not clap.clap_available()[0], reason="optional extra `clap` not installed")]
 
 
 def _block_network(monkeypatch):
