@@ -52,6 +52,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyloudnorm as pyln
 
 from ..paths import data_dir
 from ..profiles import get_profile
@@ -306,8 +307,6 @@ def segment_manifest(
         offsets = segment_offsets(float(t.duration_s), segment_seconds, hop_seconds)
         lufs = np.full(len(offsets), np.nan)
         if loudness and len(offsets):
-            import pyloudnorm as pyln
-
             data, rate = sf.read(str(t.path), dtype="float32", always_2d=True)
             meter = pyln.Meter(rate)
             n = int(round(segment_seconds * rate))
@@ -339,3 +338,27 @@ def load_segments(profile: str) -> pd.DataFrame:
         )
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     return _absolute(df)
+
+
+def track_cache_path(source: str, track_id: str) -> Path:
+    """Where a decoded track lives, relative to :func:`mastering.paths.data_dir`."""
+    return Path("tracks") / source / f"{track_id}.wav"
+
+
+def loudness_peak(audio: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """Integrated loudness (BS.1770-4 via pyloudnorm) and sample peak of ``[channels, samples]``."""
+    with np.errstate(divide="ignore"):
+        lufs = float(pyln.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64)))
+        peak = float(20 * np.log10(max(float(np.abs(audio).max()), 1e-12)))
+    return lufs, peak
+
+
+def merge_rows(old: pd.DataFrame, new_rows: list[dict], keys: list[str], columns: list[str]) -> pd.DataFrame:
+    """``old`` with ``new_rows`` added; a new row replaces an old one with the same ``keys``."""
+    if not new_rows:
+        return old
+    new = pd.DataFrame(new_rows, columns=columns)
+    if old.empty:
+        return new
+    merged = pd.concat([old, new], ignore_index=True)
+    return merged.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)

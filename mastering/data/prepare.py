@@ -25,6 +25,7 @@ from ..paths import data_dir, safedb_dir
 from ..profiles import get_profile
 from . import manifest as mf
 from .debian import DataError, SkipTrack, decode_file, fetch_package, music_files, read_license
+from .rendered import prepare_rendered
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ __all__ = [
     "ensure_safedb",
     "prepare",
     "prepare_debian_package",
-    "track_cache_path",
 ]
 
 SAFEDB_FILE = "SAFEEqualiserUserData.csv"
@@ -127,21 +127,6 @@ def ensure_safedb(timeout_s: float = 20.0) -> tuple[Path | None, str]:
             tmp.unlink()
 
 
-def track_cache_path(source: str, track_id: str) -> Path:
-    """Where a decoded track lives, relative to :func:`mastering.paths.data_dir`."""
-    return Path("tracks") / source / f"{track_id}.wav"
-
-
-def _loudness_peak(audio: np.ndarray, sample_rate: int) -> tuple[float, float]:
-    """Integrated loudness (BS.1770-4 via pyloudnorm) and sample peak of ``[channels, samples]``."""
-    import pyloudnorm as pyln
-
-    with np.errstate(divide="ignore"):
-        lufs = float(pyln.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64)))
-        peak = float(20 * np.log10(max(float(np.abs(audio).max()), 1e-12)))
-    return lufs, peak
-
-
 def prepare_debian_package(
     package: str,
     sample_rate: int,
@@ -220,10 +205,10 @@ def prepare_debian_package(
         audio = dec.audio.numpy()
         clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
         audio = np.clip(audio, -1.0, 1.0)
-        cache_rel = track_cache_path("debian", track_id)
+        cache_rel = mf.track_cache_path("debian", track_id)
         (root / cache_rel).parent.mkdir(parents=True, exist_ok=True)
         save_audio(root / cache_rel, audio, sample_rate, subtype="PCM_16")
-        lufs, peak = _loudness_peak(audio, sample_rate)
+        lufs, peak = mf.loudness_peak(audio, sample_rate)
         new_rows.append({
             "source": "debian", "kind": "real", "package": package, "track_id": track_id, "file": rel,
             "path": cache_rel.as_posix(), "duration_s": round(audio.shape[-1] / sample_rate, 4),
@@ -256,16 +241,6 @@ def _write_segments(selected: pd.DataFrame, profile: str, segment_seconds: float
     mf.write_table(seg, path)
     sig_path.write_text(sig + "\n")
     return path
-
-
-def _merge(old: pd.DataFrame, new_rows: list[dict], keys: list[str], columns: list[str]) -> pd.DataFrame:
-    if not new_rows:
-        return old
-    new = pd.DataFrame(new_rows, columns=columns)
-    if old.empty:
-        return new
-    merged = pd.concat([old, new], ignore_index=True)
-    return merged.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
 
 def prepare(profile: str = "smoke", progress: bool = True, verbose: bool = True) -> PrepareSummary:
@@ -306,13 +281,12 @@ def prepare(profile: str = "smoke", progress: bool = True, verbose: bool = True)
                 continue
             summary.new_tracks += len(rows)
             summary.skipped.extend(skip_log)
-            tracks = _merge(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
-            skipped = _merge(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
+            tracks = mf.merge_rows(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
+            skipped = mf.merge_rows(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
             mf.write_table(tracks, mf.tracks_path())  # after each package: an interrupted run keeps it
             mf.write_table(skipped, mf.skipped_path())
         n_rendered = int(params.get("rendered_tracks", 0) or 0)
         if n_rendered:
-            from .rendered import prepare_rendered
 
             rows, skips, skip_log, err = prepare_rendered(
                 n_rendered, sample_rate, tracks=tracks, skipped=skipped, progress=progress, seed=int(params["seed"]),
@@ -321,8 +295,8 @@ def prepare(profile: str = "smoke", progress: bool = True, verbose: bool = True)
                 summary.errors["music21"] = err
             summary.new_tracks += len(rows)
             summary.skipped.extend(skip_log)
-            tracks = _merge(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
-            skipped = _merge(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
+            tracks = mf.merge_rows(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
+            skipped = mf.merge_rows(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
             if len(skipped) and len(tracks):  # a piece skipped once (a stored time-out) and rendered now
                 rendered_files = set(tracks.loc[tracks["source"] == "music21", "file"])
                 skipped = skipped[~((skipped["source"] == "music21") & skipped["file"].isin(rendered_files))]

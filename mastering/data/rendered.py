@@ -249,10 +249,9 @@ def _resumed_row(root: Path, piece: str, sample_rate: int) -> dict | None:
     """
     import soundfile as sf
 
-    from .prepare import track_cache_path
 
     track_id = "corpus/" + Path(piece).with_suffix("").as_posix().replace("/", "_")
-    wav = root / track_cache_path("music21", track_id)
+    wav = root / mf.track_cache_path("music21", track_id)
     side = _sidecar(wav)
     if not (wav.exists() and side.exists()):
         return None
@@ -281,7 +280,6 @@ def prepare_rendered(
         ``(new track rows, new skip rows, skipped (package, file, reason), error message or "")``.
     """
     from .debian import SkipTrack
-    from .prepare import _loudness_peak, track_cache_path
 
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         return [], [], [], "fluidsynth / fluid-soundfont-gm not installed: rendered source skipped"
@@ -340,10 +338,10 @@ def prepare_rendered(
         x = x[:, : int(MAX_SECONDS * sample_rate)]
         audio = np.clip(x.numpy(), -1.0, 1.0)
         track_id = "corpus/" + Path(piece).with_suffix("").as_posix().replace("/", "_")
-        cache_rel = track_cache_path("music21", track_id)
+        cache_rel = mf.track_cache_path("music21", track_id)
         (root / cache_rel).parent.mkdir(parents=True, exist_ok=True)
         save_audio(root / cache_rel, audio, sample_rate, subtype="PCM_16")
-        lufs, peak = _loudness_peak(audio, sample_rate)
+        lufs, peak = mf.loudness_peak(audio, sample_rate)
         rows.append({
             "source": "music21", "kind": "rendered", "package": "corpus", "track_id": track_id,
             "file": piece, "path": cache_rel.as_posix(), "duration_s": round(audio.shape[-1] / sample_rate, 4),

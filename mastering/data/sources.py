@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import manifest as mf
 from .manifest import load_manifest
 
 __all__ = ["TrackInfo", "list_tracks", "tracks_from_frame", "fma_tracks", "musdb_tracks", "cache_local_tracks"]
@@ -166,9 +167,7 @@ def cache_local_tracks(df: pd.DataFrame, sample_rate: int, progress: bool = Fals
         ``(rows of the cached tracks with absolute paths and the source's own split, skipped
         [(package, file, reason)])``.
     """
-    from . import manifest as mf
     from .debian import SkipTrack, decode_file
-    from .prepare import _loudness_peak, _merge, track_cache_path
     from ..io import save_audio
     from ..paths import data_dir
 
@@ -182,7 +181,7 @@ def cache_local_tracks(df: pd.DataFrame, sample_rate: int, progress: bool = Fals
 
         iterator = tqdm(list(iterator), desc="local tracks", unit="track")
     for t in iterator:
-        rel = track_cache_path(t.source, f"{t.package}/{t.track_id}")
+        rel = mf.track_cache_path(t.source, f"{t.package}/{t.track_id}")
         k = known.get((t.source, f"{t.package}/{t.track_id}"))
         if k is None or not (root / rel).exists() or int(k.sample_rate) != int(sample_rate):
             try:
@@ -193,7 +192,7 @@ def cache_local_tracks(df: pd.DataFrame, sample_rate: int, progress: bool = Fals
             audio = np.clip(dec.audio.numpy(), -1.0, 1.0)
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             save_audio(root / rel, audio, sample_rate, subtype="PCM_16")
-            lufs, peak = _loudness_peak(audio, sample_rate)
+            lufs, peak = mf.loudness_peak(audio, sample_rate)
             rows.append({"source": t.source, "kind": t.kind, "package": t.package,
                          "track_id": f"{t.package}/{t.track_id}", "file": t.file, "path": rel.as_posix(),
                          "duration_s": round(audio.shape[-1] / sample_rate, 4), "sample_rate": int(sample_rate),
@@ -202,7 +201,7 @@ def cache_local_tracks(df: pd.DataFrame, sample_rate: int, progress: bool = Fals
                          "license": t.license, "copyright_file": "", "order": t.order,
                          "source_split": t.split})
         out.append({"source": t.source, "track_id": f"{t.package}/{t.track_id}", "split": t.split})
-    tracks = _merge(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
+    tracks = mf.merge_rows(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
     mf.write_table(tracks, mf.tracks_path())
     cached = tracks.merge(pd.DataFrame(out, columns=["source", "track_id", "split"]), on=["source", "track_id"])
     cached["path"] = [str(root / p) for p in cached["path"]]
