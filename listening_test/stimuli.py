@@ -32,7 +32,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from mastering.io import AudioError, audio_info, check_finite, load_audio, save_audio
+from mastering.io import AudioError, audio_info, check_finite, save_audio
 
 from .manifest import MANIFEST_NAME, write_manifest
 
@@ -45,6 +45,7 @@ __all__ = [
     "integrated_lufs",
     "normalize_loudness",
     "loudest_excerpt",
+    "loudest_clip",
     "select_tracks",
     "split_tracks",
     "generate_stimuli",
@@ -117,6 +118,19 @@ def normalize_loudness(audio: torch.Tensor, sample_rate: int, target_lufs: float
 
 
 # -- excerpts and tracks -----------------------------------------------------------------------
+def _clip_frames(sample_rate: int, clip_s: float, hop_s: float) -> tuple[int, int]:
+    """``(window, hop)`` in samples of the loudest-excerpt search."""
+    return int(round(clip_s * sample_rate)), max(1, int(round(hop_s * sample_rate)))
+
+
+def _clip_starts(total: int, sample_rate: int, clip_s: float, hop_s: float) -> np.ndarray:
+    """Start samples of the candidate windows in ``total`` samples (an AudioError when none fits)."""
+    n, hop = _clip_frames(sample_rate, clip_s, hop_s)
+    if total < n:
+        raise AudioError(f"the track lasts {total / sample_rate:.2f} s, shorter than the {clip_s} s clip")
+    return np.arange(0, total - n + 1, hop)
+
+
 def loudest_excerpt(audio: torch.Tensor, sample_rate: int, clip_s: float, hop_s: float = 0.25) -> tuple[torch.Tensor, int]:
     """The ``clip_s``-second window of ``[channels, samples]`` audio with the most energy.
 
@@ -126,17 +140,47 @@ def loudest_excerpt(audio: torch.Tensor, sample_rate: int, clip_s: float, hop_s:
     Raises:
         AudioError: audio shorter than ``clip_s``.
     """
-    n = int(round(clip_s * sample_rate))
-    total = audio.shape[-1]
-    if total < n:
-        raise AudioError(f"the track lasts {total / sample_rate:.2f} s, shorter than the {clip_s} s clip")
+    starts = torch.from_numpy(_clip_starts(audio.shape[-1], sample_rate, clip_s, hop_s))
+    n = _clip_frames(sample_rate, clip_s, hop_s)[0]
     power = audio.double().pow(2).mean(dim=0)
     csum = torch.cat([torch.zeros(1, dtype=power.dtype), torch.cumsum(power, 0)])
-    hop = max(1, int(round(hop_s * sample_rate)))
-    starts = torch.arange(0, total - n + 1, hop)
     energy = csum[starts + n] - csum[starts]
     start = int(starts[int(torch.argmax(energy))])
     return audio[:, start:start + n], start
+
+
+def loudest_clip(track: str | os.PathLike, sample_rate: int, channels: int, clip_s: float,
+                 hop_s: float = 0.25) -> tuple[torch.Tensor, int]:
+    """:func:`loudest_excerpt` of a track read at ``sample_rate`` with ``channels``, in memory that
+    does not grow with the track: the windows' energies are summed while it streams
+    (:func:`mastering.io.iter_audio`), then only the chosen clip is read
+    (:func:`mastering.io.read_audio_span`). The running sum continues block to block,
+    so the energies, and the choice, are those of the whole track in memory.
+
+    Returns:
+        ``(excerpt, start sample)``.
+
+    Raises:
+        AudioError: an unreadable track or one shorter than ``clip_s``.
+    """
+    from mastering.io import iter_audio, read_audio_span
+
+    n, hop = _clip_frames(sample_rate, clip_s, hop_s)
+    at_start, at_end = [np.zeros(1)], []  # cumulative energy at k * hop and at k * hop + n
+    total, carry = 0, 0.0
+    for x in iter_audio(track, sample_rate=sample_rate, channels=channels):
+        power = np.mean(x.astype(np.float64) ** 2, axis=0)
+        power[0] += carry
+        csum = np.cumsum(power)  # csum[i]: the energy of samples [0, total + i + 1)
+        carry = float(csum[-1])
+        for marks, offset in ((at_start, 0), (at_end, n)):
+            first = sum(m.size for m in marks) * hop + offset
+            marks.append(csum[np.arange(first, total + x.shape[-1] + 1, hop) - total - 1])
+        total += x.shape[-1]
+    starts = _clip_starts(total, sample_rate, clip_s, hop_s)
+    energy = np.concatenate(at_end)[: starts.size] - np.concatenate(at_start)[: starts.size]
+    start = int(starts[int(np.argmax(energy))])
+    return read_audio_span(track, start, start + n, sample_rate=sample_rate, channels=channels), start
 
 
 def _fade(audio: torch.Tensor, sample_rate: int, fade_ms: float) -> torch.Tensor:
@@ -314,8 +358,7 @@ def generate_stimuli(
     original = StimulusSystem(lambda x, sample_rate, target: x, "unprocessed excerpt", False)
     for k, track in enumerate(tracks, start=1):
         item = f"item{k:02d}"
-        audio, _ = load_audio(track, sample_rate=sample_rate, channels=channels)
-        excerpt, start = loudest_excerpt(audio.float(), sample_rate, clip_s)
+        excerpt, start = loudest_clip(track, sample_rate, channels, clip_s)
         excerpt = _fade(excerpt, sample_rate, fade_ms)
         offset_s = start / sample_rate
         rel = f"original/{item}.wav"

@@ -13,7 +13,9 @@ never overwritten.
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +28,9 @@ __all__ = [
     "AudioError",
     "AudioInfo",
     "AudioReader",
+    "iter_audio",
+    "read_audio_span",
+    "check_output_path",
     "audio_info",
     "load_audio",
     "save_audio",
@@ -272,3 +277,168 @@ def save_audio(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _resample_steps(orig_sample_rate: int, sample_rate: int) -> tuple[int, int, int]:
+    """``(input step, output step, context)`` of :func:`resample` streamed.
+
+    A chunk starting at a multiple of the input step has outputs starting at a multiple of the
+    output step; with ``context`` real input samples on each side (twice what the filter reaches:
+    16 zero crossings of the lower rate at rolloff 0.95, plus one input step) its outputs equal
+    those of the whole signal.
+
+    Raises:
+        AudioError: a rate pair whose filter bank would take more than 256 MB (rates with a small
+            common divisor, e.g. 44100 -> 44101 Hz).
+    """
+    g = math.gcd(int(orig_sample_rate), int(sample_rate))
+    step_in, step_out = int(orig_sample_rate) // g, int(sample_rate) // g
+    width = math.ceil(16 / 0.95 * max(1.0, step_in / step_out))
+    bank_bytes = 4 * step_out * (2 * width + step_in)
+    if bank_bytes > 256 * 2**20:
+        raise AudioError(f"resampling {orig_sample_rate} Hz to {sample_rate} Hz needs a {bank_bytes / 2**30:.1f} GB "
+                         "filter bank (the rates share only a small divisor); choose a common rate such as "
+                         "44100 or 48000 Hz")
+    return step_in, step_out, step_in * math.ceil((2 * width + step_in) / step_in)
+
+
+class _ResampleStream:
+    """:func:`resample` block by block: chunks of whole input steps, each resampled
+    with :func:`_resample_steps`'s context of real neighbours (zeros only outside the signal, as
+    for the whole signal)."""
+
+    def __init__(self, orig_sample_rate: int, sample_rate: int):
+        self.rates = (int(orig_sample_rate), int(sample_rate))
+        self.step_in, self.step_out, self.context = _resample_steps(*self.rates)
+        self.buf: np.ndarray | None = None
+        self.buf_start = 0  # input index of buf[:, 0]
+        self.done = 0  # input samples whose outputs were returned (a multiple of step_in until the end)
+        self.total = 0  # input samples received
+
+    def __call__(self, x: np.ndarray, last: bool) -> np.ndarray:
+        self.buf = x if self.buf is None else np.concatenate([self.buf, x], axis=-1)
+        self.total += x.shape[-1]
+        end = self.total if last else (self.total - self.context) // self.step_in * self.step_in
+        if end <= self.done:
+            return np.zeros((x.shape[0], 0), np.float32)
+        lo, hi = max(self.done - self.context, 0), min(end + self.context, self.total)
+        y = resample(torch.from_numpy(self.buf[:, lo - self.buf_start: hi - self.buf_start]), *self.rates)
+        first = (self.done - lo) // self.step_in * self.step_out
+        count = -(-end * self.step_out // self.step_in) - self.done // self.step_in * self.step_out
+        self.done = end
+        keep = max(end - self.context, 0)
+        self.buf, self.buf_start = self.buf[:, keep - self.buf_start:], keep
+        return y[:, first: first + count].numpy()
+
+
+def _open_audio(path: Path):
+    audio_info(path)  # missing, a folder, not audio: one clear message
+    try:
+        return sf.SoundFile(str(path))
+    except Exception as exc:
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+
+
+def _decoded(path: Path, data: np.ndarray, channels: int | None) -> torch.Tensor:
+    """Samples read from ``path`` as :func:`load_audio` checks and converts them."""
+    check_finite(data, f"{path}")
+    x = torch.from_numpy(np.ascontiguousarray(data.T))
+    if x.shape[0] > 2 and channels is None:
+        to_channels(x, 2)  # raises the explanatory error
+    return x if channels is None else to_channels(x, channels)
+
+
+def iter_audio(path, sample_rate: int | None = None, channels: int | None = None,
+               block_frames: int = 1 << 18) -> Iterator[np.ndarray]:
+    """An audio file as float32 ``[channels, samples]`` NumPy blocks, in bounded memory: together
+    what :func:`load_audio` returns (resampling streamed, equal to float rounding).
+
+    Args:
+        path: any file libsndfile reads.
+        sample_rate: resample to this rate (``None`` keeps the file's).
+        channels: 1 or 2 to convert; ``None`` keeps up to 2 channels.
+        block_frames: samples read per block (resampled blocks vary around that).
+
+    Raises:
+        AudioError: as :func:`load_audio` (reported when the offending block is read).
+    """
+    path = Path(path)
+    with _open_audio(path) as fh:
+        resampler = None
+        if sample_rate is not None and sample_rate != fh.samplerate:
+            resampler = _ResampleStream(fh.samplerate, sample_rate)
+        while True:
+            try:
+                data = fh.read(block_frames, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(f"{path}: could not decode audio ({exc})") from None
+            last = data.shape[0] == 0
+            x = _decoded(path, data, channels).numpy()
+            if resampler is not None:
+                x = resampler(x, last)
+            if x.shape[-1]:
+                yield x
+            if last:
+                return
+
+
+def read_audio_span(path, start: int, stop: int, sample_rate: int | None = None,
+                    channels: int | None = None) -> torch.Tensor:
+    """Samples ``[start, stop)`` of ``load_audio(path, sample_rate, channels)[0]``, decoding only that
+    span (and, when resampling, the filter's reach around it; equal to float rounding).
+
+    Raises:
+        AudioError: as :func:`load_audio`, or a span past the end of the file.
+    """
+    if not 0 <= start <= stop:
+        raise ValueError(f"expected 0 <= start <= stop, got {start}, {stop}")
+    path = Path(path)
+    with _open_audio(path) as fh:
+        rate = fh.samplerate
+        resampling = sample_rate is not None and sample_rate != rate
+        lo, hi = start, stop
+        if resampling:
+            step_in, step_out, context = _resample_steps(rate, sample_rate)
+            lo = max(start // step_out * step_in - context, 0)
+            hi = -(-stop // step_out) * step_in + context
+        try:
+            fh.seek(lo)
+            data = fh.read(hi - lo, dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise AudioError(f"{path}: could not decode audio ({exc})") from None
+    x = _decoded(path, data, channels)
+    if resampling:
+        x = resample(x, rate, sample_rate)
+        first = start - lo // step_in * step_out
+        x = x[:, first: first + stop - start]
+    if x.shape[-1] < stop - start:
+        raise AudioError(f"{path}: samples {start}-{stop} run past the end of the file")
+    return x
+
+
+def check_output_path(in_path: str | os.PathLike, out_path: str | os.PathLike, overwrite: bool = False) -> str:
+    """Refuse OUT == IN, an existing OUT (unless ``overwrite``), missing or unwritable folders and
+    unknown formats (only .wav and .flac are written); return the libsndfile format name."""
+    in_path, out_path = Path(in_path), Path(out_path)
+    if in_path.exists() and out_path.exists() and os.path.samefile(in_path, out_path):
+        raise AudioError(f"refusing to overwrite the input file {in_path}; choose another output path")
+    if in_path.resolve() == out_path.resolve():
+        raise AudioError(f"refusing to overwrite the input file {in_path}; choose another output path")
+    folder = out_path.parent if str(out_path.parent) else Path(".")
+    if not folder.is_dir():
+        raise AudioError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AudioError(f"output folder {folder} is not writable")
+    try:  # access() says yes to root even on read-only file systems: try it
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out_path.name}.probe-"):
+            pass
+    except OSError as exc:
+        raise AudioError(f"output folder {folder} is not writable ({exc.strerror})") from None
+    if out_path.is_dir():
+        raise AudioError(f"{out_path} is a folder; give an output file name")
+    if out_path.exists() and not overwrite:
+        raise AudioError(f"{out_path} already exists; pass --force (-y) to replace it")
+    fmt = {"wav": "WAV", "flac": "FLAC"}.get(out_path.suffix.lower().lstrip("."))
+    if fmt is None:
+        raise AudioError(f"{out_path}: write .wav or .flac (got {out_path.suffix or 'no extension'})")
+    return fmt

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, INTENSITY_RANGE, MAX_SAMP
                        TARGET_LUFS, TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
 from .dsp.dynamics import limiter
 from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
-from .io import AudioError, AudioReader, audio_info
+from .io import AudioError, AudioReader, audio_info, check_output_path
 from .paths import runs_dir
 from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, clean, encode_excerpts, excerpt_starts, limit_to_target,
                        load_model, process_block, scale_params, subsonic_highpass_sos)
@@ -274,33 +273,6 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> tuple[Path, str]
                   f"trained {record.get('date', '?')}; the last training run)")
 
 
-def _check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> str:
-    """Refuse OUT == IN, an existing OUT (unless ``overwrite``), missing or unwritable folders and
-    unknown formats; return the format."""
-    if in_path.exists() and out_path.exists() and os.path.samefile(in_path, out_path):
-        raise AudioError(f"refusing to overwrite the input file {in_path}; choose another output path")
-    if in_path.resolve() == out_path.resolve():
-        raise AudioError(f"refusing to overwrite the input file {in_path}; choose another output path")
-    folder = out_path.parent if str(out_path.parent) else Path(".")
-    if not folder.is_dir():
-        raise AudioError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise AudioError(f"output folder {folder} is not writable")
-    try:  # access() says yes to root even on read-only file systems: try it
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out_path.name}.probe-"):
-            pass
-    except OSError as exc:
-        raise AudioError(f"output folder {folder} is not writable ({exc.strerror})") from None
-    if out_path.is_dir():
-        raise AudioError(f"{out_path} is a folder; give an output file name")
-    if out_path.exists() and not overwrite:
-        raise AudioError(f"{out_path} already exists; pass --force (-y) to replace it")
-    fmt = {"wav": "WAV", "flac": "FLAC"}.get(out_path.suffix.lower().lstrip("."))
-    if fmt is None:
-        raise AudioError(f"{out_path}: write .wav or .flac (got {out_path.suffix or 'no extension'})")
-    return fmt
-
-
 def _prepare_input(src: AudioReader, block: int, report: dict[str, Any]) -> tuple[_Scan, np.ndarray, float]:
     """Check and measure the input (steps 1-2); returns the scan, the DC offset to remove and its loudness."""
     sr = src.sample_rate
@@ -489,7 +461,7 @@ def master_file(
             raise MasterError(f"{name} must lie in [{lo:g}, {hi:g}], got {value}")
     if block_s <= 0 or context_s < 0:
         raise MasterError("block_s must be > 0 and context_s >= 0")
-    fmt = _check_output(in_path, out_path, overwrite)
+    fmt = check_output_path(in_path, out_path, overwrite)
     report: dict[str, Any] = {"input": str(in_path), "output": str(out_path), "notes": []}
     tmp_processed = out_path.parent / f".{out_path.name}.processed-{os.getpid()}.f32"
     tmp_out = out_path.parent / f".{out_path.name}.tmp-{os.getpid()}"

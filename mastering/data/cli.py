@@ -6,8 +6,9 @@
 * ``mastering data list --profile P`` -- the prepared tracks.
 * ``mastering data add-fma PATH [--subset small]`` / ``add-musdb PATH`` -- decode a local FMA or
   MUSDB18-HQ copy into the track cache (their own splits are kept).
-* ``mastering demaster IN OUT --seed N`` -- degrade a mastered file with the demastering chain
-  (:mod:`mastering.data.demaster`); writes ``OUT`` and the applied parameters to ``OUT.json``.
+* ``mastering demaster IN OUT --seed N [--force]`` -- degrade a mastered file of any length with the
+  demastering chain (:mod:`mastering.data.demaster`, streamed in bounded memory); writes ``OUT`` and
+  the applied parameters to ``OUT.json``, refusing to replace an existing one without ``--force``.
 """
 
 from __future__ import annotations
@@ -63,11 +64,41 @@ def _cmd_add_local(args: argparse.Namespace) -> int:
 
 
 def _cmd_demaster(args: argparse.Namespace) -> int:
+    from ..io import AudioError
     from .demaster import demaster_file
 
-    out, log_path = demaster_file(args.input, args.output, seed=args.seed, sample_rate=args.sample_rate)
+    try:
+        out, log_path = demaster_file(args.input, args.output, seed=args.seed, sample_rate=args.sample_rate,
+                                      force=args.force)
+    except AudioError as exc:
+        print(f"mastering demaster: error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {out} and {log_path}")
     return 0
+
+
+def _seed(text: str) -> int:
+    """argparse type: a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _sample_rate_hz(lo: int, hi: int):
+    """argparse type: a whole number of Hz in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of Hz, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must lie in {lo}-{hi} Hz, got {text}")
+        return value
+    return parse
 
 
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -97,15 +128,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the data layer's subcommands to the ``mastering`` command line."""
     data = subparsers.add_parser("data", help="prepare and inspect the datasets")
     add_data_commands(data.add_subparsers(dest="data_command", metavar="ACTION", required=True))
+    from ..defaults import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+    from .demaster import MIN_SAMPLES
+
     dm = subparsers.add_parser(
         "demaster", help="degrade a mastered file (demastering chain); writes OUT and OUT.json",
-        description="Apply the seeded demastering chain to IN and write OUT (24-bit WAV/FLAC) and "
-                    "OUT.json with the parameters actually applied.",
+        description="Apply the seeded demastering chain to IN (mono or stereo, any length: it is "
+                    f"streamed in bounded memory; at least {MIN_SAMPLES} samples) and write OUT (24-bit "
+                    "WAV/FLAC) and OUT.json with the parameters actually applied. OUT is written "
+                    "atomically; an existing OUT or OUT.json is refused unless --force is given; IN is "
+                    "never modified (neither OUT nor OUT.json may be IN).",
     )
     dm.add_argument("input", metavar="IN", help="mastered audio file (WAV, FLAC, OGG, MP3, ...)")
-    dm.add_argument("output", metavar="OUT", help="degraded output (.wav or .flac)")
-    dm.add_argument("--seed", type=int, required=True, help="seed of the parameter draw")
-    dm.add_argument("--sample-rate", type=int, default=None, help="resample to this rate first")
+    dm.add_argument("output", metavar="OUT", help="degraded output (.wav or .flac); the record goes to OUT.json")
+    dm.add_argument("--seed", type=_seed, required=True, metavar="N", help="seed of the parameter draw (0 or more)")
+    dm.add_argument("--sample-rate", type=_sample_rate_hz(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), default=None,
+                    metavar="HZ", help=f"resample to this rate first, {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz "
+                                       "(default: the file's)")
+    dm.add_argument("-y", "--force", action="store_true", help="replace OUT and OUT.json if they exist")
     dm.set_defaults(func=_cmd_demaster)
 
 

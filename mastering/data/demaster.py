@@ -44,6 +44,15 @@ The chain, in processing order (:data:`STAGE_ORDER`); each stage is present with
 
 Reverb and echo tails beyond the input's end are cut, so the degraded audio is sample-aligned
 with the mastered audio and has the same length.
+
+Files of any length (:func:`demaster_file`, ``mastering demaster``) are processed by
+:func:`apply_stream` in blocks of :data:`BLOCK_FRAMES` samples, in bounded memory: every stage
+carries its state from block to block (the smoother of the dynamics detector, the EQ biquads'
+state, the STFT's overlap-add, the reverb's convolution tail, the echo's delay line), and the two
+whole-signal quantities are measured in earlier passes (the input's peak and loudness, which set
+the dynamics threshold and the record; the loudness and peak before the ``level`` stage, which set
+its gain). The result equals :func:`apply` on the whole signal to float rounding
+(``tests/data/test_demaster.py``). Resampling streams too (:func:`mastering.io.iter_audio`).
 """
 
 from __future__ import annotations
@@ -51,11 +60,29 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import soundfile as sf
 import torch
+from scipy.signal import fftconvolve, sosfilt
+
+from ..dsp.dynamics import (
+    _branching_smoother,
+    _detector_level_db,
+    _static_curve_db,
+    _time_constant_to_pole,
+    compressor,
+    expander,
+)
+from ..dsp.eq import parametric_eq, sos_from_params
+from ..defaults import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from ..dsp.loudness import LoudnessMeter, loudness
+from ..io import AudioError, audio_info, check_output_path, iter_audio
+from ..provenance import atomic_write_text
 
 __all__ = [
     "VERSION",
@@ -70,6 +97,9 @@ __all__ = [
     "params_vector",
     "write_log",
     "read_log",
+    "MIN_SAMPLES",
+    "BLOCK_FRAMES",
+    "apply_stream",
     "demaster_file",
 ]
 
@@ -121,6 +151,14 @@ PARAM_VECTOR_NAMES: tuple[str, ...] = (
 _STFT_N = 2048
 _STFT_HOP = 512
 
+#: Fewest samples the chain processes: the time-varying EQ's centred STFT reflects
+#: ``_STFT_N // 2`` samples at each end of the signal, which needs one sample more than that.
+MIN_SAMPLES = _STFT_N // 2 + 1
+
+#: Samples per block of :func:`demaster_file` (about 6 s at 44.1 kHz; its working memory is a
+#: few hundred MB at any sample rate).
+BLOCK_FRAMES = 2**18
+
 
 # --------------------------------------------------------------------------------------------
 # drawing parameters
@@ -163,6 +201,11 @@ def _sample_gaussian_eq(rng: np.random.Generator, r: dict, duration_s: float) ->
     }
 
 
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def sample_params(seed: int, duration_s: float = 10.0, ranges: dict | None = None) -> dict:
     """Draw one demastering configuration.
 
@@ -174,7 +217,11 @@ def sample_params(seed: int, duration_s: float = 10.0, ranges: dict | None = Non
 
     Returns:
         ``{"version", "seed", "duration_s", "stages": {stage: dict or None}}`` (JSON-ready).
+
+    Raises:
+        ValueError: a negative or non-integer seed, a duration that is not positive.
     """
+    _check_seed(seed)
     if duration_s <= 0:
         raise ValueError(f"duration_s must be > 0, got {duration_s}")
     r = copy.deepcopy(PARAM_RANGES if ranges is None else ranges)
@@ -217,31 +264,34 @@ def _as_batch(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     )
 
 
+def _dbfs(peak: float) -> float:
+    return float(20 * np.log10(max(peak, 1e-12)))
+
+
 def _peak_dbfs(x: torch.Tensor) -> float:
-    return float(20 * np.log10(max(float(x.abs().max()), 1e-12)))
+    return _dbfs(float(x.abs().max()))
 
 
 def _lufs(x: torch.Tensor, sample_rate: int) -> float:
-    from ..dsp.loudness import loudness
 
     gated = x.shape[-1] >= int(0.4 * sample_rate)
     return float(loudness(x.double(), sample_rate, gated=gated, floor_lufs=-70.0)[0])
 
 
-def _dynamics(x: torch.Tensor, sample_rate: int, p: dict) -> tuple[torch.Tensor, dict]:
-    from ..dsp.dynamics import compressor, expander
+def _dynamics_threshold(p: dict, peak_dbfs: float) -> tuple[float, dict]:
+    """The threshold ``depth_db`` below the input's sample peak, and the applied record."""
+    if p["mode"] not in ("expand", "compress"):
+        raise ValueError(f"unknown dynamics mode {p['mode']!r}")
+    threshold = peak_dbfs - p["depth_db"]
+    return threshold, dict(p, threshold_db=round(threshold, 4))
 
-    applied = dict(p)
-    threshold = _peak_dbfs(x) - p["depth_db"]
-    applied["threshold_db"] = round(threshold, 4)
+
+def _dynamics(x: torch.Tensor, sample_rate: int, p: dict) -> tuple[torch.Tensor, dict]:
+
+    threshold, applied = _dynamics_threshold(p, _peak_dbfs(x))
     kw = dict(threshold_db=threshold, ratio=p["ratio"], attack_ms=p["attack_ms"], release_ms=p["release_ms"],
               knee_db=p["knee_db"])
-    if p["mode"] == "expand":
-        y = expander(x, sample_rate, **kw)
-    elif p["mode"] == "compress":
-        y = compressor(x, sample_rate, **kw)
-    else:
-        raise ValueError(f"unknown dynamics mode {p['mode']!r}")
+    y = (expander if p["mode"] == "expand" else compressor)(x, sample_rate, **kw)
     return y, applied
 
 
@@ -257,7 +307,6 @@ def tilt_eq_bands(p: dict) -> tuple[list[float], list[float], list[float], tuple
 
 
 def _tilt_eq(x: torch.Tensor, sample_rate: int, p: dict) -> torch.Tensor:
-    from ..dsp.eq import parametric_eq
 
     f, g, q, kinds = tilt_eq_bands(p)
     return parametric_eq(x, sample_rate, torch.tensor([f], dtype=torch.float64),
@@ -318,7 +367,6 @@ def reverb_impulse_response(p: dict, sample_rate: int, channels: int) -> np.ndar
 
 
 def _reverb(x: torch.Tensor, sample_rate: int, p: dict) -> torch.Tensor:
-    from scipy.signal import fftconvolve
 
     n = x.shape[-1]
     ir = reverb_impulse_response(p, sample_rate, x.shape[1])
@@ -328,30 +376,47 @@ def _reverb(x: torch.Tensor, sample_rate: int, p: dict) -> torch.Tensor:
     return torch.from_numpy(y)[None].to(x.dtype)
 
 
-def _echo(x: torch.Tensor, sample_rate: int, p: dict) -> tuple[torch.Tensor, dict]:
+def _echo_delay(p: dict, sample_rate: int) -> tuple[int, dict]:
+    """The echo's delay in samples, and the applied record."""
     d = int(round(p["delay_ms"] * 1e-3 * sample_rate))
-    applied = dict(p, delay_samples=d)
+    return d, dict(p, delay_samples=d)
+
+
+def _echo(x: torch.Tensor, sample_rate: int, p: dict) -> tuple[torch.Tensor, dict]:
+    d, applied = _echo_delay(p, sample_rate)
     y = x.clone()
     if 0 < d < x.shape[-1]:
         y[..., d:] = y[..., d:] + 10.0 ** (p["gain_db"] / 20.0) * x[..., :-d]
     return y, applied
 
 
-def _level(x: torch.Tensor, sample_rate: int, p: dict) -> tuple[torch.Tensor, dict]:
-    before = _lufs(x, sample_rate)
-    peak = _peak_dbfs(x)
+def _level_gain(p: dict, before: float, peak: float) -> tuple[float, dict]:
+    """Gain in dB of the ``level`` stage for a signal of loudness ``before`` (LUFS) and sample peak
+    ``peak`` (dBFS), and the applied record."""
     gain = 0.0 if before <= -70.0 else p["target_lufs"] - before
     limited = peak + gain > -p["headroom_db"]
     if limited:
         gain = -p["headroom_db"] - peak
-    y = x * (10.0 ** (gain / 20.0))
     applied = dict(p)
     applied.update({
         "gain_db": round(gain, 6), "loudness_before_lufs": round(before, 4),
         "loudness_after_lufs": round(before + gain, 4) if before > -70.0 else before,
         "peak_after_dbfs": round(peak + gain, 4), "headroom_limited": bool(limited),
     })
-    return y, applied
+    return gain, applied
+
+
+def _level(x: torch.Tensor, sample_rate: int, p: dict) -> tuple[torch.Tensor, dict]:
+    gain, applied = _level_gain(p, _lufs(x, sample_rate), _peak_dbfs(x))
+    return x * (10.0 ** (gain / 20.0)), applied
+
+
+def _check_params(params: dict, samples: int) -> None:
+    unknown = set(params.get("stages", {})) - set(STAGE_ORDER)
+    if unknown:
+        raise ValueError(f"unknown demastering stage(s) {sorted(unknown)}; known: {STAGE_ORDER}")
+    if params["stages"].get("gaussian_eq") is not None and samples < MIN_SAMPLES:
+        raise ValueError(f"the time-varying EQ needs at least {MIN_SAMPLES} samples, got {samples}")
 
 
 def apply(x, sample_rate: int, params: dict, return_log: bool = False):
@@ -369,13 +434,12 @@ def apply(x, sample_rate: int, params: dict, return_log: bool = False):
         The degraded audio with the shape of ``x`` (float32), or ``(audio, record)``.
 
     Raises:
-        ValueError: bad shapes, an unknown stage or dynamics mode.
+        ValueError: bad shapes, an unknown stage or dynamics mode, a signal too short for the
+            time-varying EQ (fewer than :data:`MIN_SAMPLES` samples).
     """
     xb, squeeze = _as_batch(x)
     xb = xb.float()
-    unknown = set(params.get("stages", {})) - set(STAGE_ORDER)
-    if unknown:
-        raise ValueError(f"unknown demastering stage(s) {sorted(unknown)}; known: {STAGE_ORDER}")
+    _check_params(params, xb.shape[-1])
     record = copy.deepcopy(params)
     record["sample_rate"] = int(sample_rate)
     record["input"] = {"loudness_lufs": round(_lufs(xb, sample_rate), 4), "peak_dbfs": round(_peak_dbfs(xb), 4)}
@@ -439,8 +503,6 @@ def params_vector(record: dict) -> np.ndarray:
 
 def write_log(path, record: dict) -> Path:
     """Write a record as indented JSON (atomically)."""
-    from ..provenance import atomic_write_text
-
     path = Path(path)
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
@@ -450,24 +512,393 @@ def read_log(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def demaster_file(in_path, out_path, seed: int, sample_rate: int | None = None) -> tuple[Path, Path]:
-    """Degrade an audio file; write the result (WAV/FLAC, 24-bit) and ``<out>.json`` beside it.
+# --------------------------------------------------------------------------------------------
+# streaming: signals of any length in bounded memory
+
+#: A signal given in blocks: each call returns a fresh iterable of float32 ``[channels, samples]``
+#: NumPy blocks (of any sizes) covering the whole signal in order.
+Blocks = Callable[[], Iterable[np.ndarray]]
+
+
+class _Stats(NamedTuple):
+    """What the streamed chain needs to know of a whole signal."""
+    frames: int
+    channels: int
+    peak: float  # linear
+    peak_dbfs: float
+    lufs: float
+
+
+class _Meter:
+    """Length, sample peak and integrated loudness of a signal fed in ``[channels, samples]``
+    blocks, read as :func:`_peak_dbfs` and :func:`_lufs` read the whole signal (the streaming
+    BS.1770 meter is :class:`mastering.dsp.loudness.LoudnessMeter`; a signal shorter than one 400 ms
+    block gets :func:`_lufs`'s ungated reading of its samples, which are kept for that)."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = int(sample_rate)
+        self.frames = 0
+        self.channels = 0
+        self.peak = 0.0
+        self._meter = None
+        self._head_frames = int(0.4 * self.sample_rate)
+        self._head: list[np.ndarray] = []
+
+    def update(self, x: np.ndarray) -> None:
+        if x.shape[-1] == 0:
+            return
+        if self._meter is None:
+
+            self.channels = x.shape[0]
+            self._meter = LoudnessMeter(self.sample_rate, self.channels)
+        if self.frames < self._head_frames:
+            self._head.append(x[:, : self._head_frames - self.frames].copy())
+        self.frames += x.shape[-1]
+        self.peak = max(self.peak, float(np.abs(x).max()))
+        self._meter.update(x)
+
+    def stats(self) -> _Stats:
+        if self.frames == 0:
+            lufs = -70.0
+        elif self.frames < self._head_frames:
+            lufs = _lufs(torch.from_numpy(np.concatenate(self._head, axis=-1))[None], self.sample_rate)
+        else:
+            lufs = max(self._meter.integrated(), -70.0)
+        return _Stats(self.frames, self.channels, self.peak, _dbfs(self.peak), lufs)
+
+
+def _measure(blocks: Blocks, sample_rate: int) -> _Stats:
+    meter = _Meter(sample_rate)
+    for x in blocks():
+        meter.update(x)
+    return meter.stats()
+
+
+class _DynamicsStream:
+    """The ``dynamics`` stage block by block: :func:`mastering.dsp.dynamics.expander` /
+    ``compressor`` (peak detector, stereo-linked) with the detector's smoother carried across blocks."""
+
+    def __init__(self, sample_rate: int, p: dict, threshold_db: float):
+
+        def f32(value):
+            return torch.tensor([float(value)], dtype=torch.float32)
+
+        self.sample_rate = int(sample_rate)
+        self.expand = p["mode"] == "expand"
+        ratio = f32(p["ratio"])
+        slope = ratio if self.expand else 1.0 / ratio
+        self.curve = tuple(v.view(1, 1, 1) for v in (f32(threshold_db), slope, f32(p["knee_db"])))
+        self.a_att = _time_constant_to_pole(f32(p["attack_ms"]), self.sample_rate)
+        self.a_rel = _time_constant_to_pole(f32(p["release_ms"]), self.sample_rate)
+        self.state = 0.0  # the smoothed gain change (dB) after the last sample
+
+    def __call__(self, x: np.ndarray, last: bool) -> np.ndarray:
+
+        if x.shape[-1] == 0:
+            return x
+        xt = torch.from_numpy(np.ascontiguousarray(x))[None]
+        level = _detector_level_db(xt, self.sample_rate, "peak", True, 10.0)
+        change = (_static_curve_db(level, *self.curve) - level).abs()[0]  # [1, samples]
+        # The smoother starts from zero: a first sample of state / (1 - a_att) rises above zero,
+        # so the attack branch turns it into the carried state.
+        prime = torch.full((1, 1), self.state / (1.0 - float(self.a_att)), dtype=change.dtype)
+        smoothed = _branching_smoother(torch.cat([prime, change], dim=-1), self.a_att, self.a_rel)[:, 1:]
+        self.state = float(smoothed[0, -1])
+        gain_db = smoothed if self.expand else -smoothed
+        return (xt[0] * torch.pow(10.0, gain_db / 20.0)).numpy()
+
+
+class _TiltEqStream:
+    """The ``tilt_eq`` stage block by block: the biquads (:func:`mastering.dsp.eq.sos_from_params`)
+    run by ``scipy.signal.sosfilt``, which the exact mode of ``parametric_eq`` matches, with their
+    state carried."""
+
+    def __init__(self, sample_rate: int, p: dict, channels: int):
+
+        freq, gain, q, kinds = tilt_eq_bands(p)
+        self.sos = sos_from_params(np.array(freq), np.array(gain), np.array(q), kinds, sample_rate)
+        self.zi = np.zeros((self.sos.shape[0], channels, 2))
+
+    def __call__(self, x: np.ndarray, last: bool) -> np.ndarray:
+
+        if x.shape[-1] == 0:
+            return x
+        y, self.zi = sosfilt(self.sos, x.astype(np.float64), axis=-1, zi=self.zi)
+        return y.astype(np.float32)
+
+
+class _GaussianEqStream:
+    """The ``gaussian_eq`` stage block by block: the centred (reflect-padded) STFT of
+    :func:`_gaussian_eq` as a streaming overlap-add, the window-square normalisation of
+    ``torch.istft`` accumulated alongside. It holds back up to one frame of samples."""
+
+    def __init__(self, sample_rate: int, p: dict, channels: int):
+        self.sample_rate = int(sample_rate)
+        self.p = p
+        self.window = torch.hann_window(_STFT_N, periodic=True, dtype=torch.float64).numpy()
+        self.freqs = np.fft.rfftfreq(_STFT_N, 1.0 / sample_rate)
+        self.pad = _STFT_N // 2
+        self.pending = np.zeros((channels, 0))  # samples not framed yet (padded once started)
+        self.recent = np.zeros((channels, 0))  # the last pad + 1 input samples: the end's reflection
+        self.tail = np.zeros((channels, _STFT_N - _STFT_HOP))  # overlap-add owed to coming frames
+        self.tail_env = np.zeros(_STFT_N - _STFT_HOP)
+        self.frame = 0  # index of the next frame
+        self.started = False  # the start's reflection is in place
+        self.to_drop = self.pad  # outputs of the start's reflection still to drop
+        self.samples_in = 0
+        self.samples_out = 0
+
+    def __call__(self, x: np.ndarray, last: bool) -> np.ndarray:
+        channels, n, hop = x.shape[0], _STFT_N, _STFT_HOP
+        self.samples_in += x.shape[-1]
+        x = x.astype(np.float64)
+        self.recent = np.concatenate([self.recent, x], axis=-1)[:, -(self.pad + 1):]
+        self.pending = np.concatenate([self.pending, x], axis=-1)
+        if not self.started:
+            if self.pending.shape[-1] <= self.pad:
+                if last:
+                    raise ValueError(f"the time-varying EQ needs at least {MIN_SAMPLES} samples, "
+                                     f"got {self.samples_in}")
+                return np.zeros((channels, 0), np.float32)
+            self.pending = np.concatenate([self.pending[:, self.pad:0:-1], self.pending], axis=-1)
+            self.started = True
+        if last:
+            self.pending = np.concatenate([self.pending, self.recent[:, -2::-1]], axis=-1)
+        count = max(0, (self.pending.shape[-1] - n) // hop + 1)
+        per = n // hop
+        ola = np.zeros((channels, count + per - 1, hop))
+        env = np.zeros((count + per - 1, hop))
+        if count:
+            frames = np.lib.stride_tricks.sliding_window_view(self.pending, n, axis=-1)[:, : (count - 1) * hop + 1: hop]
+            times = (self.frame + np.arange(count)) * hop / self.sample_rate
+            gain = 10.0 ** (gaussian_eq_gain_db(self.p, times, self.freqs) / 20.0)  # [frames, bins]
+            out = np.fft.irfft(np.fft.rfft(frames * self.window, axis=-1) * gain, n=n, axis=-1) * self.window
+            out = out.reshape(channels, count, per, hop)
+            square = (self.window ** 2).reshape(per, hop)
+            for q in range(per):
+                ola[:, q: q + count] += out[:, :, q]
+                env[q: q + count] += square[q]
+        ola, env = ola.reshape(channels, -1), env.reshape(-1)
+        ola[:, : n - hop] += self.tail
+        env[: n - hop] += self.tail_env
+        done = ola.shape[-1] if last else count * hop  # no coming frame reaches before this
+        self.tail, self.tail_env = ola[:, done:].copy(), env[done:].copy()
+        self.pending = self.pending[:, count * hop:]
+        self.frame += count
+        drop = min(self.to_drop, done)
+        self.to_drop -= drop
+        stop = min(done, drop + self.samples_in - self.samples_out)  # nothing past the input's end
+        self.samples_out += stop - drop
+        return (ola[:, drop:stop] / env[drop:stop]).astype(np.float32)
+
+
+class _ReverbStream:
+    """The ``reverb`` stage block by block: overlap-add convolution, the tail carried."""
+    def __init__(self, sample_rate: int, p: dict, channels: int):
+        self.ir = reverb_impulse_response(p, sample_rate, channels)
+        self.wet = 10.0 ** (p["wet_db"] / 20.0)
+        self.tail = np.zeros((channels, self.ir.shape[-1] - 1))
+
+    def __call__(self, x: np.ndarray, last: bool) -> np.ndarray:
+
+        n = x.shape[-1]
+        if n == 0:
+            return x
+        xd = x.astype(np.float64)
+        wet = fftconvolve(xd, self.ir, axes=-1)
+        wet[:, : self.tail.shape[-1]] += self.tail
+        self.tail = wet[:, n:].copy()
+        return (xd + self.wet * wet[:, :n]).astype(np.float32)
+
+
+class _EchoStream:
+    """The ``echo`` stage block by block: a delay line of the last ``delay`` input samples."""
+    def __init__(self, sample_rate: int, p: dict, channels: int):
+        self.delay = _echo_delay(p, sample_rate)[0]
+        self.gain = 10.0 ** (p["gain_db"] / 20.0)
+        self.history = np.zeros((channels, self.delay), np.float32)
+
+    def __call__(self, x: np.ndarray, last: bool) -> np.ndarray:
+        if self.delay <= 0 or x.shape[-1] == 0:
+            return x
+        both = np.concatenate([self.history, x], axis=-1)
+        self.history = both[:, -self.delay:].copy()
+        return x + self.gain * both[:, : x.shape[-1]]
+
+
+def _stream_stages(params: dict, sample_rate: int, channels: int, threshold_db: float | None) -> list:
+    """The streaming stages of ``params`` before ``level``, in :data:`STAGE_ORDER`."""
+    stages = []
+    for name in STAGE_ORDER[:-1]:
+        p = params["stages"].get(name)
+        if p is None:
+            continue
+        if name == "dynamics":
+            stages.append(_DynamicsStream(sample_rate, p, threshold_db))
+        else:
+            cls = {"tilt_eq": _TiltEqStream, "gaussian_eq": _GaussianEqStream, "reverb": _ReverbStream,
+                   "echo": _EchoStream}[name]
+            stages.append(cls(sample_rate, p, channels))
+    return stages
+
+
+def _run(blocks: Blocks, stages: list, channels: int) -> Iterator[np.ndarray]:
+    """One pass of ``blocks`` through streaming stages; a last, empty block flushes them."""
+    for x in blocks():
+        for stage in stages:
+            x = stage(x, False)
+        if x.shape[-1]:
+            yield x
+    x = np.zeros((channels, 0), np.float32)
+    for stage in stages:
+        x = stage(x, True)
+    if x.shape[-1]:
+        yield x
+
+
+def apply_stream(blocks: Blocks, sample_rate: int, params: dict, write: Callable[[np.ndarray], Any],
+                 peak_ceiling: float | None = None, stats: _Stats | None = None) -> dict:
+    """:func:`apply` to a signal given in blocks, in memory that does not grow with its length.
+
+    Passes over ``blocks``: one measures the input (its peak sets the dynamics threshold), one
+    runs the chain to the ``level`` stage and measures the loudness and peak it sets the gain from,
+    the last runs the chain again and hands the output to ``write``.
+
+    Args:
+        blocks: the mastered signal (:data:`Blocks`: called once per pass).
+        sample_rate: Hz.
+        params: the parameter record (:func:`sample_params`).
+        write: receives the degraded signal, float32 ``[channels, samples]`` blocks in order.
+        peak_ceiling: scale what ``write`` receives so that its sample peak is at most this,
+            logged as ``output_normalized_by_db`` (the record's ``output`` is measured before).
+        stats: the input's measurement (``_measure(blocks, sample_rate)``) from a pass already
+            made (it saves that pass).
+
+    Returns:
+        The record of :func:`apply` (``return_log=True``), equal to float rounding.
+
+    Raises:
+        ValueError: an empty signal, an unknown stage or dynamics mode, a signal too short for the
+            time-varying EQ.
+    """
+    stats = _measure(blocks, sample_rate) if stats is None else stats
+    if stats.frames == 0:
+        raise ValueError("the signal holds no samples")
+    _check_params(params, stats.frames)
+    st = params["stages"]
+    record = copy.deepcopy(params)
+    record["sample_rate"] = int(sample_rate)
+    record["input"] = {"loudness_lufs": round(stats.lufs, 4), "peak_dbfs": round(stats.peak_dbfs, 4)}
+    threshold = None
+    if st.get("dynamics") is not None:
+        threshold, record["stages"]["dynamics"] = _dynamics_threshold(st["dynamics"], stats.peak_dbfs)
+    if st.get("echo") is not None:
+        record["stages"]["echo"] = _echo_delay(st["echo"], sample_rate)[1]
+
+    def chain() -> Iterator[np.ndarray]:
+        return _run(blocks, _stream_stages(params, sample_rate, stats.channels, threshold), stats.channels)
+
+    level = st.get("level")
+    gain = scale = 1.0
+    if level is not None or peak_ceiling is not None:
+        before = _measure(chain, sample_rate)
+        if level is not None:
+            gain_db, record["stages"]["level"] = _level_gain(level, before.lufs, before.peak_dbfs)
+            gain = 10.0 ** (gain_db / 20.0)
+        peak = before.peak * gain
+        if peak_ceiling is not None and peak > peak_ceiling:
+            scale = peak_ceiling / peak
+            record["output_normalized_by_db"] = round(20 * math.log10(scale), 4)
+    after = _Meter(sample_rate)
+    for y in chain():
+        if level is not None:
+            y = y * gain
+        after.update(y)
+        write(y if scale == 1.0 else y * scale)
+    out = after.stats()
+    record["output"] = {"loudness_lufs": round(out.lufs, 4), "peak_dbfs": round(out.peak_dbfs, 4)}
+    return record
+
+
+def _check_log_path(in_path: Path, log_path: Path, force: bool) -> None:
+    """Refuse a parameter log that would overwrite the input, a folder, or an existing log without ``force``."""
+    if in_path.resolve() == log_path.resolve() or (log_path.exists() and os.path.samefile(in_path, log_path)):
+        raise AudioError(f"the parameter log {log_path} would overwrite the input file {in_path}; "
+                         "choose another output name")
+    if log_path.is_dir():
+        raise AudioError(f"{log_path} (the parameter log) is a folder; choose another output name")
+    if log_path.exists() and not force:
+        raise AudioError(f"{log_path} already exists; pass --force (-y) to replace it")
+
+
+def demaster_file(in_path, out_path, seed: int, sample_rate: int | None = None, force: bool = False,
+                  block_frames: int = BLOCK_FRAMES) -> tuple[Path, Path]:
+    """Degrade an audio file of any length; write the result (WAV/FLAC, 24-bit) and ``<OUT>.json``.
+
+    The file is streamed in blocks (:func:`mastering.io.iter_audio`, :func:`apply_stream`: three passes over
+    it), so memory does not grow with its length; the output equals :func:`demaster` of the whole
+    file to float rounding. The audio goes to a temporary file beside ``OUT`` that replaces it at
+    the end and is removed on any failure or interruption; then the record goes to ``OUT.json``.
+
+    Args:
+        in_path: mastered audio, any file libsndfile reads, mono or stereo.
+        out_path: ``.wav`` or ``.flac``; neither it nor ``<out_path>.json`` may be ``in_path``.
+        seed: seed of the parameter draw, >= 0.
+        sample_rate: resample to this rate first (:func:`mastering.io.resample`'s filter);
+            ``None`` keeps the file's. Either must lie in
+            ``mastering.defaults.MIN_SAMPLE_RATE``-``MAX_SAMPLE_RATE`` (8000-384000 Hz).
+        force: replace an existing ``OUT`` and ``OUT.json``.
+        block_frames: samples per block.
 
     Returns:
         ``(audio path, JSON path)``.
 
     Raises:
-        mastering.io.AudioError: unreadable input, an output equal to the input, bad folder.
+        mastering.io.AudioError: unreadable input, NaN/Inf samples, more than two channels, fewer
+            than :data:`MIN_SAMPLES` samples, a sample rate out of range; an output (or its JSON)
+            that would overwrite the input, an existing output without ``force``, a missing or
+            unwritable folder, a format other than WAV/FLAC.
+        ValueError: a negative seed.
     """
-    from ..io import load_audio, save_audio
 
-    x, rate = load_audio(in_path, sample_rate=sample_rate)
-    y, record = demaster(x, rate, seed)
+    _check_seed(seed)
+    in_path, out_path = Path(in_path), Path(out_path)
+    info = audio_info(in_path)
+    rate = info.sample_rate if sample_rate is None else int(sample_rate)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        what = f"the sample rate {rate} Hz" if sample_rate is not None else f"{in_path}: its sample rate {rate} Hz"
+        hint = "" if sample_rate is not None else "; resample it (--sample-rate)"
+        raise AudioError(f"{what} is outside the supported {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz{hint}")
+    fmt = check_output_path(in_path, out_path, overwrite=force)
+    log_path = Path(f"{out_path}.json")
+    _check_log_path(in_path, log_path, force)
+
+    def blocks() -> Iterator[np.ndarray]:
+        return iter_audio(in_path, rate, block_frames=block_frames)
+
+    stats = _measure(blocks, rate)
+    if stats.frames < MIN_SAMPLES:
+        raise AudioError(f"{in_path} is too short: {stats.frames} sample(s) at {rate} Hz; the demastering chain "
+                         f"needs at least {MIN_SAMPLES} ({MIN_SAMPLES / rate * 1000:.0f} ms)")
+    params = sample_params(seed, duration_s=stats.frames / rate)
+    tmp = out_path.parent / f".{out_path.name}.tmp-{os.getpid()}"
+    try:
+        try:
+            fh = sf.SoundFile(str(tmp), "w", samplerate=rate, channels=stats.channels, subtype="PCM_24", format=fmt)
+        except (OSError, RuntimeError) as exc:
+            raise AudioError(f"could not write {out_path}: {exc}") from None
+
+        def write(y: np.ndarray) -> None:
+            try:
+                fh.write(y.T)
+            except (OSError, RuntimeError) as exc:
+                raise AudioError(f"could not write {out_path}: {exc}") from None
+
+        with fh:
+            record = apply_stream(blocks, rate, params, write, peak_ceiling=1.0, stats=stats)
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     record["input_file"] = str(in_path)
-    peak = float(y.abs().max())
-    if peak > 1.0:  # the level stage keeps headroom, so this only guards odd inputs
-        y = y / peak
-        record["output_normalized_by_db"] = round(-20 * math.log10(peak), 4)
-    out = save_audio(out_path, y, rate, subtype="PCM_24", protect=(in_path,))
-    log_path = write_log(Path(str(out) + ".json"), record)
-    return out, log_path
+    return out_path, write_log(log_path, record)

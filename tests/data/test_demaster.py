@@ -1,25 +1,30 @@
 """Demastering chain (mastering/data/demaster.py): logged parameters are the applied ones.
 
 References: loudness by pyloudnorm (ITU-R BS.1770-4), filter responses by scipy.signal.sosfreqz,
-spectra by scipy.signal.welch, the dynamics stage re-run through mastering.dsp.dynamics.
+spectra by scipy.signal.welch, the dynamics stage re-run through mastering.dsp.dynamics. The
+streamed path (files of any length) is checked against the in-memory one; the command line's
+refusals are checked for one clear line, the exit code, and an untouched input.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pyloudnorm as pyln
 import pytest
 import scipy.signal as ss
+import soundfile as sf
 import torch
 
 from mastering.data import demaster as dm
 from mastering.dsp.signals import pink_noise
-from mastering.io import AudioError, load_audio, save_audio
+from mastering.io import AudioError, iter_audio, load_audio, read_audio_span, save_audio
 
 
 def only(params: dict, *stages: str) -> dict:
@@ -290,6 +295,10 @@ def test_bad_input_is_refused():
         dm.apply(torch.zeros(2, 44100), 44100, bad)
     with pytest.raises(ValueError, match="duration_s"):
         dm.sample_params(0, duration_s=0.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        dm.sample_params(-5)
+    with pytest.raises(ValueError, match=f"at least {dm.MIN_SAMPLES} samples"):
+        dm.apply(torch.zeros(2, 10), 44100, first_seed_with("gaussian_eq"))
 
 
 def test_demaster_command_writes_audio_and_the_applied_parameters(tmp_path):
@@ -308,3 +317,234 @@ def test_demaster_command_writes_audio_and_the_applied_parameters(tmp_path):
         log["output"]["loudness_lufs"], abs=0.1)
     with pytest.raises(AudioError, match="overwrite"):
         dm.demaster_file(src, src, seed=1)
+
+
+# --------------------------------------------------------------------------------------------
+# streamed processing (demaster_file, `mastering demaster`)
+
+
+def as_blocks(x: np.ndarray, size: int):
+    """A ``[channels, samples]`` array as :data:`mastering.data.demaster.Blocks` of ``size`` samples."""
+    return lambda: (x[:, i:i + size] for i in range(0, x.shape[-1], size))
+
+
+def beat(seconds, sample_rate, channels, seed):
+    """Pink noise under a 2 Hz on/off envelope: material that moves the dynamics stage."""
+    x = pink(seconds, sample_rate, channels, seed=seed, level_dbfs=-14.0).numpy()
+    t = np.arange(x.shape[-1]) / sample_rate
+    return (x * np.where(t % 0.5 < 0.1, 1.0, 0.3)).astype(np.float32)
+
+
+def streamed(blocks, sample_rate, params):
+    out = []
+    record = dm.apply_stream(blocks, sample_rate, params, out.append)
+    return np.concatenate(out, axis=-1), record
+
+
+@pytest.mark.parametrize(("seed", "sample_rate", "channels"), [(26, 44100, 2), (34, 44100, 2), (0, 22050, 1)])
+def test_streamed_chain_equals_the_whole_signal_chain(seed, sample_rate, channels):
+    # seeds 26 (expand) and 34 (compress) draw every stage; seed 0 has no tilt, reverb or echo
+    x = beat(20.0, sample_rate, channels, seed=seed)
+    params = dm.sample_params(seed, duration_s=x.shape[-1] / sample_rate)
+    ref, ref_record = dm.apply(torch.from_numpy(x), sample_rate, params, return_log=True)
+    for size in (3001, x.shape[-1]):  # odd blocks (not whole STFT hops), and one block
+        y, record = streamed(as_blocks(x, size), sample_rate, params)
+        assert y.shape == x.shape and y.dtype == np.float32
+        assert np.abs(y - ref.numpy()).max() < 1e-5, size
+        assert record == ref_record
+
+
+def test_streamed_chain_takes_blocks_shorter_than_an_stft_frame():
+    x = beat(3.0, 44100, 2, seed=1)
+    params = dm.sample_params(0, duration_s=3.0)  # dynamics, Gaussian EQ, level
+    y, record = streamed(as_blocks(x, 700), 44100, params)
+    ref, ref_record = dm.apply(torch.from_numpy(x), 44100, params, return_log=True)
+    assert np.abs(y - ref.numpy()).max() < 1e-5 and record == ref_record
+    with pytest.raises(ValueError, match=f"at least {dm.MIN_SAMPLES} samples"):
+        streamed(as_blocks(x[:, :1000], 300), 44100, params)
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(48000, None), (22050, 1), (None, 2)])
+def test_streamed_reading_equals_load_audio(tmp_path, rate, channels):
+    src = tmp_path / "in.wav"
+    sf.write(src, beat(3.0, 44100, 2, seed=2).T, 44100, subtype="FLOAT")
+    whole, _ = load_audio(src, sample_rate=rate, channels=channels)
+    blocks = list(iter_audio(src, sample_rate=rate, channels=channels, block_frames=1234))
+    assert np.abs(np.concatenate(blocks, axis=-1) - whole.numpy()).max() < 1e-6
+    for start, stop in ((0, 1000), (5000, 40000), (whole.shape[-1] - 777, whole.shape[-1])):
+        span = read_audio_span(src, start, stop, sample_rate=rate, channels=channels)
+        assert np.abs(span.numpy() - whole[:, start:stop].numpy()).max() < 1e-6
+    with pytest.raises(AudioError, match="past the end"):
+        read_audio_span(src, whole.shape[-1] - 10, whole.shape[-1] + 10, sample_rate=rate, channels=channels)
+
+
+def test_streamed_resampling_has_no_seams(tmp_path):
+    src = tmp_path / "sine.wav"
+    t = np.arange(2 * 44100) / 44100
+    sf.write(src, 0.5 * np.sin(2 * np.pi * 1000.0 * t), 44100, subtype="FLOAT")
+    y = np.concatenate(list(iter_audio(src, sample_rate=48000, block_frames=1000)), axis=-1)[0]
+    ideal = 0.5 * np.sin(2 * np.pi * 1000.0 * np.arange(y.size) / 48000)
+    inner = slice(480, y.size - 480)  # away from the zero padding at both ends
+    assert np.abs(y - ideal)[inner].max() < 1e-3  # a block seam would leave a step far above this
+    assert np.abs(np.diff(y[inner], 2)).max() < 1.01 * np.abs(np.diff(ideal[inner], 2)).max()
+
+
+@pytest.mark.parametrize("sample_rate", [None, 48000])
+def test_demaster_file_writes_what_the_in_memory_chain_gives(tmp_path, sample_rate):
+    src = tmp_path / "in.flac"
+    sf.write(src, beat(20.0, 44100, 2, seed=3).T, 44100, subtype="PCM_24")
+    x, rate = load_audio(src, sample_rate=sample_rate)
+    ref, ref_record = dm.demaster(x, rate, seed=26)  # the whole file in memory
+    out, log_path = dm.demaster_file(src, tmp_path / "out.wav", seed=26, sample_rate=sample_rate,
+                                     block_frames=30000)
+    y, out_rate = load_audio(out)
+    assert out_rate == rate and y.shape == ref.shape
+    assert float((y - ref).abs().max()) < 1e-5  # 24-bit PCM holds 1.2e-7 steps
+    record = dm.read_log(log_path)
+    assert record.pop("input_file") == str(src)
+    assert record == json.loads(json.dumps(ref_record))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.flac", "out.wav", "out.wav.json"]  # no temporaries
+
+
+def demaster_cli(*args: str) -> tuple[int, str]:
+    """``mastering demaster ARGS`` in this process: ``(exit code, stderr)``."""
+    import contextlib
+    import io
+
+    from mastering.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["demaster", *args])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    return code, err.getvalue()
+
+
+@pytest.fixture()
+def track(tmp_path):
+    path = tmp_path / "in.wav"
+    sf.write(path, beat(1.0, 22050, 2, seed=4).T, 22050, subtype="PCM_24")
+    return path
+
+
+def assert_refused(code: int, stderr: str, expected_code: int, *phrases: str) -> None:
+    assert code == expected_code, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("mastering demaster: error: "), stderr
+    assert "Traceback" not in stderr
+    for phrase in phrases:
+        assert phrase in stderr, stderr
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    (["--seed", "-5"], "--seed: must be 0 or more"),
+    (["--seed", "x"], "--seed: expected a whole number"),
+    (["--seed", "1", "--sample-rate", "0"], "--sample-rate: must lie in 8000-384000 Hz"),
+    (["--seed", "1", "--sample-rate", "1000000"], "--sample-rate: must lie in 8000-384000 Hz"),
+])
+def test_demaster_command_refuses_bad_arguments(tmp_path, track, args, phrase):
+    before = track.read_bytes()
+    assert_refused(*demaster_cli(str(track), str(tmp_path / "out.wav"), *args), 2, phrase)
+    assert track.read_bytes() == before and not (tmp_path / "out.wav").exists()
+
+
+def test_demaster_command_refuses_unusable_input(tmp_path):
+    tiny = tmp_path / "tiny.wav"
+    sf.write(tiny, np.full((10, 2), 0.1, np.float32), 44100)
+    assert_refused(*demaster_cli(str(tiny), str(tmp_path / "a.wav"), "--seed", "1"), 1,
+                   "too short: 10 sample(s)", f"at least {dm.MIN_SAMPLES}")
+    bad = tmp_path / "nan.wav"
+    data = np.zeros((4410, 2), np.float32)
+    data[100] = np.nan
+    sf.write(bad, data, 44100, subtype="FLOAT")
+    assert_refused(*demaster_cli(str(bad), str(tmp_path / "b.wav"), "--seed", "1"), 1, "NaN/Inf")
+    (tmp_path / "text.wav").write_text("not audio")
+    assert_refused(*demaster_cli(str(tmp_path / "text.wav"), str(tmp_path / "c.wav"), "--seed", "1"), 1,
+                   "not a readable audio file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.wav", "text.wav", "tiny.wav"]
+
+
+def test_demaster_command_never_overwrites_its_input(tmp_path, track):
+    before = track.read_bytes()
+    assert_refused(*demaster_cli(str(track), str(track), "--seed", "1", "--force"), 1, "overwrite the input")
+    named = tmp_path / "out.wav.json"  # IN named OUT.json: the record would replace it
+    track.rename(named)
+    assert_refused(*demaster_cli(str(named), str(tmp_path / "out.wav"), "--seed", "1", "--force"), 1,
+                   "would overwrite the input file")
+    assert named.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav.json"]
+
+
+def test_demaster_command_replaces_an_existing_output_only_with_force(tmp_path, track):
+    out, log = tmp_path / "out.wav", tmp_path / "out.wav.json"
+    before = track.read_bytes()
+    out.write_bytes(b"keep me")
+    assert_refused(*demaster_cli(str(track), str(out), "--seed", "1"), 1, "already exists; pass --force")
+    assert out.read_bytes() == b"keep me"
+    out.unlink()
+    log.write_text("{}")
+    assert_refused(*demaster_cli(str(track), str(out), "--seed", "1"), 1, f"{log} already exists")
+    assert log.read_text() == "{}" and not out.exists()
+    out.write_bytes(b"replace me")
+    for flag in ("--force", "-y"):
+        assert demaster_cli(str(track), str(out), "--seed", "1", flag) == (0, "")
+        assert load_audio(out)[0].shape == load_audio(track)[0].shape
+        assert dm.read_log(log)["seed"] == 1
+    assert track.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav", "out.wav.json"]
+
+
+def write_long(path, seconds: float, sample_rate: int = 44100) -> None:
+    """A stereo file written block by block (the test itself stays small in memory)."""
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=2, subtype="PCM_16") as fh:
+        for k in range(int(np.ceil(seconds / 10))):
+            fh.write(beat(min(10.0, seconds - 10 * k), sample_rate, 2, seed=k).T)
+
+
+# The child's own peak: VmHWM belongs to the process image (getrusage's ru_maxrss would carry
+# the peak of this test process, inherited through fork and exec).
+_PEAK_RSS = """
+import sys
+from mastering.cli import main
+code = main(sys.argv[1:])
+print(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1])  # KiB
+sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak from /proc/self/status")
+def test_demaster_memory_does_not_grow_with_the_track(tmp_path):
+    # Seed 26 draws every stage (a 0.9 s reverb among them). Held in memory, two minutes of
+    # stereo took about 2 GB more than ten seconds; streamed, the peak (torch's import, about
+    # 1.1 GB, included) stays put.
+    peaks = {}
+    for seconds in (10.0, 120.0):
+        src, out = tmp_path / f"in{seconds:.0f}.wav", tmp_path / f"out{seconds:.0f}.wav"
+        write_long(src, seconds)
+        res = subprocess.run([sys.executable, "-c", _PEAK_RSS, "demaster", str(src), str(out), "--seed", "26"],
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        peaks[seconds] = int(res.stdout.split()[-1]) * 1024
+    assert peaks[120.0] < peaks[10.0] + 100e6, peaks
+    assert peaks[120.0] < 1.5e9, peaks
+
+
+def test_demaster_command_removes_its_temporary_file_when_terminated(tmp_path):
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    write_long(src, 60.0)
+    proc = subprocess.Popen([sys.executable, "-m", "mastering.cli", "demaster", str(src), str(out), "--seed", "26"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".out.wav.tmp-") for p in tmp_path.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, "no temporary output appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]

@@ -25,12 +25,13 @@ from listening_test.stimuli import (
     generate_stimuli,
     integrated_lufs,
     load_systems,
+    loudest_clip,
     loudest_excerpt,
     normalize_loudness,
     placeholder_systems,
     select_tracks,
 )
-from mastering.io import AudioError
+from mastering.io import AudioError, load_audio
 
 SOURCE_RATE = 44100
 
@@ -181,6 +182,23 @@ def test_loudest_excerpt_finds_the_loud_part():
     assert start == 3 * rate and excerpt.shape == (2, rate)
     with pytest.raises(AudioError, match="shorter"):
         loudest_excerpt(x, rate, clip_s=6.0)
+
+
+@pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_loudest_clip_streams_to_the_whole_track_excerpt(tmp_path, sample_rate, channels):
+    path = tmp_path / "long.wav"  # 20 s: several blocks of the streamed read
+    sf.write(path, synthetic_music(20.0, SOURCE_RATE, seed=7), SOURCE_RATE, subtype="PCM_16")
+    audio, _ = load_audio(path, sample_rate=sample_rate, channels=channels)
+    ref, ref_start = loudest_excerpt(audio, sample_rate, clip_s=8.0)
+    clip, start = loudest_clip(path, sample_rate, channels, clip_s=8.0)
+    assert start == ref_start and clip.shape == ref.shape and clip.dtype == torch.float32
+    if sample_rate == SOURCE_RATE:
+        assert torch.equal(clip, ref)
+    else:  # resampled block by block: equal to float rounding
+        assert float((clip - ref).abs().max()) < 1e-6
+    with pytest.raises(AudioError, match="shorter"):
+        loudest_clip(path, sample_rate, channels, clip_s=21.0)
 
 
 def test_bad_systems_and_inputs_are_refused(tracks, tmp_path):
