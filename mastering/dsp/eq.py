@@ -664,10 +664,13 @@ def _cascade_torchaudio(x: torch.Tensor, sos: torch.Tensor) -> torch.Tensor:
     import torchaudio.functional as AF
 
     batch, channels, n_samples = x.shape
+    if x.dtype in (torch.float16, torch.bfloat16):  # a recursion in 16 bits is unusable
+        x = x.float()
     sos = sos.to(x.dtype).repeat_interleave(channels, dim=0)  # [batch * channels, bands, 6]
     y = x.reshape(batch * channels, n_samples)
-    for k in range(sos.shape[1]):
-        y = AF.lfilter(y, sos[:, k, 3:], sos[:, k, :3], clamp=False, batching=True)
+    with torch.autocast(device_type=x.device.type, enabled=False):  # lfilter's FIR part is a conv1d
+        for k in range(sos.shape[1]):
+            y = AF.lfilter(y, sos[:, k, 3:], sos[:, k, :3], clamp=False, batching=True)
     return y.reshape(batch, channels, n_samples)
 
 

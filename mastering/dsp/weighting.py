@@ -355,7 +355,7 @@ def sosfilt(x: torch.Tensor, sos: np.ndarray | torch.Tensor) -> torch.Tensor:
         sos: ``[sections, 6]`` array in scipy's layout ``(b0, b1, b2, a0, a1, a2)``.
 
     Returns:
-        The filtered tensor, same shape and dtype as ``x``.
+        The filtered tensor, same shape and dtype as ``x`` (float32 for half-precision ``x``).
     """
     import torchaudio.functional as AF
 
@@ -367,13 +367,16 @@ def sosfilt(x: torch.Tensor, sos: np.ndarray | torch.Tensor) -> torch.Tensor:
     if np.any(sos[:, 3] == 0):
         raise ValueError("sos has a section with a0 == 0")
     sos = sos / sos[:, 3:4]
+    if x.dtype in (torch.float16, torch.bfloat16):  # a recursion in 16 bits is unusable (and lfilter refuses it)
+        x = x.float()
     if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
         y = signal.sosfilt(sos, x.detach().numpy().astype(np.float64, copy=False), axis=-1)
         return torch.from_numpy(y).to(x.dtype)
     shape = x.shape
     y = x.reshape(-1, shape[-1])
-    for section in sos:
-        b = torch.as_tensor(section[:3], dtype=x.dtype, device=x.device)
-        a = torch.as_tensor(section[3:], dtype=x.dtype, device=x.device)
-        y = AF.lfilter(y, a, b, clamp=False, batching=False)
+    with torch.autocast(device_type=x.device.type, enabled=False):  # lfilter's FIR part is a conv1d
+        for section in sos:
+            b = torch.as_tensor(section[:3], dtype=x.dtype, device=x.device)
+            a = torch.as_tensor(section[3:], dtype=x.dtype, device=x.device)
+            y = AF.lfilter(y, a, b, clamp=False, batching=False)
     return y.reshape(shape)

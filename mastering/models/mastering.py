@@ -71,6 +71,12 @@ DESIGN_PARAMETERS: dict[str, float] = {"1a": 1.4e6, "1b": 2.2e6, "1c": 2.22e6}
 """Parameter counts the architecture document gives for each phase (approximate)."""
 
 
+
+def _full_precision(x: torch.Tensor):
+    """Autocast off on ``x``'s device: the DSP stages (IIR filters, compressor, loudness) run in
+    float32 or float64 even inside a mixed-precision training step; only the networks use AMP."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
 class DynamicsController(nn.Module):
     """Grey-box dynamics: ``z`` -> the six normalized parameters of :class:`mastering.dsp.dynamics.Compressor`.
 
@@ -291,7 +297,8 @@ class MasteringModel(nn.Module):
         mode = eq_mode or self.eq_mode
         if mode == "auto":
             mode = "exact" if x.device.type == "cpu" else "fast"
-        out = {"eq": self.decoder.equalize(x, sample_rate, params["eq"], mode=mode)}
+        with _full_precision(x):  # recursive filters and the compressor: never in half precision
+            out = {"eq": self.decoder.equalize(x.float(), sample_rate, params["eq"], mode=mode)}
         y = out["eq"]
         if self.residual is not None:
             if z is None:
@@ -304,10 +311,11 @@ class MasteringModel(nn.Module):
                 r = self.residual(resample(x, sample_rate, self.sample_rate), z, self.sample_rate)
                 r = resample(r, self.sample_rate, sample_rate)
                 r = torch.nn.functional.pad(r, (0, max(0, x.shape[-1] - r.shape[-1])))[..., : x.shape[-1]]
-            out["residual"] = r * residual_scale
+            out["residual"] = r.float() * residual_scale
             y = y + out["residual"]
         if self.dynamics is not None:
-            y = self.dynamics.apply_compressor(y, sample_rate, params["dynamics"])
+            with _full_precision(y):
+                y = self.dynamics.apply_compressor(y, sample_rate, params["dynamics"])
         out["output"] = y
         return out
 
@@ -334,7 +342,8 @@ class MasteringModel(nn.Module):
         out: dict[str, Any] = self.process(x, params, z)
         out["processed"] = out["output"]
         if self.loudness is not None:
-            out["output"], out["loudness_gain_db"] = self.loudness(out["output"], self.sample_rate, target_lufs)
+            with _full_precision(out["output"]):
+                out["output"], out["loudness_gain_db"] = self.loudness(out["output"], self.sample_rate, target_lufs)
         if limit and self.limiter is not None:
             out["output"] = self.limiter(out["output"], self.sample_rate)
         out["params"] = params

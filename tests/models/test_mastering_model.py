@@ -137,3 +137,24 @@ def test_bad_arguments_are_refused():
     model = build_model("1a", **TINY)
     with pytest.raises(ValueError, match=r"\[batch, 2, samples\]"):
         model(torch.randn(2, 1, 4096))
+
+
+def test_a_mixed_precision_step_keeps_the_dsp_in_full_precision():
+    """Under bfloat16 autocast (what --amp does on a GPU; reproduced here on the CPU) the networks run
+    in bfloat16 while the EQ, compressor, loudness stage and A-weighting stay in float32: torchaudio's
+    lfilter refuses 16-bit input, and the full recipe's first training step failed on a GPU."""
+    from mastering.dsp.weighting import a_weighting
+    from mastering.models.mastering import build_model
+    from mastering.profiles import get_profile
+
+    torch.manual_seed(0)
+    model = build_model("1b", **get_profile("smoke")["train"]["model"])
+    x = 0.1 * torch.randn(2, 2, 22050)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, target_lufs=-14.0)
+        loss = a_weighting(out["output"] - x, 44100).abs().mean()
+    loss.backward()
+    assert out["output"].dtype == torch.float32 and out["eq"].dtype == torch.float32
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
