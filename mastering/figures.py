@@ -3,7 +3,8 @@
 Every figure goes to ``paper/figures/<name>.pdf`` and ``.png`` and every table to
 ``paper/tables/<name>.tex``, each with a ``.json`` sidecar recording the profile, commit, date and
 notebook that made it (the paper's staleness check reads these). Tables also carry the same
-record as a LaTeX comment, and their caption names the profile.
+record as a LaTeX comment, and their caption names the profile. Numbers the text quotes go to
+``paper/tables/numbers_<name>.tex`` through :func:`save_numbers`, with the same provenance.
 
 The functions that *make* a figure (one per paper figure) live beside the logic they plot
 (e.g. :mod:`mastering.literature`, :mod:`mastering.data.report`); they all save through here.
@@ -11,14 +12,22 @@ The functions that *make* a figure (one per paper figure) live beside the logic 
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .profiles import PROFILES
 from .provenance import atomic_write_text, stamp, write_sidecar
+
+ARTEFACT_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+"""What an artefact's name (a file stem) may be: lower-case letters, digits and ``_``."""
+
+_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 def profile_note(profile: str) -> str:
@@ -81,3 +90,128 @@ def latex_table(
         f"{body}"
         f"\\caption{{{caption} ({note}).}}\n\\label{{{label}}}\n\\end{{table}}\n"
     )
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape text for LaTeX's text mode (``&%$#_{}~^\\<>``); other characters pass unchanged."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _group_digits(digits: str) -> str:
+    """``1234567`` -> ``1\\,234\\,567`` for integer parts of five digits or more (SI style)."""
+    if len(digits) < 5:
+        return digits
+    head = len(digits) % 3 or 3
+    groups = [digits[:head]] + [digits[i:i + 3] for i in range(head, len(digits), 3)]
+    return r"\,".join(groups)
+
+
+def format_value(value: Any, digits: int = 2) -> str:
+    """LaTeX text for one number or string of a number file.
+
+    Integers print exactly, floats with ``digits`` decimals; integer parts of five digits or more
+    are grouped with thin spaces; negative values use a true minus (``\\textminus``); booleans
+    print as ``yes``/``no``; strings are escaped with :func:`latex_escape`.
+
+    Raises:
+        ValueError: for NaN or infinite values (a paper never prints ``nan``), negative
+            ``digits`` or an unsupported type.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return latex_escape(value)
+    if isinstance(value, numbers.Integral):
+        text = _group_digits(str(abs(int(value))))
+        return (r"\textminus{}" if value < 0 else "") + text
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"cannot print a non-finite number ({value}) in the paper")
+        if int(digits) < 0:
+            raise ValueError(f"digits must be >= 0, got {digits}")
+        text = f"{abs(value):.{int(digits)}f}"
+        integer, _, fraction = text.partition(".")
+        text = _group_digits(integer) + (f".{fraction}" if fraction else "")
+        negative = value < 0 and float(text.replace(r"\,", "")) != 0.0
+        return (r"\textminus{}" if negative else "") + text
+    raise ValueError(f"cannot print a value of type {type(value).__name__} ({value!r}); "
+                     "give a number or a string")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def save_numbers(name: str, values: Mapping[str, Any], profile: str,
+                 digits: int | Mapping[str, int] = 2, **meta: Any) -> Path:
+    """Write ``paper/tables/numbers_<name>.tex``: one macro per value, with provenance.
+
+    The text prints a value with ``\\genval{<name>}{<key>}`` after ``\\loadnumbers{<name>}``.
+    The file carries the provenance record (profile, commit, date, notebook) as comments and in
+    its ``.json`` sidecar, like every figure and table; the sidecar also keeps the raw values.
+
+    Args:
+        name: lower-case file stem (``literature`` -> ``numbers_literature.tex``); register it in
+            :data:`mastering.paper.ARTEFACTS` as kind ``"numbers"``.
+        values: ``{key: number or string}``; keys are letters, digits and ``_``, starting with a
+            letter (``eq_error_end_db``).
+        profile: the run profile that produced the values.
+        digits: decimals for floats, one for all or ``{key: digits}`` (default 2).
+        **meta: extra provenance fields for the sidecar.
+
+    Returns:
+        The path of the ``.tex`` file.
+
+    Raises:
+        ValueError: for a bad name or key, no values, or a value :func:`format_value` refuses.
+    """
+    if not ARTEFACT_NAME_RE.match(name):
+        raise ValueError(f"numbers name {name!r} must be lower-case letters, digits and '_', starting with a letter")
+    if not values:
+        raise ValueError(f"numbers {name!r}: no values to write")
+    lines = []
+    for key, value in values.items():
+        if not isinstance(key, str) or not _KEY_RE.match(key):
+            raise ValueError(f"numbers {name!r}: key {key!r} must be letters, digits and '_', starting with a letter")
+        d = digits.get(key, 2) if isinstance(digits, Mapping) else digits
+        try:
+            text = format_value(value, d)
+        except ValueError as exc:
+            raise ValueError(f"numbers {name!r}, key {key!r}: {exc}") from None
+        lines.append(f"\\expandafter\\def\\csname genval@{name}@{key}\\endcsname{{{text}}}%")
+    record = stamp(profile, kind="numbers", name=name, **meta)
+    header = "".join(f"% {k}: {v}\n" for k, v in sorted(record.items()) if k != "kind")
+    folder = paths.tables_dir()
+    path = folder / f"numbers_{name}.tex"
+    atomic_write_text(path, "% generated by the mastering package; do not edit by hand\n"
+                            f"{header}" + "\n".join(lines) + "\n\\endinput\n")
+    record["values"] = {k: _jsonable(v) for k, v in values.items()}
+    write_sidecar(path, record)
+    return path
+
+
+_VALUE_DEF = re.compile(r"\\csname genval@([a-z0-9_]+)@([A-Za-z0-9_]+)\\endcsname\{(.*)\}%\s*$")
+
+
+def read_numbers(path: Path) -> dict[str, str]:
+    """The ``{key: LaTeX text}`` defined by a number file written by :func:`save_numbers`."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        m = _VALUE_DEF.search(line)
+        if m:
+            out[m.group(2)] = m.group(3)
+    return out

@@ -3,7 +3,7 @@
 Each reviewed idea is demonstrated by a real computation (``*_demo`` / measurement functions that
 return JSON-able results) and drawn by one figure function (``fig_*``) that only reads results.
 Results are saved with :func:`save_result` under ``runs/literature/`` so figures can be redrawn
-without recomputing.
+without recomputing; :func:`numbers_literature` writes the numbers the text quotes from them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import paths
-from .figures import latex_table, save_figure, save_table
+from .figures import latex_table, save_figure, save_numbers, save_table
 from .provenance import atomic_write_text, stamp
 
 # Published loudness targets of streaming platforms (integrated LUFS), as documented by the
@@ -541,3 +541,88 @@ def _group_targets() -> dict[float, list[str]]:
     for name, target in STREAMING_TARGETS_LUFS.items():
         groups.setdefault(target, []).append(name)
     return groups
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers for the paper's text
+# --------------------------------------------------------------------------------------------
+A_WEIGHTING_BAND_HZ = (20.0, 16000.0)
+"""The band over which :func:`weighting_curves` judges the A-weighting."""
+
+A_WEIGHTING_SPLIT_HZ = 10000.0
+"""Upper end of the band where the bilinear transform's compression toward Nyquist is negligible."""
+
+
+def numbers_literature(profile: str) -> Path:
+    """Write ``numbers_literature.tex`` from the results notebook 01 saved (``runs/literature``).
+
+    Reads the results this module saved (never recomputes) and writes the numbers the
+    text quotes: EQ recovery error before/after, the phase-shift losses, the weighting filters'
+    deviation from the standards, the TCN receptive field, the U-Net skip ablation and the loudness
+    agreement with pyloudnorm.
+    """
+    eq = load_result("eq_recovery")
+    err = eq["history"]["response_error_db"]
+    values: dict[str, Any] = {
+        "eq_steps": int(eq["steps"]), "eq_seconds": float(eq["seconds"]),
+        "eq_error_start_db": float(err[0]), "eq_error_end_db": float(err[-1]),
+        "eq_gradcheck": bool(eq.get("gradcheck_float64", False)),
+    }
+    # losses in units of their own value for a +1 dB high shelf (phase_shift_losses' "unit_1db_shelf")
+    phase = load_result("phase_invariance")
+    i_q = min(range(len(phase["phases_deg"])), key=lambda i: abs(abs(phase["phases_deg"][i]) - 90.0))
+    i_d = max(range(len(phase["delays_ms"])), key=lambda i: phase["delays_ms"][i])
+    j_s = max(range(len(phase["shelf_gains_db"])), key=lambda j: abs(phase["shelf_gains_db"][j]))
+    values.update({
+        "loss_unit_shelf_db": 1.0,
+        "phase_deg": float(phase["phases_deg"][i_q]),
+        "phase_l1": float(phase["phase"]["l1"][i_q]), "phase_mrstft": float(phase["phase"]["mrstft"][i_q]),
+        "delay_ms": float(phase["delays_ms"][i_d]),
+        "delay_l1": float(phase["delay"]["l1"][i_d]), "delay_mrstft": float(phase["delay"]["mrstft"][i_d]),
+        "shelf_max_db": float(phase["shelf_gains_db"][j_s]),
+        "shelf_l1": float(phase["shelf"]["l1"][j_s]), "shelf_mrstft": float(phase["shelf"]["mrstft"][j_s]),
+    })
+    w = load_result("weighting_curves")
+    values["a_weighting_max_dev_db"] = max(float(v["max_dev_20_16k_db"]) for v in w["a"].values())
+    band_lo, band_hi, split = A_WEIGHTING_BAND_HZ[0], A_WEIGHTING_BAND_HZ[1], A_WEIGHTING_SPLIT_HZ
+    freqs = [float(r["freq_hz"]) for r in w["table"]]
+    nominal = [float(r["a_weighting_db"]) for r in w["table"]]
+    upper = [float(r["class1_upper_db"]) for r in w["table"]]
+    lower = [-math.inf if r["class1_lower_db"] is None else float(r["class1_lower_db"]) for r in w["table"]]
+    dev_10k, ok, total = 0.0, 0, 0
+    for v in w["a"].values():  # table_freqs_db lists the table's frequencies below Nyquist, in order
+        for f, measured, nom, hi, lo in zip(freqs, v["table_freqs_db"], nominal, upper, lower):
+            dev = float(measured) - nom
+            if band_lo <= f <= band_hi:
+                total += 1
+                ok += int(lo <= dev <= hi)
+            if band_lo <= f <= split:
+                dev_10k = max(dev_10k, abs(dev))
+    values.update({"a_weighting_max_dev_10k_db": dev_10k, "a_class1_ok": ok, "a_class1_total": total,
+                   "a_weighting_rates": len(w["a"]), "a_band_lo_hz": band_lo, "a_band_hi_khz": band_hi / 1000,
+                   "a_split_khz": split / 1000})
+    values["k_weighting_max_dev_db"] = max(float(v["max_dev_db"]) for v in w["k"].values())
+    tcn = load_result("tcn_receptive_field")
+    values.update({"tcn_rf_samples": int(tcn["analytic_samples"]), "tcn_rf_ms": float(tcn["analytic_ms"]),
+                   "tcn_rf_measured_samples": int(tcn["measured_samples"]), "tcn_hop_samples": int(tcn["hop_samples"])})
+    unet = load_result("unet_skip")
+    values.update({"unet_steps": int(unet["steps"]), "unet_input_snr_db": float(unet["noise_snr_db"]),
+                   "unet_skip_snr_db": float(unet["curves"]["skip"]["snr_db"][-1]),
+                   "unet_no_skip_snr_db": float(unet["curves"]["no_skip"]["snr_db"][-1])})
+    rows = load_result("loudness_real_tracks")["rows"]
+    if rows:
+        values.update({
+            "loudness_tracks": len(rows),
+            "loudness_max_abs_diff_lu": max(abs(float(r["difference_lu"])) for r in rows),
+            "loudness_min_lufs": min(float(r["lufs_ours"]) for r in rows),
+            "loudness_max_lufs": max(float(r["lufs_ours"]) for r in rows),
+            "loudness_max_true_peak_dbtp": max(float(r["true_peak_dbtp"]) for r in rows),
+            "loudness_above_target": sum(float(r["lufs_ours"]) > max(STREAMING_TARGETS_LUFS.values()) for r in rows),
+        })
+    digits = {"eq_seconds": 1, "phase_deg": 0, "loss_unit_shelf_db": 0, "delay_ms": 1, "phase_l1": 1, "phase_mrstft": 1,
+              "delay_l1": 1, "delay_mrstft": 1, "shelf_l1": 1, "shelf_mrstft": 1, "shelf_max_db": 1, "tcn_rf_ms": 1, "unet_input_snr_db": 0,
+              "unet_skip_snr_db": 1, "unet_no_skip_snr_db": 1, "a_weighting_max_dev_db": 1,
+              "k_weighting_max_dev_db": 3, "a_weighting_max_dev_10k_db": 2, "a_band_lo_hz": 0, "a_band_hi_khz": 0,
+              "a_split_khz": 0, "loudness_max_abs_diff_lu": 3, "loudness_min_lufs": 1,
+              "loudness_max_lufs": 1, "loudness_max_true_peak_dbtp": 1, "eq_error_start_db": 2, "eq_error_end_db": 2}
+    return save_numbers("literature", values, profile, digits={k: digits.get(k, 2) for k in values})

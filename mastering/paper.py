@@ -1,4 +1,4 @@
-"""The paper's artefact registry, its number files and the check that ``make paper`` runs.
+"""The paper's artefact registry, the method's number file and the check that ``make paper`` runs.
 
 Every figure (``paper/figures/<name>.pdf`` + ``.png``), table (``paper/tables/<name>.tex``) and
 number file (``paper/tables/numbers_<name>.tex``) that the manuscript uses is declared once in
@@ -20,10 +20,10 @@ The manuscript refers to artefacts only through four LaTeX macros (defined in ``
 
 so :func:`referenced_artefacts` can read what the paper needs, and each macro stops the LaTeX run
 with the artefact's name and notebook when its file is missing. Numbers in the text are never
-typed by hand: a notebook writes them with :func:`save_numbers` (a file of macros, with the same
-provenance sidecar as every figure and table), and the constants of the method that the text quotes
-(band counts, ranges, loss weights, parameter counts) are read from the code by
-:func:`method_numbers` when the paper is built.
+typed by hand: a notebook writes them with :func:`mastering.figures.save_numbers` (a file of
+macros, with the same provenance sidecar as every figure and table), and the constants of the method
+that the text quotes (band counts, ranges, loss weights, parameter counts) are read from the code
+by :func:`method_numbers` when the paper is built.
 
 :func:`check` (``python -m mastering.paper check [--profile smoke]``) reports, before LaTeX runs:
 
@@ -52,8 +52,6 @@ import ast
 import collections
 import inspect
 import json
-import math
-import numbers
 import re
 import subprocess
 import sys
@@ -62,9 +60,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import paths
-from .figures import profile_note
+from .figures import ARTEFACT_NAME_RE, profile_note, read_numbers, save_numbers
 from .profiles import PROFILES, get_profile
-from .provenance import atomic_write_text, git_commit, stamp, write_sidecar
+from .provenance import atomic_write_text, git_commit
 
 __all__ = [
     "Artefact",
@@ -74,10 +72,6 @@ __all__ = [
     "Problem",
     "Audit",
     "SaveCall",
-    "save_numbers",
-    "read_numbers",
-    "format_value",
-    "latex_escape",
     "referenced_artefacts",
     "referenced_values",
     "scan_save_calls",
@@ -89,7 +83,6 @@ __all__ = [
     "infer_profile",
     "method_numbers",
     "write_method_numbers",
-    "numbers_literature",
     "readme_tables",
     "main",
 ]
@@ -98,13 +91,11 @@ KINDS = ("figure", "table", "numbers")
 """What an artefact can be: a figure (PDF + PNG), a table (``.tex``) or a number file (``.tex`` macros)."""
 
 SAVE_FUNCTIONS = {"save_figure": "figure", "save_table": "table", "save_numbers": "numbers"}
-"""The writers, and the kind each writes (:mod:`mastering.figures` and :func:`save_numbers`)."""
+"""The writers (:mod:`mastering.figures`), and the kind each writes."""
 
 BUILD_PRODUCER = "make paper"
 """Who writes an artefact whose ``notebook`` is ``None``: the paper build itself (code constants)."""
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NOTEBOOK_RE = re.compile(r"^\d{2}_[\w-]+$")
 
 
@@ -131,7 +122,7 @@ class Artefact:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"artefact {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        if not _NAME_RE.match(self.name):
+        if not ARTEFACT_NAME_RE.match(self.name):
             raise ValueError(f"artefact name {self.name!r} must be lower-case letters, digits and '_'")
         if self.notebook is not None and not _NOTEBOOK_RE.match(self.notebook):
             raise ValueError(f"artefact {self.name!r}: notebook {self.notebook!r} is not of the form NN_name")
@@ -188,7 +179,7 @@ _LIT = "mastering.literature"
 _DATA = "mastering.data.report"
 _SEM = "mastering.semantic.report"
 _MOD = "mastering.models.report"
-_LT = "mastering.evaluation.listening"
+_LT = "mastering.evaluation.report_listening"
 
 ARTEFACTS: dict[str, Artefact] = _declare(
     # notebooks/01_literature.ipynb -- mastering.literature
@@ -199,7 +190,7 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     Artefact("lit_unet_skip", "figure", "01_literature", f"{_LIT}.fig_unet_skip"),
     Artefact("lit_loudness_platforms", "figure", "01_literature", f"{_LIT}.fig_loudness_platforms"),
     Artefact("lit_loudness_real_tracks", "table", "01_literature", f"{_LIT}.table_loudness_real_tracks"),
-    Artefact("literature", "numbers", "01_literature", "mastering.paper.numbers_literature"),
+    Artefact("literature", "numbers", "01_literature", f"{_LIT}.numbers_literature"),
     # notebooks/02_data_synthesis.ipynb -- mastering.data.report
     Artefact("data_statistics", "table", "02_data_synthesis", f"{_DATA}.table_data_statistics"),
     Artefact("data_spectrogram_pairs", "figure", "02_data_synthesis", f"{_DATA}.fig_spectrogram_pairs"),
@@ -253,7 +244,7 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     Artefact("clap_ablation", "table", "11_clap_ablation", "mastering.semantic.report_clap.table_clap_ablation"),
     Artefact("clap_ablation_bars", "figure", "11_clap_ablation", "mastering.semantic.report_clap.fig_clap_ablation"),
     Artefact("clap", "numbers", "11_clap_ablation", "mastering.semantic.report_clap.numbers_clap"),
-    # notebooks/12_listening_test_anova.ipynb -- mastering.evaluation.listening (statistics: listening_test.analysis)
+    # notebooks/12_listening_test_anova.ipynb -- mastering.evaluation.report_listening (statistics: mastering.evaluation.listening_analysis)
     *[Artefact(name, kind, "12_listening_test_anova", f"{_LT}.{fn}")
       for name, kind, fn in (("listening_means", "figure", "fig_listening_means"),
                              ("listening_anova", "table", "table_listening_anova"),
@@ -267,135 +258,6 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     Artefact("method", "numbers", None, "mastering.paper.write_method_numbers"),
 )
 """Every generated figure, table and number file of the paper: name -> :class:`Artefact`."""
-
-
-# --------------------------------------------------------------------------------------------
-# Number files
-# --------------------------------------------------------------------------------------------
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape text for LaTeX's text mode (``&%$#_{}~^\\<>``); other characters pass unchanged."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def _group_digits(digits: str) -> str:
-    """``1234567`` -> ``1\\,234\\,567`` for integer parts of five digits or more (SI style)."""
-    if len(digits) < 5:
-        return digits
-    head = len(digits) % 3 or 3
-    groups = [digits[:head]] + [digits[i:i + 3] for i in range(head, len(digits), 3)]
-    return r"\,".join(groups)
-
-
-def format_value(value: Any, digits: int = 2) -> str:
-    """LaTeX text for one number or string of a number file.
-
-    Integers print exactly, floats with ``digits`` decimals; integer parts of five digits or more
-    are grouped with thin spaces; negative values use a true minus (``\\textminus``); booleans
-    print as ``yes``/``no``; strings are escaped with :func:`latex_escape`.
-
-    Raises:
-        ValueError: for NaN or infinite values (a paper never prints ``nan``), negative
-            ``digits`` or an unsupported type.
-    """
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return latex_escape(value)
-    if isinstance(value, numbers.Integral):
-        text = _group_digits(str(abs(int(value))))
-        return (r"\textminus{}" if value < 0 else "") + text
-    if isinstance(value, numbers.Real):
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"cannot print a non-finite number ({value}) in the paper")
-        if int(digits) < 0:
-            raise ValueError(f"digits must be >= 0, got {digits}")
-        text = f"{abs(value):.{int(digits)}f}"
-        integer, _, fraction = text.partition(".")
-        text = _group_digits(integer) + (f".{fraction}" if fraction else "")
-        negative = value < 0 and float(text.replace(r"\,", "")) != 0.0
-        return (r"\textminus{}" if negative else "") + text
-    raise ValueError(f"cannot print a value of type {type(value).__name__} ({value!r}); "
-                     "give a number or a string")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return str(value)
-
-
-def save_numbers(name: str, values: Mapping[str, Any], profile: str,
-                 digits: int | Mapping[str, int] = 2, **meta: Any) -> Path:
-    """Write ``paper/tables/numbers_<name>.tex``: one macro per value, with provenance.
-
-    The text prints a value with ``\\genval{<name>}{<key>}`` after ``\\loadnumbers{<name>}``.
-    The file carries the provenance record (profile, commit, date, notebook) as comments and in
-    its ``.json`` sidecar, like every figure and table (:mod:`mastering.figures`); the sidecar also
-    keeps the raw values.
-
-    Args:
-        name: lower-case file stem (``literature`` -> ``numbers_literature.tex``); register it in
-            :data:`ARTEFACTS` as kind ``"numbers"``.
-        values: ``{key: number or string}``; keys are letters, digits and ``_``, starting with a
-            letter (``eq_error_end_db``).
-        profile: the run profile that produced the values.
-        digits: decimals for floats, one for all or ``{key: digits}`` (default 2).
-        **meta: extra provenance fields for the sidecar.
-
-    Returns:
-        The path of the ``.tex`` file.
-
-    Raises:
-        ValueError: for a bad name or key, no values, or a value :func:`format_value` refuses.
-    """
-    if not _NAME_RE.match(name):
-        raise ValueError(f"numbers name {name!r} must be lower-case letters, digits and '_', starting with a letter")
-    if not values:
-        raise ValueError(f"numbers {name!r}: no values to write")
-    lines = []
-    for key, value in values.items():
-        if not isinstance(key, str) or not _KEY_RE.match(key):
-            raise ValueError(f"numbers {name!r}: key {key!r} must be letters, digits and '_', starting with a letter")
-        d = digits.get(key, 2) if isinstance(digits, Mapping) else digits
-        try:
-            text = format_value(value, d)
-        except ValueError as exc:
-            raise ValueError(f"numbers {name!r}, key {key!r}: {exc}") from None
-        lines.append(f"\\expandafter\\def\\csname genval@{name}@{key}\\endcsname{{{text}}}%")
-    record = stamp(profile, kind="numbers", name=name, **meta)
-    header = "".join(f"% {k}: {v}\n" for k, v in sorted(record.items()) if k != "kind")
-    folder = paths.tables_dir()
-    path = folder / f"numbers_{name}.tex"
-    atomic_write_text(path, "% generated by the mastering package; do not edit by hand\n"
-                            f"{header}" + "\n".join(lines) + "\n\\endinput\n")
-    record["values"] = {k: _jsonable(v) for k, v in values.items()}
-    write_sidecar(path, record)
-    return path
-
-
-_VALUE_DEF = re.compile(r"\\csname genval@([a-z0-9_]+)@([A-Za-z0-9_]+)\\endcsname\{(.*)\}%\s*$")
-
-
-def read_numbers(path: Path) -> dict[str, str]:
-    """The ``{key: LaTeX text}`` defined by a number file written by :func:`save_numbers`."""
-    out = {}
-    for line in Path(path).read_text().splitlines():
-        m = _VALUE_DEF.search(line)
-        if m:
-            out[m.group(2)] = m.group(3)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -950,7 +812,7 @@ def method_numbers(profile: str = "smoke") -> dict[str, Any]:
     from .models import encoder as enc
     from .models import mastering as mm
     from .semantic import safedb
-    from listening_test.design import RATING_MAX, RATING_MIN
+    from .evaluation.listening_design import RATING_MAX, RATING_MIN
 
     p = get_profile(profile)
     train, vae = p["train"], p["vae"]["train"]
@@ -1017,90 +879,6 @@ def write_method_numbers(profile: str | None = None) -> Path:
     values = method_numbers(profile)
     digits = {k: _METHOD_DIGITS.get(k, 2) for k in values}
     return save_numbers("method", values, profile, digits=digits)
-
-
-A_WEIGHTING_BAND_HZ = (20.0, 16000.0)
-"""The band over which :func:`mastering.literature.weighting_curves` judges the A-weighting."""
-
-A_WEIGHTING_SPLIT_HZ = 10000.0
-"""Upper end of the band where the bilinear transform's compression toward Nyquist is negligible."""
-
-
-def numbers_literature(profile: str) -> Path:
-    """Write ``numbers_literature.tex`` from the results notebook 01 saved (``runs/literature``).
-
-    Reads the results of :mod:`mastering.literature` (never recomputes) and writes the numbers the
-    text quotes: EQ recovery error before/after, the phase-shift losses, the weighting filters'
-    deviation from the standards, the TCN receptive field, the U-Net skip ablation and the loudness
-    agreement with pyloudnorm.
-    """
-    from .literature import STREAMING_TARGETS_LUFS, load_result
-
-    eq = load_result("eq_recovery")
-    err = eq["history"]["response_error_db"]
-    values: dict[str, Any] = {
-        "eq_steps": int(eq["steps"]), "eq_seconds": float(eq["seconds"]),
-        "eq_error_start_db": float(err[0]), "eq_error_end_db": float(err[-1]),
-        "eq_gradcheck": bool(eq.get("gradcheck_float64", False)),
-    }
-    # losses in units of their own value for a +1 dB high shelf (phase_shift_losses' "unit_1db_shelf")
-    phase = load_result("phase_invariance")
-    i_q = min(range(len(phase["phases_deg"])), key=lambda i: abs(abs(phase["phases_deg"][i]) - 90.0))
-    i_d = max(range(len(phase["delays_ms"])), key=lambda i: phase["delays_ms"][i])
-    j_s = max(range(len(phase["shelf_gains_db"])), key=lambda j: abs(phase["shelf_gains_db"][j]))
-    values.update({
-        "loss_unit_shelf_db": 1.0,
-        "phase_deg": float(phase["phases_deg"][i_q]),
-        "phase_l1": float(phase["phase"]["l1"][i_q]), "phase_mrstft": float(phase["phase"]["mrstft"][i_q]),
-        "delay_ms": float(phase["delays_ms"][i_d]),
-        "delay_l1": float(phase["delay"]["l1"][i_d]), "delay_mrstft": float(phase["delay"]["mrstft"][i_d]),
-        "shelf_max_db": float(phase["shelf_gains_db"][j_s]),
-        "shelf_l1": float(phase["shelf"]["l1"][j_s]), "shelf_mrstft": float(phase["shelf"]["mrstft"][j_s]),
-    })
-    w = load_result("weighting_curves")
-    values["a_weighting_max_dev_db"] = max(float(v["max_dev_20_16k_db"]) for v in w["a"].values())
-    band_lo, band_hi, split = A_WEIGHTING_BAND_HZ[0], A_WEIGHTING_BAND_HZ[1], A_WEIGHTING_SPLIT_HZ
-    freqs = [float(r["freq_hz"]) for r in w["table"]]
-    nominal = [float(r["a_weighting_db"]) for r in w["table"]]
-    upper = [float(r["class1_upper_db"]) for r in w["table"]]
-    lower = [-math.inf if r["class1_lower_db"] is None else float(r["class1_lower_db"]) for r in w["table"]]
-    dev_10k, ok, total = 0.0, 0, 0
-    for v in w["a"].values():  # table_freqs_db lists the table's frequencies below Nyquist, in order
-        for f, measured, nom, hi, lo in zip(freqs, v["table_freqs_db"], nominal, upper, lower):
-            dev = float(measured) - nom
-            if band_lo <= f <= band_hi:
-                total += 1
-                ok += int(lo <= dev <= hi)
-            if band_lo <= f <= split:
-                dev_10k = max(dev_10k, abs(dev))
-    values.update({"a_weighting_max_dev_10k_db": dev_10k, "a_class1_ok": ok, "a_class1_total": total,
-                   "a_weighting_rates": len(w["a"]), "a_band_lo_hz": band_lo, "a_band_hi_khz": band_hi / 1000,
-                   "a_split_khz": split / 1000})
-    values["k_weighting_max_dev_db"] = max(float(v["max_dev_db"]) for v in w["k"].values())
-    tcn = load_result("tcn_receptive_field")
-    values.update({"tcn_rf_samples": int(tcn["analytic_samples"]), "tcn_rf_ms": float(tcn["analytic_ms"]),
-                   "tcn_rf_measured_samples": int(tcn["measured_samples"]), "tcn_hop_samples": int(tcn["hop_samples"])})
-    unet = load_result("unet_skip")
-    values.update({"unet_steps": int(unet["steps"]), "unet_input_snr_db": float(unet["noise_snr_db"]),
-                   "unet_skip_snr_db": float(unet["curves"]["skip"]["snr_db"][-1]),
-                   "unet_no_skip_snr_db": float(unet["curves"]["no_skip"]["snr_db"][-1])})
-    rows = load_result("loudness_real_tracks")["rows"]
-    if rows:
-        values.update({
-            "loudness_tracks": len(rows),
-            "loudness_max_abs_diff_lu": max(abs(float(r["difference_lu"])) for r in rows),
-            "loudness_min_lufs": min(float(r["lufs_ours"]) for r in rows),
-            "loudness_max_lufs": max(float(r["lufs_ours"]) for r in rows),
-            "loudness_max_true_peak_dbtp": max(float(r["true_peak_dbtp"]) for r in rows),
-            "loudness_above_target": sum(float(r["lufs_ours"]) > max(STREAMING_TARGETS_LUFS.values()) for r in rows),
-        })
-    digits = {"eq_seconds": 1, "phase_deg": 0, "loss_unit_shelf_db": 0, "delay_ms": 1, "phase_l1": 1, "phase_mrstft": 1,
-              "delay_l1": 1, "delay_mrstft": 1, "shelf_l1": 1, "shelf_mrstft": 1, "shelf_max_db": 1, "tcn_rf_ms": 1, "unet_input_snr_db": 0,
-              "unet_skip_snr_db": 1, "unet_no_skip_snr_db": 1, "a_weighting_max_dev_db": 1,
-              "k_weighting_max_dev_db": 3, "a_weighting_max_dev_10k_db": 2, "a_band_lo_hz": 0, "a_band_hi_khz": 0,
-              "a_split_khz": 0, "loudness_max_abs_diff_lu": 3, "loudness_min_lufs": 1,
-              "loudness_max_lufs": 1, "loudness_max_true_peak_dbtp": 1, "eq_error_start_db": 2, "eq_error_end_db": 2}
-    return save_numbers("literature", values, profile, digits={k: digits.get(k, 2) for k in values})
 
 
 # --------------------------------------------------------------------------------------------

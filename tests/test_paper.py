@@ -1,4 +1,4 @@
-"""The paper's artefact registry, its number files and the pre-build check (no TeX needed)."""
+"""The paper's artefact registry, the number-file writer and the pre-build check (no TeX needed)."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from mastering import paper
+from mastering import figures, paper
 from mastering.paper import ARTEFACTS, Artefact
 
 REPO = paper.paths.REPO_ROOT
@@ -74,34 +74,34 @@ def test_method_numbers_define_every_method_value_the_text_prints():
     assert values["bands_1c"] > values["bands_1a"]
     assert values["params_1b_m"] > values["params_1a_m"]
     for key, value in values.items():
-        paper.format_value(value, 2)  # every value is printable (finite, supported type)
+        figures.format_value(value, 2)  # every value is printable (finite, supported type)
 
 
-# ----------------------------------------------------------------------------- numbers
+# ----------------------------------------------------------------------------- number files (mastering.figures)
 def test_format_value_prints_numbers_and_escapes_text():
-    assert paper.format_value(-1.234, 2) == r"\textminus{}1.23"
-    assert paper.format_value(-0.0001, 2) == "0.00"  # no minus on a value that rounds to zero
-    assert paper.format_value(1234567) == r"1\,234\,567"
-    assert paper.format_value(4096) == "4096"
-    assert paper.format_value(12345.678, 1) == r"12\,345.7"
-    assert paper.format_value(True) == "yes" and paper.format_value(False) == "no"
-    assert paper.format_value("50% of A&B_c #1 {x} ~ ^ \\ <>") == (
+    assert figures.format_value(-1.234, 2) == r"\textminus{}1.23"
+    assert figures.format_value(-0.0001, 2) == "0.00"  # no minus on a value that rounds to zero
+    assert figures.format_value(1234567) == r"1\,234\,567"
+    assert figures.format_value(4096) == "4096"
+    assert figures.format_value(12345.678, 1) == r"12\,345.7"
+    assert figures.format_value(True) == "yes" and figures.format_value(False) == "no"
+    assert figures.format_value("50% of A&B_c #1 {x} ~ ^ \\ <>") == (
         r"50\% of A\&B\_c \#1 \{x\} \textasciitilde{} \textasciicircum{} \textbackslash{} \textless{}\textgreater{}")
     for bad in (math.nan, math.inf, -math.inf):
         with pytest.raises(ValueError, match="non-finite"):
-            paper.format_value(bad)
+            figures.format_value(bad)
     with pytest.raises(ValueError, match="type"):
-        paper.format_value([1, 2])
+        figures.format_value([1, 2])
 
 
 def test_save_numbers_writes_macros_with_provenance(paper_dir):
     values = {"gain_db": -3.456, "tracks": 12, "label": "Rock & Roll_1 (50%)", "ok": True}
-    path = paper.save_numbers("demo", values, "smoke", digits={"gain_db": 1})
+    path = figures.save_numbers("demo", values, "smoke", digits={"gain_db": 1})
     assert path == paper_dir / "tables" / "numbers_demo.tex"
     text = path.read_text()
     assert "% profile: smoke" in text and "% commit: " in text and "do not edit" in text
-    assert paper.read_numbers(path) == {"gain_db": r"\textminus{}3.5", "tracks": "12",
-                                        "label": r"Rock \& Roll\_1 (50\%)", "ok": "yes"}
+    assert figures.read_numbers(path) == {"gain_db": r"\textminus{}3.5", "tracks": "12",
+                                          "label": r"Rock \& Roll\_1 (50\%)", "ok": "yes"}
     # every macro line is a balanced definition that ends without a spurious space
     for line in text.splitlines():
         if line.startswith("\\expandafter"):
@@ -120,62 +120,8 @@ def test_save_numbers_writes_macros_with_provenance(paper_dir):
 ])
 def test_save_numbers_rejects_bad_input(paper_dir, name, values, match):
     with pytest.raises(ValueError, match=match):
-        paper.save_numbers(name, values, "smoke")
+        figures.save_numbers(name, values, "smoke")
     assert not (paper_dir / "tables" / f"numbers_{name}.tex").exists()
-
-
-def _fake_literature_results(runs):
-    folder = runs / "literature"
-    folder.mkdir(parents=True)
-    table = [{"freq_hz": f, "a_weighting_db": nom, "class1_upper_db": 1.0, "class1_lower_db": lo}
-             for f, nom, lo in [(10.0, -70.4, None), (20.0, -50.5, -2.0), (1000.0, 0.0, -1.1),
-                                (10000.0, -2.5, -3.1), (16000.0, -6.6, -17.0)]]
-    results = {
-        "eq_recovery": {"steps": 150, "seconds": 1.0, "gradcheck_float64": True,
-                        "history": {"response_error_db": [4.5, 1.0, 0.05]}},
-        "phase_invariance": {"phases_deg": [0, 45, 90, 180], "delays_ms": [0, 0.5, 2.0], "shelf_gains_db": [0, 3, 6],
-                             "phase": {"l1": [0, 40.0, 70.0, 100.0], "mrstft": [0, 2.0, 3.04, 0.0]},
-                             "delay": {"l1": [0, 30.0, 95.0], "mrstft": [0, 0.5, 0.8]},
-                             "shelf": {"l1": [0, 3.0, 6.0], "mrstft": [0, 3.1, 6.2]}},
-        "weighting_curves": {"table": table,
-                             "a": {"44100": {"table_freqs_db": [-70.0, -50.4, 0.0, -2.9, -15.2],
-                                             "max_dev_20_16k_db": 8.6},
-                                   "48000": {"table_freqs_db": [-70.0, -50.5, 0.0, -2.7, -13.1],
-                                             "max_dev_20_16k_db": 6.5}},
-                             "k": {"44100": {"max_dev_db": 0.04}, "48000": {"max_dev_db": 0.01}}},
-        "tcn_receptive_field": {"analytic_samples": 551, "analytic_ms": 12.49, "measured_samples": 551,
-                                "hop_samples": 16},
-        "unet_skip": {"steps": 150, "noise_snr_db": 10.0,
-                      "curves": {"skip": {"snr_db": [10.0, 17.5]}, "no_skip": {"snr_db": [10.0, 12.26]}}},
-        "loudness_real_tracks": {"rows": [
-            {"difference_lu": 0.004, "lufs_ours": -9.5, "true_peak_dbtp": 0.3},
-            {"difference_lu": -0.012, "lufs_ours": -17.26, "true_peak_dbtp": -1.2}]},
-    }
-    for name, result in results.items():
-        (folder / f"{name}.json").write_text(json.dumps({"provenance": {}, **result}))
-
-
-def test_numbers_literature_reads_the_saved_results(paper_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("MASTERING_RUNS_DIR", str(tmp_path / "runs"))
-    _fake_literature_results(tmp_path / "runs")
-    values = paper.read_numbers(paper.numbers_literature("smoke"))
-    assert values["eq_error_start_db"] == "4.50" and values["eq_error_end_db"] == "0.05"
-    assert values["eq_gradcheck"] == "yes"
-    assert values["phase_deg"] == "90" and values["phase_l1"] == "70.0" and values["phase_mrstft"] == "3.0"
-    assert values["delay_ms"] == "2.0" and values["delay_l1"] == "95.0" and values["delay_mrstft"] == "0.8"
-    assert values["shelf_max_db"] == "6.0" and values["shelf_mrstft"] == "6.2"
-    # rows from 20 Hz to 16 kHz at both rates (8), all within their tolerances; the 10 Hz row is outside the band
-    assert values["a_class1_total"] == "8"
-    assert values["a_class1_ok"] == "8"
-    assert values["a_weighting_max_dev_10k_db"] == "0.40" and values["a_weighting_max_dev_db"] == "8.6"
-    assert values["k_weighting_max_dev_db"] == "0.040"
-    assert values["tcn_rf_samples"] == "551" and values["unet_skip_snr_db"] == "17.5"
-    assert values["unet_no_skip_snr_db"] == "12.3"
-    assert values["loudness_tracks"] == "2" and values["loudness_max_abs_diff_lu"] == "0.012"
-    assert values["loudness_above_target"] == "1"  # -9.5 LUFS is above the loudest platform target
-    assert values["loudness_min_lufs"] == r"\textminus{}17.3" and values["loudness_max_true_peak_dbtp"] == "0.3"
-    used = paper.referenced_values(MAIN_TEX)["literature"]
-    assert used - set(values) == set(), f"the text prints literature numbers never written: {used - set(values)}"
 
 
 # ----------------------------------------------------------------------------- reading the manuscript
@@ -198,10 +144,10 @@ def test_scan_finds_writer_calls_and_their_functions(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("")
     (pkg / "sub" / "rep.py").write_text(
-        "from ..figures import save_figure, save_table\nfrom .. import paper\n"
+        "from ..figures import save_figure, save_table\nfrom .. import figures\n"
         "def fig_a(fig, profile):\n    return save_figure(fig, 'fig_a', profile)\n"
         "class R:\n    def tab(self, body, p):\n        return save_table(body, name='tab_b', profile=p)\n"
-        "def nums(p):\n    paper.save_numbers('nums', {'x': 1}, p)\n"
+        "def nums(p):\n    figures.save_numbers('nums', {'x': 1}, p)\n"
         "def dyn(fig, p, k):\n    save_figure(fig, f'fig_{k}', p)\n"
         "def by_default(body, p, name='tab_c'):\n    return save_table(body, name, p)\n"
         "def per_phase(fig, p, phase):\n    return save_figure(fig, f'phase{phase}_curves', p)\n"

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..figures import profile_note, save_figure, save_table
+from ..figures import latex_escape, profile_note, save_figure, save_numbers, save_table
 from .metrics import METRICS
 
 __all__ = [
@@ -50,8 +50,6 @@ def _plt():
 
 
 def _esc(text: Any) -> str:
-    from ..paper import latex_escape
-
     return latex_escape(str(text))
 
 
@@ -305,7 +303,6 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
     wins (``baseline_wins`` of ``ranked_metrics``); Phase 1B's CPU speed and latency per 5 s.
     Reads the notebook's frames, never re-evaluates.
     """
-    from ..paper import save_numbers
     from .benchmark import best_system
 
     values: dict[str, Any] = {}

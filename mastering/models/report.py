@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..figures import latex_table, save_figure, save_table
+from ..figures import latex_table, save_figure, save_numbers, save_table
 from ..profiles import get_profile
 from .mastering import DESIGN_PARAMETERS, PHASES, MasteringModel, parameter_counts
 
@@ -320,8 +320,6 @@ def numbers_validation(summary: dict[str, float], phase: str, profile: str, epoc
     model's relative change against each in percent: ``vs_identity_pct`` = -40 means 40 % below),
     from :func:`validation_summary`; ``epochs`` and ``train_items`` (training
     pairs per epoch) when given."""
-    from ..paper import save_numbers
-
     values: dict[str, Any] = {
         "best_epoch": int(summary["best_epoch"]), "valid_loss": float(summary["valid"]),
         "identity_loss": float(summary["identity"]),

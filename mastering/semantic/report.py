@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..figures import latex_table, save_figure, save_table
+from ..figures import latex_table, profile_note, save_figure, save_numbers, save_table
 from .safedb import descriptor_counts
 
 __all__ = [
@@ -306,8 +306,6 @@ def table_semantic_eq_comparison(summary: pd.DataFrame, profile: str, intensity:
         "rises (0--1.5). Brackets: 95\\% bootstrap intervals over tracks"
     )
     table = out.to_latex(index=False, escape=False, column_format="llllllrrr")
-    from ..figures import profile_note
-
     note = profile_note(profile)
     body = ("\\begin{table*}[t]\n\\centering\n\\small\n"
             f"\\caption{{{caption}. {note}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
@@ -398,8 +396,6 @@ def numbers_semantic_vae(metrics: pd.DataFrame, latent_dim: int, separation: flo
     """``numbers_semantic_vae.tex`` (notebook 07): the main VAE's reconstruction errors (dB) on
     training and held-out contributors' rows, the mean-setting baseline's, the held-out counts and
     the warm/bright separation, from :func:`mastering.semantic.vae.vae_metrics` rows."""
-    from ..paper import save_numbers
-
     m = pd.DataFrame(metrics)
     row = m[m["latent_dim"] == int(latent_dim)].iloc[0]
     values = _finite({
@@ -415,8 +411,6 @@ def numbers_encoder(table: pd.DataFrame, profile: str, main: str = "cnn-mse", mu
     """``numbers_semantic_encoder.tex`` (notebook 08): $R^2$ and warm/bright accuracy of the main
     encoder on held-out settings rendered on pink noise and on music, and of the music-trained
     variant on music, from :func:`mastering.semantic.encoder.compare_encoders`'s table."""
-    from ..paper import save_numbers
-
     t = table.set_index(["variant", "evaluated_on"])
     values: dict[str, Any] = {"settings": int(table["n"].iloc[0]), "variants": int(table["variant"].nunique())}
     for variant, key in ((main, "main"), (music, "music_trained")):
@@ -431,8 +425,6 @@ def numbers_semantic_eq(summary: pd.DataFrame, profile: str, intensity: float = 
     """``numbers_semantic_eq.tex`` (notebook 09): per descriptor, the adaptive EQ's adaptivity
     $\\rho$, direction accuracy and tilt change, and the spread of the position after processing
     (adaptive against static), from :func:`mastering.semantic.evaluate.summarize_semantic_eq`."""
-    from ..paper import save_numbers
-
     s = summary.set_index(["descriptor", "method"])
     values: dict[str, Any] = {"intensity": float(intensity), "clips": int(summary["clips"].max()),
                               "tracks": int(summary["tracks"].max())}

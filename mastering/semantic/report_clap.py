@@ -8,11 +8,12 @@ with provenance sidecars; :func:`ablation_summary` is the notebook's closing not
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..figures import latex_table, save_figure, save_table
+from ..figures import latex_escape, latex_table, save_figure, save_numbers, save_table
 
 __all__ = ["table_clap_ablation", "fig_clap_ablation", "ablation_summary", "numbers_clap"]
 
@@ -70,8 +71,6 @@ def table_clap_ablation(table: pd.DataFrame, arms: pd.DataFrame, profile: str, n
         out[f"Acc. ({where})"] = [wide.loc[a, ("pair_accuracy", where)] if ("pair_accuracy", where) in wide.columns
                                   else np.nan for a in order]  # fmt: skip
     n = int(table["n"].iloc[0])
-    from ..paper import latex_escape
-
     caption = (
         f"CLAP ablation: audio encoders into the semantic latent on the same {n} held-out SAFE-DB settings "
         "(contributors unseen in training) rendered on pink noise and on excerpts of held-out real-music tracks. "
@@ -145,8 +144,6 @@ def numbers_clap(table: pd.DataFrame, arms: pd.DataFrame, profile: str) -> Path:
     """``numbers_clap.tex`` (notebook 11): how many arms ran, whether the pretrained CLAP arm ran,
     the held-out settings' count, and each arm's $R^2$ on pink noise and on music (keys
     ``<arm>_<where>_r2`` with the arm's ``-`` dropped: ``custompink_music_r2``)."""
-    from ..paper import save_numbers
-
     ran = arms.loc[arms["status"] == "ran", "arm"].tolist()
     values: dict[str, Any] = {"arms_ran": len(ran), "arms_total": int(len(arms)),
                               "pretrained_ran": "clap-pretrained" in ran,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..figures import profile_note, save_figure, save_table
+from ..figures import profile_note, save_figure, save_numbers, save_table
 
 __all__ = [
     "SYSTEM_LABELS",
@@ -234,8 +234,6 @@ def numbers_e2e(differences: pd.DataFrame, refinement: pd.DataFrame, profile: st
         differences: :func:`mastering.semantic.e2e.paired_differences`.
         refinement: :func:`mastering.semantic.refine.summarize_refinement`.
     """
-    from ..paper import save_numbers
-
     values: dict[str, Any] = {}
     pooled = differences[differences["descriptor"] == "all"].set_index(["method", "measure"])
     for method, key in (("e2e-iir", "iir"), ("e2e-dasp", "dasp")):

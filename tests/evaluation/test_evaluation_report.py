@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from mastering.evaluation import benchmark, report
-from mastering.paper import read_numbers
+from mastering.figures import read_numbers
 
 
 def _results():

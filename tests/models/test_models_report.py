@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mastering.data.demaster import PARAM_VECTOR_NAMES
+from mastering.figures import read_numbers
 from mastering.models import report
 from mastering.models.mastering import build_model
 from mastering.training import TensorPairs
@@ -77,8 +78,6 @@ def test_predicted_validation_item_carries_the_tilt_it_should_undo():
 
 
 def test_validation_numbers_carry_signed_changes(paper_dir):
-    from mastering.paper import read_numbers
-
     summary = report.validation_summary([
         {"epoch": 1, "valid_total": 1.0, "valid_perceptual": 0.9, "identity_perceptual": 1.8,
          "identity_matched_perceptual": 1.2},

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mastering.paper import read_numbers
+from mastering.figures import read_numbers
 from mastering.semantic import report, report_clap, report_e2e
 
 
