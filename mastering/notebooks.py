@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import paths
-from .cli import key_value
-from .profiles import PROFILES
+from .profiles import PROFILES, key_value
 
 _NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
 

@@ -8,12 +8,14 @@ or table can always say which profile made it.
 Each profile is one dict: the data and notebook sizes at its top level, then one section per
 consumer (:data:`SECTIONS`). Every profile has the same keys, recursively, except inside the
 override dicts of :data:`OVERRIDE_PATHS`; profiles run from the smallest to the largest. A new
-profile is one more entry here.
+profile is one more entry here. :func:`key_value` reads the ``KEY=VALUE`` overrides of the command lines.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import json
 from typing import Any
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -56,8 +58,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "data": {"ratios": {"pink": 0.2, "real": 0.6, "rendered": 0.2}, "train_items": 96, "valid_items": 16,
                      "cache": True, "num_workers": 0},
         },
-        # the thesis baseline (mastering.models.thesis): MelUNetLSTM arguments, ThesisLoss weights,
-        # overrides of Phase 1B's train_config (empty: Phase 1B's budget)
+        # the thesis baseline (mastering.models.thesis, trained by mastering.training.thesis): MelUNetLSTM
+        # arguments, ThesisLoss weights, overrides of Phase 1B's train_config (empty: Phase 1B's budget)
         "thesis": {
             "model": {"n_fft": 1024, "hop": 256, "n_mels": 48, "unet_channels": [8, 16], "lstm_hidden": 32,
                       "max_gain_db": 12.0, "max_global_gain_db": 24.0, "max_tilt_db": 3.0, "griffin_lim_iters": 8},
@@ -214,3 +216,14 @@ def get_profile(name: str, **overrides: Any) -> dict[str, Any]:
     params.update(overrides)
     params["profile"] = name
     return params
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """argparse type for ``KEY=VALUE`` overrides: the value is read as JSON when it parses, else kept as text."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

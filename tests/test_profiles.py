@@ -1,13 +1,14 @@
 """The profile registry: every profile has the same keys and sections, unknown names fail clearly,
 and no other module keeps a table of its own."""
 
+import argparse
 import ast
 import re
 from pathlib import Path
 
 import pytest
 
-from mastering.profiles import OVERRIDE_PATHS, PROFILES, SECTIONS, get_profile
+from mastering.profiles import OVERRIDE_PATHS, PROFILES, SECTIONS, get_profile, key_value
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,8 +49,8 @@ def test_every_consumer_section_is_present():
 
 
 def test_unknown_profile_names_the_available_ones():
-    from mastering.models.thesis import thesis_config
     from mastering.training.config import train_config
+    from mastering.training.thesis import thesis_config
 
     for make in (get_profile, lambda p: train_config("1b", p), thesis_config):
         with pytest.raises(ValueError, match=re.escape(f"unknown profile 'huge'; choose one of {sorted(PROFILES)}")):
@@ -63,6 +64,15 @@ def test_get_profile_returns_a_copy():
     params["train"]["epochs"] = -1
     assert params["seed"] == 3 and params["profile"] == "smoke"
     assert PROFILES["smoke"]["train"]["epochs"] != -1 and PROFILES["smoke"]["seed"] == 0
+
+
+def test_key_value_reads_json_values_and_keeps_other_text():
+    assert key_value("lr=5e-4") == ("lr", 5e-4)
+    assert key_value('data={"train_items": 16}') == ("data", {"train_items": 16})
+    assert key_value("device=cuda:0") == ("device", "cuda:0")
+    assert key_value("note=a=b") == ("note", "a=b")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected key=value"):
+        key_value("lr")
 
 
 def test_profiles_module_is_the_bottom_layer():

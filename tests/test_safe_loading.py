@@ -14,6 +14,7 @@ from mastering.master import MasterError, master_file
 from mastering.models import thesis
 from mastering.models.mastering import model_from_checkpoint
 from mastering.training import TensorPairs, Trainer, train_config
+from mastering.training import thesis as thesis_training
 
 TINY = dict(latent_dim=8, encoder={"stem_channels": 8, "block_channels": [8, 8, 8, 8]}, decoder_hidden=8,
             dynamics=False)
@@ -75,13 +76,13 @@ def test_thesis_resume_refuses_a_crafted_last_checkpoint(evil, tmp_path, monkeyp
     def stop(*args, **kwargs):
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(thesis, "_evaluate", stop)  # creates the run folder, trains nothing
+    monkeypatch.setattr(thesis_training, "_evaluate", stop)  # creates the run folder, trains nothing
     with pytest.raises(RuntimeError, match="stop"):
-        thesis.fit_or_load_thesis("smoke", progress=False, data=(_pairs(), _pairs()), overrides=overrides)
+        thesis_training.fit_or_load_thesis("smoke", progress=False, data=(_pairs(), _pairs()), overrides=overrides)
     run_dir = next((tmp_path / "runs" / "thesis").glob("smoke-*"))
     (run_dir / "last.pt").write_bytes(path.read_bytes())
     with pytest.raises(ValueError, match="could not be read safely"):
-        thesis.fit_or_load_thesis("smoke", progress=False, data=(_pairs(), _pairs()), overrides=overrides)
+        thesis_training.fit_or_load_thesis("smoke", progress=False, data=(_pairs(), _pairs()), overrides=overrides)
     assert not marker.exists()
 
 

@@ -17,7 +17,7 @@ Modules:
 * :mod:`mastering.data.prepare` -- the idempotent build behind ``make data``.
 * :mod:`mastering.data.manifest` -- track/segment manifests, the by-track split rule.
 * :mod:`mastering.data.demaster` -- the seeded demastering chain (``sample_params`` / ``apply``).
-* :mod:`mastering.data.datasets` -- paired, multi-source and SAFE-DB EQ datasets.
+* :mod:`mastering.data.datasets` -- paired and multi-source datasets.
 * :mod:`mastering.data.report` -- statistics table and figures of notebook 02.
 """
 

@@ -33,9 +33,17 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from .. import paths
+from ..data import demaster as dm
+from ..data import list_tracks
+from ..data.datasets import build_paired_datasets, derive_seed
+from ..dsp.loudness import loudness
+from ..io import load_audio
 from ..profiles import get_profile
+from ..training import TensorPairs, train, train_config
+from ..training.thesis import fit_or_load_thesis
 from .metrics import METRICS, evaluate_pair
 from .systems import (IdentitySystem, LoudnessNormSystem, MatcheringSystem, Phase1System, StaticEQSystem, System,
                       ThesisSystem, fit_static_eq)
@@ -73,8 +81,6 @@ TEST_METRICS = ("mrstft", "band_error_db", "loudness_error_lu", "a_weighted_l1",
 # --------------------------------------------------------------------------------------------
 def evaluation_seed(track_key: str, seed: int = 0) -> int:
     """The demastering seed of a test track (never drawn by training, see :func:`training_demaster_seeds`)."""
-    from ..data.datasets import derive_seed
-
     return derive_seed("evaluation", int(seed), str(track_key))
 
 
@@ -89,8 +95,6 @@ def training_demaster_seeds(profile: str, seed: int | None = None, epochs: int |
     ``derive_seed(item_seed, "demaster")``. Indices up to ``items`` (default: the larger of the
     profile's pair counts) and epochs up to ``epochs`` (default: the training profile's).
     """
-    from ..data.datasets import derive_seed
-
     params = get_profile(profile)
     seeds = {int(params["seed"]) if seed is None else int(seed)}
     tp = params["train"]
@@ -121,10 +125,6 @@ def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | Non
         FileNotFoundError: the profile's data is not prepared.
         ValueError: no test tracks, or an evaluation seed that training could also draw.
     """
-    from ..data import demaster as dm
-    from ..data import list_tracks
-    from ..io import load_audio
-
     ev = get_profile(profile)["evaluation"]
     max_tracks = ev["max_tracks"] if max_tracks is None else max_tracks
     max_seconds = ev["max_seconds"] if max_seconds is None else max_seconds
@@ -167,8 +167,6 @@ def phase_checkpoint(phase: str, profile: str = "smoke", seed: int = 0, train_mi
     Raises:
         FileNotFoundError: no run and ``train_missing`` is false.
     """
-    from ..training import train, train_config
-
     config = train_config(phase, profile, seed=int(seed), progress=progress)
     folder = paths.runs_dir() / "mastering"
     exact = folder / config.run_name() / "best.pt"
@@ -188,8 +186,6 @@ def training_pairs(profile: str = "smoke", seed: int = 0, items: int = 16, split
     """``items`` (degraded, mastered) pairs of the data layer's mixture of ``split``
     (:func:`mastering.data.datasets.build_paired_datasets`: real, rendered and pink noise at the
     profile's ratios and segment length) and their sample rate."""
-    from ..data.datasets import build_paired_datasets
-
     ds = build_paired_datasets(profile, split, length=int(items), seed=seed)
     pairs = [(item["degraded"], item["mastered"]) for item in (ds[i] for i in range(len(ds)))]
     return pairs, int(next(iter(ds.datasets.values())).sample_rate)
@@ -218,10 +214,6 @@ def static_eq_curve(profile: str = "smoke", seed: int = 0, items: int | None = N
 def matchering_reference(profile: str = "smoke", seed: int = 0, seconds: float | None = None) -> tuple[torch.Tensor, int, str]:
     """A mastered *training* track (real) chosen by ``seed``: ``(audio, sample_rate, key)``; an
     excerpt of ``seconds`` from its middle when given."""
-    from ..data import list_tracks
-    from ..data.datasets import derive_seed
-    from ..io import load_audio
-
     tracks = sorted(list_tracks(profile=profile, split="train", kind="real"), key=lambda t: t.key)
     if not tracks:
         raise ValueError(f"no real training tracks in the {profile} profile for matchering's reference")
@@ -237,10 +229,6 @@ def thesis_system(profile: str = "smoke", seed: int = 0, shared: tuple[list, int
                   progress: bool = False) -> ThesisSystem:
     """The thesis's system trained as the profile's ``evaluation`` section says (``shared``: the training
     pairs for ``thesis_shared_data``)."""
-    from ..models.thesis import fit_or_load_thesis
-    from ..training import train_config
-    from ..training.data import TensorPairs
-
     ev = get_profile(profile)["evaluation"]
     data = None
     if ev["thesis_shared_data"]:
@@ -315,10 +303,6 @@ def run_benchmark(systems: Sequence[System], pairs: Sequence[dict[str, Any]], ke
         ``keep_outputs`` tracks as ``{track: {system: audio}}`` (plus ``"degraded"`` and
         ``"mastered"``).
     """
-    from tqdm.auto import tqdm
-
-    from ..dsp.loudness import loudness
-
     rows: list[dict[str, Any]] = []
     outputs: dict[str, dict[str, torch.Tensor]] = {}
     for k, pair in enumerate(pairs):
@@ -455,8 +439,6 @@ def measure_latency(systems: Sequence[System], audio: torch.Tensor, sample_rate:
     Returns:
         ``system, label, device, ms_per_excerpt, excerpt_s, realtime`` (audio seconds per second).
     """
-    from ..dsp.loudness import loudness
-
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     n = min(int(round(seconds * sample_rate)), audio.shape[-1])

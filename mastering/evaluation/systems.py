@@ -289,7 +289,7 @@ class ThesisSystem(System):
     with an LSTM parameter forecaster, inverted with Griffin-Lim. It sets its own level.
 
     Args:
-        model: the model of :func:`mastering.models.thesis.fit_or_load_thesis`.
+        model: the model of :func:`mastering.training.thesis.fit_or_load_thesis`.
         info: the ``info`` dict that function returns (run folder, training budget).
         chunk_s: chunk length of :func:`thesis_master`.
     """
@@ -306,7 +306,7 @@ class ThesisSystem(System):
     @classmethod
     def fit_or_load(cls, profile: str = "smoke", seed: int = 0, progress: bool = False) -> "ThesisSystem":
         """Train (or load the cached run of) the thesis model of ``profile``."""
-        from ..models.thesis import fit_or_load_thesis
+        from ..training.thesis import fit_or_load_thesis
 
         model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress)
         return cls(model, info)

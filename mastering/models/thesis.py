@@ -28,31 +28,25 @@ The design this compendium compares its Phase 1B model against. It works on magn
    fast Griffin-Lim of Perraudin, Balazs & Søndergaard 2013.
 
 The output layers of the U-Net and the forecaster start at zero, so an untrained model is the
-identity on magnitudes. Training (:func:`fit_or_load_thesis`) uses the same paired data and the
-same budget (epochs, steps, batch size, segment length, learning-rate schedule) as Phase 1B
-(:func:`mastering.training.config.train_config`), with an L1 distance of log magnitudes plus
-spectral convergence (Arik et al. 2018, via auraloss) on the STFT grid as the loss. Runs are
-cached under ``runs/thesis/<profile>-<hash>`` by a hash of the resolved configuration plus the
-code version, and resume from ``last.pt``.
+identity on magnitudes. Training (:func:`mastering.training.thesis.fit_or_load_thesis`) uses the
+same paired data and the same budget (epochs, steps, batch size, segment length, learning-rate
+schedule) as Phase 1B, with :class:`ThesisLoss` (an L1 distance of log magnitudes plus spectral
+convergence, Arik et al. 2018, via auraloss) on the STFT grid as the loss.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
-import math
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import auraloss
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..profiles import get_profile
+from ..io import AudioError, resample, to_channels
 from ..provenance import safe_torch_load
 
 __all__ = [
@@ -60,9 +54,8 @@ __all__ = [
     "ThesisLoss",
     "THESIS_CHECKPOINT_FORMAT",
     "griffin_lim",
-    "thesis_config",
     "thesis_from_checkpoint",
-    "fit_or_load_thesis",
+    "thesis_from_state",
     "thesis_master",
 ]
 
@@ -120,7 +113,7 @@ class MelUNetLSTM(nn.Module):
                  max_gain_db: float = 12.0, max_global_gain_db: float = 24.0, max_tilt_db: float = 3.0,
                  f_min: float = 0.0, f_max: float | None = None, griffin_lim_iters: int = 32):
         super().__init__()
-        import torchaudio.functional as AF
+        import torchaudio.functional as AF  # loaded on use, as everywhere in the package (slow import)
 
         unet_channels = [int(c) for c in unet_channels]
         if channels not in (1, 2):
@@ -333,8 +326,6 @@ class ThesisLoss(nn.Module):
 
     def __init__(self, w_log_mag: float = 1.0, w_sc: float = 1.0):
         super().__init__()
-        import auraloss
-
         if w_log_mag < 0 or w_sc < 0 or w_log_mag + w_sc == 0:
             raise ValueError(f"weights must be >= 0 and not both 0, got {w_log_mag}, {w_sc}")
         self.w_log_mag, self.w_sc = float(w_log_mag), float(w_sc)
@@ -351,37 +342,19 @@ class ThesisLoss(nn.Module):
         return loss
 
 
-# -- configuration, checkpoints ------------------------------------------------------------------
+# -- checkpoints -------------------------------------------------------------------------------
 
 
-def thesis_config(profile: str = "smoke", seed: int = 0, progress: bool = True,
-                  overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """``(train_config, settings)``: Phase 1B's :class:`mastering.training.config.TrainConfig` for
-    ``profile`` (with the profile's ``train`` overrides and ``seed``), and the resolved ``thesis``
-    section of the profile (``overrides`` merged: ``{"model": {...}, "loss": {...}, "train": {...}}``).
-
-    Raises:
-        ValueError: unknown profile or override key.
-    """
-    from ..training.config import _merge, train_config
-
-    settings = get_profile(profile)["thesis"]
-    unknown = set(overrides or {}) - set(settings)
-    if unknown:
-        raise ValueError(f"unknown thesis setting(s) {sorted(unknown)}; use 'model', 'loss' or 'train'")
-    settings = _merge(settings, overrides or {})
-    config = train_config("1b", profile, **_merge(settings["train"], {"seed": int(seed), "progress": bool(progress)}))
-    return config, settings
-
-
-def _checkpoint_model(state: dict[str, Any]) -> MelUNetLSTM:
+def thesis_from_state(state: dict[str, Any]) -> MelUNetLSTM:
+    """The :class:`MelUNetLSTM` (eval mode) of a loaded thesis checkpoint (``model_config``, ``model_state``)."""
     model = MelUNetLSTM(**state["model_config"])
     model.load_state_dict(state["model_state"])
     return model.eval()
 
 
 def thesis_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> MelUNetLSTM:
-    """Rebuild a :class:`MelUNetLSTM` from a ``best.pt``/``last.pt`` of :func:`fit_or_load_thesis`.
+    """Rebuild a :class:`MelUNetLSTM` from a ``best.pt``/``last.pt`` of
+    :func:`mastering.training.thesis.fit_or_load_thesis`.
 
     Raises:
         ValueError: not a thesis checkpoint, or one holding more than tensors and plain data.
@@ -389,201 +362,13 @@ def thesis_from_checkpoint(path: str | Path, map_location: str | torch.device = 
     state = safe_torch_load(path, map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != THESIS_CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a checkpoint of the thesis baseline")
-    return _checkpoint_model(state)
-
-
-def _data_fingerprint(data: tuple[Any, Any]) -> str:
-    """SHA-1 of every pair's audio (for datasets passed in rather than built from the configuration)."""
-    h = hashlib.sha1()
-    for split in data:
-        h.update(f"|{len(split)}|".encode())
-        for i in range(len(split)):
-            item = split[i]
-            for key in ("degraded", "mastered"):
-                h.update(np.ascontiguousarray(item[key].detach().cpu().numpy()).tobytes())
-    return h.hexdigest()
-
-
-def _loader(data, config, train: bool, epoch: int):
-    from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
-
-    from ..training.data import collate
-
-    if hasattr(data, "set_epoch"):
-        data.set_epoch(epoch)
-    sampler = (RandomSampler(data, generator=torch.Generator().manual_seed(config.seed * 100003 + epoch))
-               if train else SequentialSampler(data))  # the Phase 1B trainer's order
-    return DataLoader(data, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
-                      num_workers=int(config.data.get("num_workers", 0)),
-                      drop_last=train and len(data) > config.batch_size)
-
-
-def _magnitudes(model: MelUNetLSTM, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    x = batch["degraded"].to(device, non_blocking=True)
-    y = batch["mastered"].to(device, non_blocking=True)
-    return model.stft(x).abs(), model.stft(y).abs()
-
-
-@torch.no_grad()
-def _evaluate(model: MelUNetLSTM, loss_fn: ThesisLoss, data, config, device) -> tuple[float, float]:
-    """Item-weighted mean validation loss of the model and of the identity (output = input)."""
-    model.eval()
-    total = ident = 0.0
-    count = 0
-    for batch in _loader(data, config, train=False, epoch=0):
-        mag_x, mag_y = _magnitudes(model, batch, device)
-        n = mag_x.shape[0]
-        total += float(loss_fn(model.process_magnitude(mag_x), mag_y)) * n
-        ident += float(loss_fn(mag_x, mag_y)) * n
-        count += n
-    return total / max(count, 1), ident / max(count, 1)
-
-
-def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = True, *,
-                       data: tuple[Any, Any] | None = None, overrides: dict[str, Any] | None = None,
-                       ) -> tuple[MelUNetLSTM, dict[str, Any]]:
-    """Train the thesis baseline on Phase 1B's data and budget, or reuse the cached identical run.
-
-    The configuration is Phase 1B's (:func:`mastering.training.config.train_config`): the same
-    sample rate, segment length, paired training/validation data
-    (:func:`mastering.training.data.build_datasets`), seed, batch size, epochs, steps per epoch,
-    AdamW learning rate and weight decay, ReduceLROnPlateau schedule, gradient clipping and device
-    (:func:`mastering.training.trainer.select_device`). The loss is :class:`ThesisLoss` between the
-    predicted and the mastered STFT magnitudes.
-
-    Files, under ``runs/thesis/<profile>-<hash10>`` (hash of the resolved configuration, the data's
-    fingerprint when ``data`` is given, and the code version): ``config.json``, ``metrics.csv``
-    (per epoch: ``train_loss``, ``valid_loss``, ``identity_valid_loss``, ``lr``, ``seconds``),
-    ``best.pt`` (model state, model constructor arguments and configuration: it alone rebuilds
-    the model, :func:`thesis_from_checkpoint`) and ``last.pt`` (plus optimizer, scheduler and
-    random states: an interrupted run resumes from it).
-
-    Args:
-        profile: the profile of the ``thesis`` settings and of Phase 1B.
-        seed: seeds the model, the data order and the pairs.
-        progress: tqdm progress bars.
-        data: ``(train, valid)`` datasets of ``degraded``/``mastered`` pairs to use instead of
-            building the configured ones (tests; a caller that has built them already).
-        overrides: merged into the profile's settings (``{"model": ..., "loss": ..., "train": ...}``).
-
-    Returns:
-        ``(model, info)``: the best model (eval mode, on the CPU) and ``run_dir``, ``epochs``,
-        ``seconds`` (training time of all epochs), ``valid_loss`` (best), ``identity_valid_loss``,
-        ``trained`` (whether this call trained any epoch), ``history``, ``config``.
-    """
-    from tqdm.auto import tqdm
-
-    from .. import __version__, paths
-    from ..provenance import atomic_torch_save, atomic_write_text, git_commit
-    from ..training.trainer import _write_csv, rng_state, seed_everything, select_device, set_rng_state
-
-    config, settings = thesis_config(profile, seed, progress, overrides)
-    resolved = {"train": {k: v for k, v in config.to_dict().items() if k not in ("progress", "tensorboard", "wandb")},
-                "model": settings["model"], "loss": settings["loss"],
-                "data": _data_fingerprint(data) if data is not None else "build_datasets"}
-    code_version = f"{__version__}+{git_commit(short=True)}"
-    digest = hashlib.sha1((json.dumps(resolved, sort_keys=True) + "|" + code_version).encode()).hexdigest()
-    run_dir = paths.runs_dir() / "thesis" / f"{profile}-{digest[:10]}"
-    last, best = run_dir / "last.pt", run_dir / "best.pt"
-
-    state = safe_torch_load(last) if last.is_file() else None
-    if state is not None and state.get("format") != THESIS_CHECKPOINT_FORMAT:
-        raise ValueError(f"{last} is not a checkpoint of the thesis baseline; remove the folder {run_dir}")
-    trained = False
-    if state is None or state["epoch"] < config.epochs:
-        device = select_device(config.device)
-        seed_everything(config.seed)
-        model = MelUNetLSTM(sample_rate=config.sample_rate, channels=2, **settings["model"]).to(device)
-        loss_fn = ThesisLoss(**settings["loss"]).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.lr_factor,
-                                                               patience=config.lr_patience, min_lr=config.min_lr)
-        epoch, best_valid, history, identity = 0, math.inf, [], None
-        if state is not None:
-            model.load_state_dict(state["model_state"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            epoch, best_valid = int(state["epoch"]), float(state["best_valid"])
-            history, identity = list(state["history"]), state["identity_valid_loss"]
-            set_rng_state(state["rng"])
-        train_data, valid_data = data if data is not None else _build(config)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps({**resolved, "code_version": code_version,
-                                                               "run": run_dir.name}, indent=2, sort_keys=True) + "\n")
-        if identity is None:
-            _, identity = _evaluate(model, loss_fn, valid_data, config, device)
-
-        def checkpoint(full: bool) -> dict[str, Any]:
-            out = {"format": THESIS_CHECKPOINT_FORMAT, "model_config": dict(model.config),
-                   "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   "config": resolved, "code_version": code_version, "epoch": epoch, "best_valid": best_valid,
-                   "identity_valid_loss": identity, "history": history,
-                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-            if full:
-                out.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                           rng=rng_state())
-            return out
-
-        while epoch < config.epochs:
-            start = time.perf_counter()
-            model.train()
-            loader = _loader(train_data, config, train=True, epoch=epoch)
-            limit = min(config.steps_per_epoch or len(loader), len(loader))
-            sums, count = 0.0, 0
-            bar = tqdm(total=limit, desc=f"thesis epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-            for i, batch in enumerate(loader):
-                if i >= limit:
-                    break
-                mag_x, mag_y = _magnitudes(model, batch, device)
-                loss = loss_fn(model.process_magnitude(mag_x), mag_y)
-                optimizer.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    continue
-                loss.backward()
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                sums += float(loss.detach())
-                count += 1
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-                bar.update(1)
-            bar.close()
-            valid, _ = _evaluate(model, loss_fn, valid_data, config, device)
-            scheduler.step(valid)
-            epoch += 1
-            trained = True
-            history.append({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                            "seconds": round(time.perf_counter() - start, 3), "train_loss": sums / max(count, 1),
-                            "valid_loss": valid, "identity_valid_loss": identity})
-            if valid < best_valid:
-                best_valid = valid
-                atomic_torch_save(checkpoint(False), best)
-            atomic_torch_save(checkpoint(True), last)
-            _write_csv(run_dir / "metrics.csv", history)
-        state = checkpoint(False)
-
-    best_state = safe_torch_load(best)
-    model = _checkpoint_model(best_state)
-    history = list(state["history"])
-    info = {"run_dir": str(run_dir), "epochs": int(state["epoch"]),
-            "seconds": round(sum(float(r["seconds"]) for r in history), 3),
-            "valid_loss": float(best_state["best_valid"]), "identity_valid_loss": float(state["identity_valid_loss"]),
-            "trained": trained, "history": history, "config": resolved}
-    return model, info
-
-
-def _build(config):
-    from ..training.data import build_datasets
-
-    return build_datasets(config)
+    return thesis_from_state(state)
 
 
 # -- mastering audio ------------------------------------------------------------------------------
 
 
 def _check_audio(audio: Any, sample_rate: Any) -> np.ndarray:
-    from ..io import AudioError
-
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().cpu().numpy()
     if not isinstance(audio, np.ndarray):
@@ -646,8 +431,6 @@ def thesis_master(model: MelUNetLSTM, audio: np.ndarray, sample_rate: int, chunk
         ValueError (:class:`mastering.io.AudioError` for the audio): NaN/Inf, empty, not
             ``[channels, samples]`` with 1 or 2 channels, non-float, bad rate or settings.
     """
-    from ..io import resample, to_channels
-
     audio = _check_audio(audio, sample_rate)
     if init not in ("zeros", "input"):
         raise ValueError(f"init must be 'zeros' or 'input', got {init!r}")

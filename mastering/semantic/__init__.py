@@ -2,6 +2,7 @@
 
 * :mod:`mastering.semantic.safedb`: load and clean the SAFE equaliser data, normalize descriptors,
   convert settings to biquad bands (:mod:`mastering.dsp.eq`) and to dasp-pytorch's layout.
+* :mod:`mastering.semantic.datasets`: ``SafeEQPairs``, pink noise or music processed by SAFE settings.
 * :mod:`mastering.semantic.vae`: the flowEQ-style β-VAE over SAFE settings, descriptor embeddings
   and reconstruction error in dB.
 * :mod:`mastering.semantic.encoder`: an audio encoder (log-mel CNN or transformer) trained on
@@ -30,6 +31,7 @@ from .adaptive import (
     semantic_scores,
     static_eq,
 )
+from .datasets import SafeEQPairs
 from .safedb import (
     PARAM_NAMES,
     PARAM_RANGES,
@@ -54,6 +56,7 @@ __all__ = [
     "load_semantic_eq",
     "semantic_scores",
     "static_eq",
+    "SafeEQPairs",
     "PARAM_NAMES",
     "PARAM_RANGES",
     "SHELF_Q",

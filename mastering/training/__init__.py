@@ -1,14 +1,16 @@
-"""Training of the Phase 1 mastering models (one trainer for 1A, 1B and 1C).
+"""Training of the Phase 1 mastering models (one trainer for 1A, 1B and 1C) and of the thesis baseline.
 
     from mastering.training import train_config, train
     trainer, history = train(train_config("1b", "smoke", epochs=3))
 
 Command line: ``python -m mastering.training --phase 1b --profile full`` (add ``torchrun
---nproc_per_node N`` in front for several GPUs). See :mod:`mastering.training.trainer`.
+--nproc_per_node N`` in front for several GPUs). See :mod:`mastering.training.trainer`; the thesis
+baseline's training and run cache: :mod:`mastering.training.thesis`.
 """
 
 from .config import TrainConfig, train_config
 from .data import CachedDataset, TensorPairs, build_datasets, collate
+from .thesis import fit_or_load_thesis, thesis_config
 from .trainer import CHECKPOINT_FORMAT, Trainer, latest_checkpoint, seed_everything, select_device, train
 
 __all__ = [
@@ -19,9 +21,11 @@ __all__ = [
     "Trainer",
     "build_datasets",
     "collate",
+    "fit_or_load_thesis",
     "latest_checkpoint",
     "seed_everything",
     "select_device",
+    "thesis_config",
     "train",
     "train_config",
 ]

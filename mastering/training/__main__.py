@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import key_value
-from ..profiles import PROFILES
+from ..profiles import PROFILES, key_value
 from .config import train_config
+from .trainer import train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from .trainer import train
-
     try:
         trainer, history = train(config, run_dir=args.run_dir, resume=not args.no_resume)
     except FileNotFoundError as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..profiles import get_profile
 
-__all__ = ["TrainConfig", "train_config"]
+__all__ = ["TrainConfig", "merge_overrides", "train_config"]
 
 
 def _default_loss() -> dict[str, float]:
@@ -153,11 +153,13 @@ class TrainConfig:
         return f"phase{self.phase}-{self.profile}-{self.digest(code_version)[:10]}"
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge_overrides(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``update`` applied: nested dicts merge key by key, except
+    ``ratios`` (a mixture's ratios are replaced whole); any other value replaces the old one."""
     out = copy.deepcopy(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "ratios":
-            out[key] = _merge(out[key], value)
+            out[key] = merge_overrides(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -173,7 +175,7 @@ def train_config(phase: str = "1a", profile: str = "smoke", **overrides: Any) ->
         ValueError: unknown profile or option.
     """
     base = get_profile(profile)
-    values = _merge({"phase": phase, "profile": profile, "seed": base["seed"], "sample_rate": base["sample_rate"]},
-                    base["train"])
-    values = _merge(values, overrides)
+    values = merge_overrides({"phase": phase, "profile": profile, "seed": base["seed"],
+                              "sample_rate": base["sample_rate"]}, base["train"])
+    values = merge_overrides(values, overrides)
     return TrainConfig.from_dict(values)

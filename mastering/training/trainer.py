@@ -45,15 +45,16 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from .. import paths
+from .. import __version__, paths
 from ..dsp.loudness import loudness
 from ..losses import MasteringLoss
 from ..models.mastering import MasteringModel, build_model
-from ..provenance import atomic_torch_save, safe_torch_load
+from ..provenance import atomic_torch_save, atomic_write_text, git_commit, safe_torch_load
 from .config import TrainConfig
-from .data import collate
+from .data import build_datasets, collate
 
-__all__ = ["Trainer", "seed_everything", "select_device", "latest_checkpoint", "CHECKPOINT_FORMAT", "train"]
+__all__ = ["Trainer", "seed_everything", "select_device", "latest_checkpoint", "rng_state", "set_rng_state",
+           "write_csv", "CHECKPOINT_FORMAT", "train"]
 
 CHECKPOINT_FORMAT = "mastering-checkpoint/1"
 _PERCEPTUAL = ("stft", "aweighted", "loudness")
@@ -108,7 +109,8 @@ def latest_checkpoint() -> dict[str, Any] | None:
     return record if Path(record.get("checkpoint", "")).is_file() else None
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` (dicts; columns in order of first appearance) to ``path`` atomically; nothing when empty."""
     if not rows:
         return
     fields: list[str] = []
@@ -376,9 +378,6 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the model and resume training."""
-        from .. import __version__
-        from ..provenance import git_commit
-
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
@@ -461,8 +460,8 @@ class Trainer:
     def _write_logs(self) -> None:
         if not self.is_main:
             return
-        _write_csv(self.run_dir / "metrics.csv", self.history)
-        _write_csv(self.run_dir / "steps.csv", self.steps_log)
+        write_csv(self.run_dir / "metrics.csv", self.history)
+        write_csv(self.run_dir / "steps.csv", self.steps_log)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -508,8 +507,6 @@ class Trainer:
         return self.history
 
     def _publish(self) -> None:
-        from ..provenance import atomic_write_text
-
         best = min(self.history, key=lambda r: r["valid_total"]) if self.history else {}
         record = {"checkpoint": str((self.run_dir / "best.pt").resolve()), "phase": self.config.phase,
                   "profile": self.config.profile, "run": self.run_dir.name, "epochs": self.epoch,
@@ -526,8 +523,6 @@ class Trainer:
 def train(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = True,
           publish: bool = True) -> tuple[Trainer, list[dict[str, Any]]]:
     """Build the configured datasets and model, train, and return ``(trainer, history)``."""
-    from .data import build_datasets
-
     train_data, valid_data = build_datasets(config)
     trainer = Trainer(config, train_data, valid_data, run_dir=run_dir, publish=publish)
     history = trainer.fit(resume=resume)

@@ -1,11 +1,10 @@
-"""Datasets (mastering/data/datasets.py): reproducibility, worker safety, splits, ratios, SAFE pairs."""
+"""Datasets (mastering/data/datasets.py): reproducibility, worker safety, splits, ratios."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.signal as ss
 import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
@@ -13,7 +12,7 @@ from torch.utils.data import DataLoader
 from mastering.data import demaster as dm
 from mastering.data import manifest as mf
 from mastering.data.datasets import (
-    MultiSourceDataset, PairedDataset, PinkNoiseSegments, SafeEQPairs, TrackSegments, build_paired_datasets,
+    MultiSourceDataset, PairedDataset, PinkNoiseSegments, TrackSegments, build_paired_datasets,
     derive_seed,
 )
 
@@ -112,30 +111,6 @@ def test_mixture_follows_its_ratios_and_drops_missing_sources():
     assert mix[0]["mixture_source"] in ("pink", "real")
     with pytest.raises(ValueError, match="none of the datasets"):
         MultiSourceDataset({"rendered": None}, {"rendered": 1.0}, length=1)
-
-
-def test_safe_pairs_apply_the_safe_setting(tmp_path):
-    from mastering.semantic import safedb as sdb
-
-    rows = [
-        [3.0, 100.0, -6.0, 400.0, 1.0, 4.0, 1500.0, 2.0, -3.0, 5000.0, 0.7, 6.0, 8000.0],
-        [-4.0, 200.0, 5.0, 800.0, 0.5, -6.0, 2500.0, 4.0, 2.0, 7000.0, 1.5, -2.0, 12000.0],
-    ]
-    df = pd.DataFrame(rows, columns=list(sdb.PARAM_NAMES)).assign(descriptor=["warm", "bright"])
-    ds = SafeEQPairs(df, sample_rate=SR, segment_seconds=4.0, seed=0, length=2)
-    assert ds.descriptors == ["bright", "warm"]
-    for i in range(2):
-        item = ds[i]
-        r = item["safe_row"]
-        np.testing.assert_allclose(item["params"].numpy(), np.array(rows[r], np.float32))
-        assert item["descriptor"] == df.at[r, "descriptor"] and ds.descriptors[item["descriptor_index"]] == item["descriptor"]
-        f, px = ss.welch(item["dry"].numpy(), fs=SR, nperseg=4096, axis=-1)
-        _, py = ss.welch(item["audio"].numpy(), fs=SR, nperseg=4096, axis=-1)
-        measured = 10 * np.log10(py.mean(0) / px.mean(0))
-        expected = np.asarray(sdb.safe_response_db(np.array(rows[r]), f[1:], sample_rate=SR))
-        band = (f[1:] > 60) & (f[1:] < 9000)
-        assert np.max(np.abs(measured[1:][band] - expected[band])) < 0.3
-    assert torch.equal(ds[1]["audio"], SafeEQPairs(df, sample_rate=SR, segment_seconds=4.0, seed=0, length=2)[1]["audio"])
 
 
 @pytest.mark.needs_data
