@@ -73,7 +73,7 @@ listening-test: setup
 
 # Build the stimuli (WAV + manifest, loudness-matched to -23 LUFS) from the real-music test split,
 # processed by the real systems under test (the semantic EQ bundle of $(PROFILE), built if missing).
-LT_SYSTEMS ?= mastering.semantic.adaptive:stimulus_systems
+LT_SYSTEMS ?= listening_test.systems:stimulus_systems
 listening-test-stimuli: data
 	$(PY) -m mastering.semantic build --profile $(PROFILE)
 	$(PY) -m listening_test stimuli --out $(LT_STIMULI) --systems $(LT_SYSTEMS)

@@ -41,8 +41,9 @@ from pathlib import Path
 from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
-from .design import RATING_MAX, RATING_MIN, build_schedule
-from .manifest import Manifest, load_manifest
+from mastering.evaluation.listening_design import RATING_MAX, RATING_MIN, build_schedule
+from mastering.evaluation.listening_manifest import Manifest, load_manifest
+
 from .store import Store, SubmissionConflict, Trial, TrialNotFound
 
 __all__ = ["create_app", "AppConfig", "COOKIE_NAME"]
@@ -100,7 +101,8 @@ def create_app(
     """Build the app for one stimuli folder and one database.
 
     Args:
-        stimuli_dir: folder with ``manifest.csv`` and the WAV files (see :mod:`listening_test.manifest`).
+        stimuli_dir: folder with ``manifest.csv`` and the WAV files
+            (:mod:`mastering.evaluation.listening_manifest`).
         db_path: SQLite file holding participants and ratings (created when missing).
         admin_token: secret for the export; at least 16 characters.
         config: study settings.

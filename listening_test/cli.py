@@ -1,6 +1,6 @@
 """Command line: ``python -m listening_test {serve,export,stimuli}``.
 
-``register(subparsers)`` adds the same commands under another parser (``mastering listening-test``).
+(The ``mastering`` command line does not offer them: ``mastering`` never imports this app.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from waitress.channel import HTTPChannel
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-__all__ = ["build_parser", "register", "main"]
+from mastering.evaluation.listening_design import TARGETS
+
+__all__ = ["build_parser", "main"]
 
 ADMIN_TOKEN_ENV = "LISTENING_TEST_ADMIN_TOKEN"
 
@@ -146,9 +148,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _stimuli(args: argparse.Namespace) -> int:
-    from .stimuli import DEFAULT_TARGETS, generate_stimuli, load_systems, select_tracks, split_tracks
+    from .stimuli import generate_stimuli, load_systems, select_tracks, split_tracks
 
-    targets = args.targets or list(DEFAULT_TARGETS)
+    targets = args.targets or list(TARGETS)
     if args.tracks:
         tracks = select_tracks(args.tracks, args.n_items, seed=args.seed, min_duration_s=args.clip_s)
     else:
@@ -223,12 +225,6 @@ def _add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the track selection")
     p.add_argument("--overwrite", action="store_true", help="replace an existing stimuli set")
     p.set_defaults(func=_stimuli)
-
-
-def register(subparsers) -> None:
-    """Add ``listening-test {serve,export,stimuli}`` to another command line."""
-    p = subparsers.add_parser("listening-test", help="the listening-test web app and its stimuli")
-    _add_commands(p.add_subparsers(dest="listening_command", metavar="COMMAND", required=True))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,11 +13,14 @@ differences, which listeners readily mistake for timbre, cannot bias the ratings
 A *system* is a callable ``system(audio, sample_rate, target) -> audio`` on ``[1, channels,
 samples]`` tensors, optionally wrapped in :class:`StimulusSystem` with a description and a
 ``placeholder`` flag. The real conditions come from the semantic EQ
-(``mastering.semantic.adaptive:stimulus_systems``, what ``make listening-test-stimuli`` and notebook
-12 use); :func:`placeholder_systems` stands in for them with simple EQ (pedalboard's biquad shelves
+(``listening_test.systems:stimulus_systems``, what ``make listening-test-stimuli`` and notebook 12
+use); :func:`placeholder_systems` stands in for them with simple EQ (pedalboard's biquad shelves
 and peaks) where no SAFE-DB or semantic model is at hand (the command's default, and the app's own
 tests); every stimulus it makes is marked ``placeholder=1`` in the manifest and in every exported
-rating.
+rating. :func:`generate_study_stimuli` makes the set a run profile asks for (notebook 12).
+
+The conditions, targets and manifest format are the study design's
+(:mod:`mastering.evaluation.listening_design`, :mod:`mastering.evaluation.listening_manifest`).
 """
 
 from __future__ import annotations
@@ -32,16 +35,18 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from mastering.io import AudioError, audio_info, check_finite, save_audio
-
-from .manifest import MANIFEST_NAME, write_manifest
+from mastering.data import manifest as track_manifest
+from mastering.evaluation.listening_design import TARGETS
+from mastering.evaluation.listening_manifest import MANIFEST_NAME, write_manifest
+from mastering.io import AudioError, audio_info, check_finite, iter_audio, read_audio_span, save_audio
+from mastering.paths import build_dir, data_dir
+from mastering.profiles import get_profile
 
 __all__ = [
     "System",
     "StimulusSystem",
-    "CONDITIONS",
-    "DEFAULT_TARGETS",
     "AUDIO_SUFFIXES",
+    "PLACEHOLDER_SYSTEMS_SPEC",
     "integrated_lufs",
     "normalize_loudness",
     "loudest_excerpt",
@@ -49,6 +54,7 @@ __all__ = [
     "select_tracks",
     "split_tracks",
     "generate_stimuli",
+    "generate_study_stimuli",
     "placeholder_systems",
     "load_systems",
     "adaptive_gain_db",
@@ -58,15 +64,13 @@ __all__ = [
 
 System = Callable[[torch.Tensor, int, str], torch.Tensor]
 
-#: The study's conditions, ``original`` being the unprocessed anchor.
-CONDITIONS = ("original", "adaptive_semantic_eq", "floweq_style", "static_eq")
-#: Semantic targets of the study (the most frequent EQ descriptors in SAFE-DB).
-DEFAULT_TARGETS = ("warm", "bright", "clear")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 MANIFEST_COLUMNS = [
     "item", "condition", "target", "path", "placeholder", "system", "source", "source_offset_s",
     "integrated_lufs", "sample_peak_dbfs", "sample_rate", "duration_s",
 ]
+#: The ``--systems`` default: the stand-ins of :func:`placeholder_systems`.
+PLACEHOLDER_SYSTEMS_SPEC = "listening_test.stimuli:placeholder_systems"
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,6 @@ def loudest_clip(track: str | os.PathLike, sample_rate: int, channels: int, clip
     Raises:
         AudioError: an unreadable track or one shorter than ``clip_s``.
     """
-    from mastering.io import iter_audio, read_audio_span
-
     n, hop = _clip_frames(sample_rate, clip_s, hop_s)
     at_start, at_end = [np.zeros(1)], []  # cumulative energy at k * hop and at k * hop + n
     total, carry = 0, 0.0
@@ -209,8 +211,6 @@ def select_tracks(
         AudioError: a missing folder or fewer usable files than ``n_items``.
     """
     if folder is None:
-        from mastering.paths import data_dir
-
         folder = data_dir() / "tracks"
     folder = Path(folder)
     if not folder.is_dir():
@@ -244,11 +244,9 @@ def split_tracks(n_items: int, split: str = "test", seed: int = 0, min_duration_
     Raises:
         AudioError: no prepared data, or fewer usable tracks in the split than ``n_items``.
     """
-    from mastering.data.manifest import load_manifest as load_track_manifest
-
     try:
         splits = split.split("+")
-        df = load_track_manifest(split=splits[0] if len(splits) == 1 else splits, kind="real")
+        df = track_manifest.load_manifest(split=splits[0] if len(splits) == 1 else splits, kind="real")
     except FileNotFoundError as exc:
         raise AudioError(f"{exc}; or pass a folder of tracks (--tracks DIR)") from None
     df = df[df["duration_s"].astype(float) >= float(min_duration_s)].sort_values("path")
@@ -279,7 +277,7 @@ def generate_stimuli(
     tracks: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     systems: Mapping[str, System | StimulusSystem],
-    targets: Sequence[str] = DEFAULT_TARGETS,
+    targets: Sequence[str] = TARGETS,
     *,
     sample_rate: int = 44100,
     channels: int = 2,
@@ -500,3 +498,37 @@ def load_systems(spec: str) -> dict[str, StimulusSystem]:
     if not isinstance(systems, Mapping) or not systems:
         raise ValueError(f"{spec} must return a non-empty mapping {{condition: system}}")
     return {name: _as_system(name, s) for name, s in systems.items()}
+
+
+def generate_study_stimuli(
+    profile: str,
+    systems: str = "placeholder",
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    split: str | None = None,
+) -> Path:
+    """Generate a stimuli set from the real-music ``split`` for the objective analysis
+    (:func:`mastering.evaluation.listening_analysis.objective_proxies`).
+
+    Args:
+        profile: a run profile (number of clips, clip length and split from its ``listening``
+            section).
+        systems: ``"placeholder"`` (:func:`placeholder_systems`) or a ``"module:function"`` spec
+            returning ``{condition: system}`` (:func:`load_systems`), e.g.
+            ``"listening_test.systems:stimulus_systems"``.
+        seed: seed of the track choice.
+        out_dir: the stimuli folder (default ``<build>/listening_test/<profile>/stimuli``); an
+            existing set there is replaced.
+        split: the split of the prepared data the tracks come from (default: the profile's; splits
+            never trained on).
+
+    Returns:
+        The stimuli folder (with ``manifest.csv``).
+    """
+    sizes = get_profile(profile)["listening"]
+    spec = PLACEHOLDER_SYSTEMS_SPEC if systems == "placeholder" else systems
+    out = Path(out_dir) if out_dir is not None else build_dir() / "listening_test" / profile / "stimuli"
+    split = split or sizes["stimuli_split"]
+    tracks = split_tracks(sizes["stimuli_items"], split=split, seed=seed, min_duration_s=sizes["stimuli_clip_s"])
+    manifest = generate_stimuli(tracks, out, load_systems(spec), clip_s=sizes["stimuli_clip_s"], overwrite=True)
+    return manifest.parent

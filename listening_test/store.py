@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .design import RATING_MAX, RATING_MIN, TrialSpec
+from mastering.evaluation.listening_design import EXPORT_COLUMNS, RATING_MAX, RATING_MIN, TrialSpec
 
 __all__ = [
     "Store",
@@ -36,7 +36,6 @@ __all__ = [
     "SubmitResult",
     "TrialNotFound",
     "SubmissionConflict",
-    "EXPORT_COLUMNS",
 ]
 
 SCHEMA_VERSION = "1"
@@ -80,27 +79,6 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_participant ON responses(participant_id);
 """
-
-EXPORT_COLUMNS = [
-    "participant",
-    "participant_seed",
-    "participant_complete",
-    "trial_index",
-    "phase",
-    "item",
-    "condition",
-    "target",
-    "rating",
-    "attention_check",
-    "expected_rating",
-    "repeat_of_trial_index",
-    "placeholder",
-    "stimulus",
-    "plays",
-    "shown_at",
-    "answered_at",
-    "manifest_sha256",
-]
 
 
 class TrialNotFound(LookupError):

@@ -1,8 +1,8 @@
 """The ``mastering`` command line.
 
-``master`` and ``analyze`` (:mod:`mastering.master`) are defined here; the data and listening-test
-commands register their parsers through their modules' ``register(subparsers)``. Nothing here
-imports torch until a command runs, so ``mastering --help`` starts fast.
+``master`` and ``analyze`` (:mod:`mastering.master`) are defined here; the data commands register
+through :func:`mastering.data.cli.register`. Nothing here imports torch until a command runs, so
+``mastering --help`` starts fast. The listening-test app has its own ``python -m listening_test``.
 
 Every exit is clean: a bad argument is one ``error:`` line (exit 2); SIGINT, SIGTERM and SIGHUP
 unwind the command like an exception, so its ``finally`` blocks remove temporary files (exit
@@ -12,33 +12,16 @@ unwind the command like an exception, so its ``finally`` blocks remove temporary
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import signal
 import sys
 import threading
-from typing import Any
 
+from .data import cli as data_cli
 from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, HIGHPASS_ORDER, INTENSITY_RANGE, TARGET_LUFS,
                        TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
 
-# Modules whose register(subparsers) adds one or more subcommands (master/analyze are defined below).
-_COMMAND_MODULES = [
-    "mastering.data.cli",
-    "listening_test.cli",
-]
-
-
-def key_value(text: str) -> tuple[str, Any]:
-    """argparse type for ``KEY=VALUE`` options: the value is read as JSON when it parses, else kept as text."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 class Terminated(BaseException):
@@ -156,14 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural perceptual audio mastering and semantic EQ (auto-mastering compendium).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(sub)
+    data_cli.register(sub)
     _register_master(sub)
     return parser
 

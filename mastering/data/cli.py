@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 
+from ..defaults import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from ..profiles import PROFILES
 
 __all__ = ["register", "main", "add_data_commands"]
@@ -128,13 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the data layer's subcommands to the ``mastering`` command line."""
     data = subparsers.add_parser("data", help="prepare and inspect the datasets")
     add_data_commands(data.add_subparsers(dest="data_command", metavar="ACTION", required=True))
-    from ..defaults import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-    from .demaster import MIN_SAMPLES
-
     dm = subparsers.add_parser(
         "demaster", help="degrade a mastered file (demastering chain); writes OUT and OUT.json",
-        description="Apply the seeded demastering chain to IN (mono or stereo, any length: it is "
-                    f"streamed in bounded memory; at least {MIN_SAMPLES} samples) and write OUT (24-bit "
+        description="Apply the seeded demastering chain to IN (mono or stereo, any length from a few "
+                    "hundredths of a second up: it is streamed in bounded memory) and write OUT (24-bit "
                     "WAV/FLAC) and OUT.json with the parameters actually applied. OUT is written "
                     "atomically; an existing OUT or OUT.json is refused unless --force is given; IN is "
                     "never modified (neither OUT nor OUT.json may be IN).",

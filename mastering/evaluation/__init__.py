@@ -7,7 +7,13 @@
 * :mod:`mastering.evaluation.benchmark`: held-out test pairs, running the systems, bootstrap
   intervals, paired tests and speed.
 * :mod:`mastering.evaluation.report`: the figures and tables of notebook 06;
-  :mod:`mastering.evaluation.listening`: those of notebook 12.
+  :mod:`mastering.evaluation.report_listening`: those of notebook 12.
+* The listening test's science: :mod:`mastering.evaluation.listening_design` (conditions,
+  targets, rating scale, trial schedules, export columns),
+  :mod:`mastering.evaluation.listening_manifest` (the stimuli manifest) and
+  :mod:`mastering.evaluation.listening_analysis` (exclusions, ANOVA, mixed model, post-hoc tests,
+  simulated power, objective proxies). The web app that serves the design, ``listening_test``,
+  imports these modules; nothing in :mod:`mastering` imports it.
 
 See the package docstring of :mod:`mastering` for conventions.
 """

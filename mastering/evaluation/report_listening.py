@@ -1,8 +1,8 @@
 """Paper figures and tables of the listening test (notebook ``12_listening_test_anova``).
 
-The statistics live in :mod:`listening_test.analysis`; this module only draws and tabulates their
-results, one function per artefact, through :mod:`mastering.figures` (profile footer, provenance
-sidecar). Three families of output are kept apart by name, title and caption:
+The statistics live in :mod:`mastering.evaluation.listening_analysis`; this module only draws and
+tabulates their results, one function per artefact, through :mod:`mastering.figures` (profile
+footer, provenance sidecar). Three families of output are kept apart by name, title and caption:
 
 * real listeners (``listening_means``, ``listening_anova``, ``listening_mixed_model``,
   ``listening_pairwise``): written only from a real export; every function refuses rows marked
@@ -22,10 +22,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from listening_test.analysis import check_real_output, condition_means, objective_deltas
-
-from ..figures import latex_table, save_figure, save_table
-from ..paper import latex_escape
+from ..figures import latex_escape, latex_table, save_figure, save_table
+from .listening_analysis import check_real_output, condition_means, objective_deltas
 
 __all__ = [
     "fig_listening_means",
@@ -104,7 +102,7 @@ def fig_listening_means(df: pd.DataFrame, profile: str, label: str = "", name: s
     """Mean rating per condition in each target with 95 % within-participant confidence intervals.
 
     Args:
-        df: kept trials (:func:`listening_test.analysis.apply_exclusions`).
+        df: kept trials (:func:`.listening_analysis.apply_exclusions`).
         profile: run profile (footer and sidecar).
         label: extra words for the title (e.g. "pilot").
         name: output name; must contain "simulated" for simulated rows.
@@ -135,12 +133,12 @@ def fig_listening_means(df: pd.DataFrame, profile: str, label: str = "", name: s
 
 def table_listening_anova(anova: pd.DataFrame, profile: str, exclusions: pd.DataFrame | None = None,
                           name: str = "listening_anova") -> Path:
-    """The condition x target repeated-measures ANOVA (:func:`listening_test.analysis.rm_anova`).
+    """The condition x target repeated-measures ANOVA (:func:`.listening_analysis.rm_anova`).
 
     Args:
         anova: the ANOVA table.
         profile: run profile.
-        exclusions: the per-participant table of :func:`~listening_test.analysis.apply_exclusions`
+        exclusions: the per-participant table of :func:`.listening_analysis.apply_exclusions`
             (its counts go into the caption).
         name: output name; must contain "simulated" for simulated rows.
     """
@@ -168,7 +166,7 @@ def table_listening_anova(anova: pd.DataFrame, profile: str, exclusions: pd.Data
 
 
 def table_listening_mixed_model(mm: pd.DataFrame, profile: str, name: str = "listening_mixed_model") -> Path:
-    """Fixed effects and variances of the linear mixed model (:func:`listening_test.analysis.mixed_model`).
+    """Fixed effects and variances of the linear mixed model (:func:`.listening_analysis.mixed_model`).
 
     Convergence warnings recorded by the fit are printed in the caption.
     """
@@ -235,7 +233,7 @@ def _require_simulated(name: str) -> None:
 
 def fig_power_curve_simulated(power: pd.DataFrame, profile: str, target_power: float = 0.8,
                               name: str = "listening_power_curve_simulated") -> Path:
-    """Simulated power against the number of participants (:func:`listening_test.analysis.power_analysis`)."""
+    """Simulated power against the number of participants (:func:`.listening_analysis.power_analysis`)."""
     _require_simulated(name)
     plt = _plt()
     p = power.sort_values("n_participants")
@@ -285,7 +283,7 @@ def table_power_simulated(power: pd.DataFrame, profile: str, name: str = "listen
 # Objective: spectral proxies of the stimuli
 # ---------------------------------------------------------------------------------------------
 def table_objective_anova(res: pd.DataFrame, profile: str, name: str = "listening_objective_anova") -> Path:
-    """The OBJECTIVE ANOVA of the stimuli's spectral proxies (:func:`listening_test.analysis.objective_anova`)."""
+    """The OBJECTIVE ANOVA of the stimuli's spectral proxies (:func:`.listening_analysis.objective_anova`)."""
     if "objective" not in name:
         raise ValueError(f"output {name!r} holds objective measures; its name must contain 'objective'")
     table = pd.DataFrame({

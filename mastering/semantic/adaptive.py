@@ -84,7 +84,6 @@ __all__ = [
     "semantic_scores",
     "score_from_position",
     "suggestion",
-    "stimulus_systems",
 ]
 
 #: The three ways of turning a descriptor into an EQ that the evaluation compares.
@@ -619,25 +618,3 @@ def semantic_scores(
             rows.append({"item": i, "descriptor": d, "position": float(t[i, j]), "score": s,
                          "suggested_intensity": suggested, "suggestion": text})
     return pd.DataFrame(rows)
-
-
-def stimulus_systems(model: SemanticEQ | None = None, intensity: float = 1.0) -> dict[str, Any]:
-    """The listening test's three processed conditions made by the real systems
-    (``listening_test.stimuli.load_systems("mastering.semantic.adaptive:stimulus_systems")``)."""
-    from listening_test.stimuli import StimulusSystem
-
-    model = load_semantic_eq() if model is None else model
-    run = model.config.get("profile", "?")
-
-    def make(method: str):
-        def process(x: torch.Tensor, sample_rate: int, target: str) -> torch.Tensor:
-            settings = semantic_eq_settings(model, x, sample_rate, target, intensity, method)
-            return settings.apply(x, sample_rate)
-
-        return process
-
-    names = {"adaptive_semantic_eq": ("adaptive", "input-adaptive semantic EQ (VAE + audio encoder)"),
-             "floweq_style": ("floweq", "flowEQ-style: decoded descriptor centroid"),
-             "static_eq": ("static", "static EQ: the descriptor's medoid SAFE setting")}
-    return {cond: StimulusSystem(make(m), f"{text}, intensity {intensity:g}, {run} profile", placeholder=False)
-            for cond, (m, text) in names.items()}

@@ -9,8 +9,9 @@ import threading
 
 import pytest
 
-from listening_test import EXPORT_COLUMNS, build_schedule, load_manifest
 from listening_test.app import COOKIE_NAME, AppConfig, create_app
+from mastering.evaluation.listening_design import EXPORT_COLUMNS, build_schedule
+from mastering.evaluation.listening_manifest import load_manifest
 from .lt_support import ADMIN_TOKEN
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

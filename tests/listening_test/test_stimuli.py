@@ -16,7 +16,6 @@ import soundfile as sf
 import torch
 
 from listening_test.cli import main as cli_main
-from listening_test.manifest import load_manifest
 from listening_test.stimuli import (
     StimulusSystem,
     _pedalboard_eq,
@@ -31,6 +30,7 @@ from listening_test.stimuli import (
     placeholder_systems,
     select_tracks,
 )
+from mastering.evaluation.listening_manifest import load_manifest
 from mastering.io import AudioError, load_audio
 
 SOURCE_RATE = 44100

@@ -22,7 +22,6 @@ from mastering.semantic.adaptive import (
     semantic_eq_settings,
     semantic_scores,
     static_eq,
-    stimulus_systems,
     suggestion,
 )
 from mastering.semantic.evaluate import curve_metrics
@@ -186,6 +185,8 @@ def test_bundle_round_trip(bundle, tmp_path):
 
 
 def test_stimulus_systems_for_the_listening_test(bundle):
+    from listening_test.systems import stimulus_systems
+
     systems = stimulus_systems(bundle)
     assert set(systems) == {"adaptive_semantic_eq", "floweq_style", "static_eq"}
     x = _music(2.0, 44100, 2)

@@ -1,4 +1,4 @@
-"""The stimuli manifest: one row per rating trial (item x condition x target).
+"""The listening test's stimuli manifest: one row per rating trial (item x condition x target).
 
 ``manifest.csv`` lives at the root of a stimuli folder laid out as::
 
@@ -9,11 +9,14 @@
 
 The app needs the columns ``item``, ``condition``, ``target`` and ``path`` (relative to the
 folder); ``placeholder`` (0/1) marks stimuli made by the placeholder systems rather than the
-systems under test, and is carried into every exported response. Other columns written by
-:mod:`listening_test.stimuli` (``system``, ``source``, ``integrated_lufs`` ...) are kept for
-provenance and ignored by the app.
+systems under test, and is carried into every exported response. Other columns written by the
+app's stimuli generator (``listening_test.stimuli``: ``system``, ``source``, ``integrated_lufs``
+...) are kept for provenance and ignored by the app and the analysis.
 
-This module imports only the standard library so that the server starts fast.
+The app serves the stimuli a manifest lists, the trial schedules are built from its rows
+(:mod:`mastering.evaluation.listening_design`) and the objective analysis measures its files
+(:mod:`mastering.evaluation.listening_analysis`). This module imports only the standard library so
+that the server starts fast.
 """
 
 from __future__ import annotations

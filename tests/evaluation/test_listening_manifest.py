@@ -1,11 +1,12 @@
-"""Manifest validation (listening_test/manifest.py): what the app refuses to serve."""
+"""Manifest validation (mastering/evaluation/listening_manifest.py): what the app refuses to serve."""
 
 from __future__ import annotations
 
 import pytest
 
-from listening_test.manifest import load_manifest, write_manifest
-from .lt_support import make_stimuli
+from mastering.evaluation.listening_manifest import load_manifest, write_manifest
+
+from ..listening_test.lt_support import make_stimuli
 
 FIELDS = ["item", "condition", "target", "path", "placeholder"]
 

@@ -1,5 +1,6 @@
-"""The listening-test analysis: export reading, exclusions, ANOVA, mixed model, post-hoc tests,
-simulated power, objective spectral proxies and the guard against simulated data in real outputs."""
+"""The listening-test analysis (mastering/evaluation/listening_analysis.py): export reading,
+exclusions, ANOVA, mixed model, post-hoc tests, simulated power, objective spectral proxies and the
+guard against simulated data in real outputs."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import soundfile as sf
 from scipy import signal, stats
 from statsmodels.stats.multitest import multipletests
 
-from listening_test import analysis as A
-from listening_test.design import build_schedule
-from listening_test.manifest import ManifestRow, write_manifest
-from listening_test.store import EXPORT_COLUMNS, Store
+from listening_test.store import Store
+from mastering.evaluation import listening_analysis as A
+from mastering.evaluation.listening_design import CONDITIONS, EXPORT_COLUMNS, TARGETS, build_schedule
+from mastering.evaluation.listening_manifest import ManifestRow, write_manifest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def _one_way(n=9, k=4, n_items=3, seed=0):
         for c in range(k):
             for i in range(n_items):
                 r = int(np.clip(np.rint(base + 0.4 * c + rng.normal(0, 1.0 + 0.3 * c)), 1, 7))
-                rows.append({"participant": f"p{p}", "item": f"i{i}", "condition": A.CONDITIONS[c],
+                rows.append({"participant": f"p{p}", "item": f"i{i}", "condition": CONDITIONS[c],
                              "target": "warm", "rating": r})
     return pd.DataFrame(rows)
 
@@ -43,7 +46,7 @@ def _one_way(n=9, k=4, n_items=3, seed=0):
 # ----------------------------------------------------------------------------- reading the export
 def test_load_responses_reads_the_apps_export(tmp_path):
     rows = [ManifestRow(f"item0{i}", c, t, f"{c}/{t}/item0{i}.wav", True)
-            for i in (1, 2) for c in A.CONDITIONS for t in A.TARGETS]
+            for i in (1, 2) for c in CONDITIONS for t in TARGETS]
     store = Store(tmp_path / "responses.sqlite")
     schedule = build_schedule(rows, seed=5, n_fixed_checks=2, n_anchor_repeats=2)
     _, participant = store.create_participant(schedule, 5, "0" * 64)
@@ -138,7 +141,7 @@ def test_rm_anova_one_way_equals_the_hand_computation():
     df = _one_way()
     table = A.rm_anova(df)
     assert list(table["effect"]) == ["condition"]
-    Y = df.groupby(["participant", "condition"])["rating"].mean().unstack()[list(A.CONDITIONS)].to_numpy()
+    Y = df.groupby(["participant", "condition"])["rating"].mean().unstack()[list(CONDITIONS)].to_numpy()
     n, k = Y.shape
     grand = Y.mean()
     ss_c = n * np.sum((Y.mean(axis=0) - grand) ** 2)
@@ -196,7 +199,7 @@ def test_mixed_model_recovers_the_effect_and_reports_its_fit(simulated):
 
 
 def test_mixed_model_records_convergence_warnings_instead_of_hiding_them(paper_dir):
-    from mastering.evaluation import listening as report
+    from mastering.evaluation import report_listening as report
 
     # no participant or clip variance at all: the variance components sit on the boundary
     df = A.simulate_responses(6, 3, effect_d=0.0, seed=0, sd_participant=0.0, sd_item=0.0,
@@ -277,7 +280,7 @@ def test_power_analysis_is_reproducible_and_checks_its_arguments():
 
 # ----------------------------------------------------------------------------- refusing simulated data
 def test_real_listener_outputs_refuse_simulated_data(paper_dir, simulated):
-    from mastering.evaluation import listening as report
+    from mastering.evaluation import report_listening as report
 
     kept, exclusions = A.apply_exclusions(simulated)
     anova, pw, mm = A.rm_anova(kept), A.pairwise(kept), A.mixed_model(kept)
@@ -301,7 +304,7 @@ def test_real_listener_outputs_refuse_simulated_data(paper_dir, simulated):
 
 
 def test_power_outputs_say_simulated(paper_dir):
-    from mastering.evaluation import listening as report
+    from mastering.evaluation import report_listening as report
 
     power = A.power_analysis([6, 12], effect_d=0.5, n_sims=20, seed=0)
     table = report.table_power_simulated(power, "smoke")
@@ -391,7 +394,7 @@ def test_objective_proxies_see_the_shelving_filters(tmp_path, paper_dir):
     # each shelf raises its own target's proxy and lowers the other's: an interaction, no main effect
     assert res.loc[1, "p"] < 1e-3 and res.loc[1, "F"] > 10 * res.loc[0, "F"] and (res["n_items"] == 3).all()
 
-    from mastering.evaluation import listening as report
+    from mastering.evaluation import report_listening as report
 
     text = report.table_objective_anova(res, "smoke").read_text()
     assert "OBJECTIVE" in text and "PLACEHOLDER" in text and "energy share" in text
@@ -421,5 +424,5 @@ def test_objective_anova_standardises_within_targets():
 def test_constants_agree_with_the_stimuli_module():
     from listening_test import stimuli
 
-    assert A.CONDITIONS == stimuli.CONDITIONS and A.TARGETS == stimuli.DEFAULT_TARGETS
-    assert set(A.DEFAULT_EFFECT_PATTERN) == set(A.CONDITIONS)
+    assert set(stimuli.placeholder_systems()) == set(CONDITIONS) - {"original"}
+    assert set(A.DEFAULT_EFFECT_PATTERN) == set(CONDITIONS)

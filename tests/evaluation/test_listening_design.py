@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from listening_test.design import RATING_MAX, RATING_MIN, build_schedule
-from listening_test.manifest import ManifestRow
-
-CONDITIONS = ("original", "adaptive_semantic_eq", "floweq_style", "static_eq")
+from mastering.evaluation.listening_design import CONDITIONS, RATING_MAX, RATING_MIN, build_schedule
+from mastering.evaluation.listening_manifest import ManifestRow
 
 
 def study_rows(n_items=10, targets=("warm", "bright", "clear")):

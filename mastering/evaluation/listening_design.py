@@ -1,9 +1,16 @@
-"""Per-participant trial schedules: randomized order, attention checks and a training trial.
+"""The listening test's design: conditions, targets, rating scale, trial schedules, export columns.
 
-Every manifest row (item x condition x target) becomes one main trial, presented in an order
-drawn from ``numpy.random.default_rng(seed)``; the seed is stored with the participant so the
-order can be rebuilt. Two kinds of attention check are mixed in (as is usual in web listening
-tests, e.g. webMUSHRA's and BeaqleJS's catch trials):
+Listeners rate "how <target> this audio sounds" (:data:`TARGETS`) on a :data:`RATING_MIN` to
+:data:`RATING_MAX` scale for every clip processed by every condition (:data:`CONDITIONS`,
+``original`` being the unprocessed anchor). The web app (``listening_test``) serves this design
+and exports one row per participant x trial with the columns :data:`EXPORT_COLUMNS`, which the
+statistics (:mod:`mastering.evaluation.listening_analysis`) read.
+
+Per-participant trial schedules (:func:`build_schedule`): every manifest row (item x condition x
+target, :class:`~mastering.evaluation.listening_manifest.ManifestRow`) becomes one main trial,
+presented in an order drawn from ``numpy.random.default_rng(seed)``; the seed is stored with the
+participant so the order can be rebuilt. Two kinds of attention check are mixed in (as is usual in
+web listening tests, e.g. webMUSHRA's and BeaqleJS's catch trials):
 
 * ``fixed``: an ordinary-looking trial whose instruction fixes the answer ("please select 2");
   a participant who does not select it was not reading.
@@ -22,12 +29,38 @@ from typing import Sequence
 
 import numpy as np
 
-from .manifest import ManifestRow
+from .listening_manifest import ManifestRow
 
-__all__ = ["TrialSpec", "build_schedule", "RATING_MIN", "RATING_MAX"]
+__all__ = ["CONDITIONS", "TARGETS", "RATING_MIN", "RATING_MAX", "EXPORT_COLUMNS", "TrialSpec", "build_schedule"]
 
+#: The study's conditions in display order, ``original`` being the unprocessed anchor.
+CONDITIONS = ("original", "adaptive_semantic_eq", "floweq_style", "static_eq")
+#: Semantic targets of the study (the most frequent EQ descriptors in SAFE-DB).
+TARGETS = ("warm", "bright", "clear")
 RATING_MIN = 1
 RATING_MAX = 7
+
+#: Columns of the app's export (long format: one row per participant x trial).
+EXPORT_COLUMNS = [
+    "participant",
+    "participant_seed",
+    "participant_complete",
+    "trial_index",
+    "phase",
+    "item",
+    "condition",
+    "target",
+    "rating",
+    "attention_check",
+    "expected_rating",
+    "repeat_of_trial_index",
+    "placeholder",
+    "stimulus",
+    "plays",
+    "shown_at",
+    "answered_at",
+    "manifest_sha256",
+]
 
 
 @dataclass(frozen=True)
