@@ -14,11 +14,12 @@ STAMP   := $(VENV)/.stamp-$(shell cat requirements.txt requirements-clap.txt pyp
 # headless browser for the listening-test app's end-to-end tests (chromium + chromedriver).
 APT_PACKAGES := xmp fluidsynth fluid-soundfont-gm chromium chromium-driver
 
-.PHONY: help setup sysdeps data reproduce test test-fast lab bench listening-test listening-test-stimuli listening-test-analysis clean distclean
+.PHONY: help setup sysdeps data reproduce test test-fast lint lab bench listening-test listening-test-stimuli listening-test-analysis clean distclean
 
 help:
 	@echo "make reproduce [PROFILE=smoke|full] [ONLY=01,03]  set up, prepare data, run the notebooks"
 	@echo "make test                                     set up, prepare data, run pytest (incl. notebooks)"
+	@echo "make lint                                     ruff on the package, the app, the tests and the benchmarks"
 	@echo "make lab                                      JupyterLab on notebooks/"
 	@echo "make bench                                    benchmarks/ (printed tables)"
 	@echo "make data [PROFILE=...]                       fetch and decode the real-music sources"
@@ -57,6 +58,10 @@ reproduce: data
 
 test: data
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Static checks (ruff: pyflakes and pycodestyle errors; settings in pyproject.toml). CI runs it first.
+lint: setup
+	$(VENV)/bin/ruff check mastering listening_test tests benchmarks
 
 # Unit tests only, without executing the notebooks.
 test-fast: data

@@ -1,7 +1,8 @@
 """The ``mastering`` command line.
 
-``master`` and ``analyze`` (:mod:`mastering.master`) are defined here; the data commands register
-through :func:`mastering.data.cli.register`. Nothing here imports torch until a command runs, so
+Every command is defined here: ``master`` and ``analyze`` (:mod:`mastering.master`), ``data
+prepare|list|add-fma|add-musdb`` and ``demaster`` (:mod:`mastering.data`; ``python -m mastering.data``
+is :func:`data_main`). A command imports what it drives when it runs (torch among it), so
 ``mastering --help`` starts fast. The listening-test app has its own ``python -m listening_test``.
 
 Every exit is clean: a bad argument is one ``error:`` line (exit 2); SIGINT, SIGTERM and SIGHUP
@@ -13,15 +14,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import threading
 
-from .data import cli as data_cli
-from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, HIGHPASS_ORDER, INTENSITY_RANGE, TARGET_LUFS,
-                       TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
-
+from .defaults import (
+    HIGHPASS_HZ,
+    HIGHPASS_HZ_RANGE,
+    HIGHPASS_ORDER,
+    INTENSITY_RANGE,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    TARGET_LUFS,
+    TARGET_LUFS_RANGE,
+    TRUE_PEAK_DBTP,
+    TRUE_PEAK_DBTP_RANGE,
+)
+from .profiles import PROFILES
 
 
 class Terminated(BaseException):
@@ -133,13 +144,145 @@ def _register_master(subparsers: argparse._SubParsersAction) -> None:
     a.set_defaults(func=_cmd_analyze)
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .data.debian import DataError
+    from .data.prepare import prepare
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        prepare(args.profile, progress=not args.no_progress)
+    except DataError as exc:
+        print(f"mastering data: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .data.manifest import load_manifest
+
+    try:
+        df = load_manifest(args.profile, split=args.split)
+    except FileNotFoundError as exc:
+        print(f"mastering data: error: {exc}", file=sys.stderr)
+        return 1
+    cols = ["split", "source", "track_id", "duration_s", "loudness_lufs", "license"]
+    print(df[cols].to_string(index=False))
+    return 0
+
+
+def _cmd_add_local(args: argparse.Namespace) -> int:
+    from .data.sources import cache_local_tracks, fma_tracks, musdb_tracks
+    from .profiles import get_profile
+
+    try:
+        df = fma_tracks(args.path, subset=args.subset) if args.kind == "fma" else musdb_tracks(args.path)
+    except FileNotFoundError as exc:
+        print(f"mastering data: error: {exc}", file=sys.stderr)
+        return 1
+    cached, skipped = cache_local_tracks(df, int(get_profile(args.profile)["sample_rate"]), progress=True)
+    print(f"{args.kind}: {len(cached)} tracks cached ({cached['duration_s'].sum() / 3600:.2f} h), "
+          f"{len(skipped)} skipped" + "".join(f"\n  skip {p}/{f}: {r}" for p, f, r in skipped))
+    return 0
+
+
+def _cmd_demaster(args: argparse.Namespace) -> int:
+    from .data.demaster import demaster_file
+    from .io import AudioError
+
+    try:
+        out, log_path = demaster_file(args.input, args.output, seed=args.seed, sample_rate=args.sample_rate,
+                                      force=args.force)
+    except AudioError as exc:
+        print(f"mastering demaster: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} and {log_path}")
+    return 0
+
+
+def _seed(text: str) -> int:
+    """argparse type: a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _sample_rate_hz(lo: int, hi: int):
+    """argparse type: a whole number of Hz in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of Hz, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must lie in {lo}-{hi} Hz, got {text}")
+        return value
+    return parse
+
+
+def add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``prepare``/``build``/``list`` to a subparser collection."""
+    for name in ("prepare", "build"):
+        p = sub.add_parser(name, help="fetch and decode the profile's music sources, write the manifests")
+        p.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument("-v", "--verbose", action="store_true", help="log every skipped file")
+        p.set_defaults(func=_cmd_prepare)
+    p = sub.add_parser("add-fma", help="decode a local FMA copy (fma_small/medium) into the track cache")
+    p.add_argument("path", help="folder holding fma_<subset>/ and fma_metadata/")
+    p.add_argument("--subset", default="small", choices=["small", "medium", "large", "full"])
+    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES), help="sets the sample rate")
+    p.set_defaults(func=_cmd_add_local, kind="fma")
+    p = sub.add_parser("add-musdb", help="decode a local MUSDB18-HQ copy into the track cache")
+    p.add_argument("path", help="folder holding train/ and test/")
+    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES), help="sets the sample rate")
+    p.set_defaults(func=_cmd_add_local, kind="musdb")
+    p = sub.add_parser("list", help="print the prepared tracks of a profile")
+    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
+    p.add_argument("--split", choices=["train", "valid", "test"])
+    p.set_defaults(func=_cmd_list)
+
+
+def _register_data(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``data`` and ``demaster`` (:mod:`mastering.data`)."""
+    data = subparsers.add_parser("data", help="prepare and inspect the datasets")
+    add_data_commands(data.add_subparsers(dest="data_command", metavar="ACTION", required=True))
+    dm = subparsers.add_parser(
+        "demaster", help="degrade a mastered file (demastering chain); writes OUT and OUT.json",
+        description="Apply the seeded demastering chain to IN (mono or stereo, any length from a few "
+                    "hundredths of a second up: it is streamed in bounded memory) and write OUT (24-bit "
+                    "WAV/FLAC) and OUT.json with the parameters actually applied. OUT is written "
+                    "atomically; an existing OUT or OUT.json is refused unless --force is given; IN is "
+                    "never modified (neither OUT nor OUT.json may be IN).",
+    )
+    dm.add_argument("input", metavar="IN", help="mastered audio file (WAV, FLAC, OGG, MP3, ...)")
+    dm.add_argument("output", metavar="OUT", help="degraded output (.wav or .flac); the record goes to OUT.json")
+    dm.add_argument("--seed", type=_seed, required=True, metavar="N", help="seed of the parameter draw (0 or more)")
+    dm.add_argument("--sample-rate", type=_sample_rate_hz(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), default=None,
+                    metavar="HZ", help=f"resample to this rate first, {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz "
+                                       "(default: the file's)")
+    dm.add_argument("-y", "--force", action="store_true", help="replace OUT and OUT.json if they exist")
+    dm.set_defaults(func=_cmd_demaster)
+
+
+def data_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m mastering.data`` (``make data``)."""
+    parser = argparse.ArgumentParser(prog="python -m mastering.data", description="Prepare the music sources.")
+    add_data_commands(parser.add_subparsers(dest="data_command", metavar="ACTION", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mastering",
         description="Neural perceptual audio mastering and semantic EQ (auto-mastering compendium).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    data_cli.register(sub)
+    _register_data(sub)
     _register_master(sub)
     return parser
 

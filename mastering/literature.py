@@ -17,7 +17,15 @@ import numpy as np
 import torch
 
 from . import paths
+from .dsp.eq import ParametricEQ, biquad_coefficients, freq_response_db, parametric_eq
+from .dsp.loudness import loudness, loudness_range, true_peak
+from .dsp.signals import pink_noise
+from .dsp.weighting import IEC_61672_A_TABLE, a_weighting_sos, k_weighting_sos
 from .figures import latex_table, save_figure, save_numbers, save_table
+from .io import load_audio
+from .losses import MultiResolutionSTFTLoss
+from .models.encoder import AudioEncoder, empirical_receptive_field, receptive_field
+from .models.unet import WaveUNet, count_parameters
 from .provenance import atomic_write_text, stamp
 
 # Published loudness targets of streaming platforms (integrated LUFS), as documented by the
@@ -73,9 +81,6 @@ def eq_recovery_demo(
         loss and response-error history (dB, mean absolute over 20 Hz–20 kHz), true and
         estimated parameters and magnitude responses, and the gradcheck outcome.
     """
-    from .dsp.eq import ParametricEQ, biquad_coefficients, freq_response_db, parametric_eq
-    from .dsp.signals import pink_noise
-    from .losses import MultiResolutionSTFTLoss
 
     gen = torch.Generator().manual_seed(seed)
     eq = ParametricEQ(num_bands=5)
@@ -181,8 +186,6 @@ def phase_shift_losses(
     """
     import scipy.signal
 
-    from .dsp.eq import parametric_eq
-    from .losses import MultiResolutionSTFTLoss
 
     phases_deg = np.linspace(0, 180, 13) if phases_deg is None else np.asarray(phases_deg)
     delays_ms = np.array([0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0]) if delays_ms is None else np.asarray(delays_ms)
@@ -249,7 +252,6 @@ def weighting_curves(sample_rates: tuple[int, ...] = (44100, 48000)) -> dict[str
     import pyloudnorm
     import scipy.signal
 
-    from .dsp.weighting import IEC_61672_A_TABLE, a_weighting_sos, k_weighting_sos
 
     # -inf ("no lower limit" in the standard) is stored as None to keep the JSON strict.
     table = [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in row._asdict().items()}
@@ -328,8 +330,6 @@ def fig_weighting_curves(result: dict[str, Any], profile: str) -> Path:
 # --------------------------------------------------------------------------------------------
 def tcn_receptive_field_demo(sample_rate: int = 44100, num_samples: int = 8192) -> dict[str, Any]:
     """Receptive field of the design's TCN encoder: analytic, measured, and the gradient profile."""
-    from .models.encoder import AudioEncoder, empirical_receptive_field, receptive_field
-
     torch.manual_seed(0)
     enc = AudioEncoder().eval()
     analytic = receptive_field(enc)
@@ -400,7 +400,6 @@ def unet_skip_demo(steps: int = 150, seed: int = 0, sample_rate: int = 16000, n:
     The same seed, data and optimizer for both; reports output SNR over training and one example.
     Skip connections carry the fine time structure (transients) past the decimated bottleneck.
     """
-    from .models.unet import WaveUNet, count_parameters
 
     results: dict[str, Any] = {"steps": steps, "seed": seed, "noise_snr_db": noise_snr_db, "curves": {}}
 
@@ -482,8 +481,6 @@ def loudness_of_tracks(track_paths: list[str | Path], sample_rate: int | None = 
     """
     import pyloudnorm
 
-    from .dsp.loudness import loudness, loudness_range, true_peak
-    from .io import load_audio
 
     rows = []
     for path in track_paths:

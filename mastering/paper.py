@@ -60,9 +60,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import paths
+from .data import demaster
+from .defaults import HIGHPASS_ORDER
+from .dsp import eq
+from .evaluation.listening_design import RATING_MAX, RATING_MIN
 from .figures import ARTEFACT_NAME_RE, profile_note, read_numbers, save_numbers
+from .literature import STREAMING_TARGETS_LUFS
+from .losses.combined import MasteringLoss
+from .losses.stft import DEFAULT_FFT_SIZES
+from .master import master_file
+from .models import encoder as enc
+from .models import mastering as mm
 from .profiles import PROFILES, get_profile
 from .provenance import atomic_write_text, git_commit
+from .semantic import safedb
 
 __all__ = [
     "Artefact",
@@ -574,7 +585,6 @@ class Problem:
 @dataclass
 class Audit:
     """What :func:`audit` found: problems (the build must stop) and notes (worth knowing)."""
-
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     referenced: dict[str, str] = field(default_factory=dict)
@@ -802,17 +812,6 @@ def method_numbers(profile: str = "smoke") -> dict[str, Any]:
     layout, the loss weights and STFT resolutions, the mastering targets, the SAFE layout, the
     parameter counts of the full-width models beside the design's, and the sizes of ``profile``.
     """
-    from .data import demaster
-    from .dsp import eq
-    from .literature import STREAMING_TARGETS_LUFS
-    from .losses.combined import MasteringLoss
-    from .losses.stft import DEFAULT_FFT_SIZES
-    from .defaults import HIGHPASS_ORDER
-    from .master import master_file
-    from .models import encoder as enc
-    from .models import mastering as mm
-    from .semantic import safedb
-    from .evaluation.listening_design import RATING_MAX, RATING_MIN
 
     p = get_profile(profile)
     train, vae = p["train"], p["vae"]["train"]

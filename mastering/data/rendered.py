@@ -27,6 +27,7 @@ import pandas as pd
 from ..io import save_audio
 from ..paths import data_dir
 from . import manifest as mf
+from .debian import SkipTrack, natural_key
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ def corpus_pieces() -> list[str]:
     """Corpus-relative paths of candidate pieces, round-robin over :data:`CORPUS_FOLDERS`."""
     from music21 import corpus
 
-    from .debian import natural_key
 
     root = Path(corpus.getComposer("bach")[0]).parents[1]
     lists = []
@@ -181,7 +181,6 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
 
     import torch
 
-    from .debian import SkipTrack
 
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         raise SkipTrack("fluidsynth or the GM soundfont is missing (apt-get install fluidsynth fluid-soundfont-gm)")
@@ -279,7 +278,6 @@ def prepare_rendered(
     Returns:
         ``(new track rows, new skip rows, skipped (package, file, reason), error message or "")``.
     """
-    from .debian import SkipTrack
 
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         return [], [], [], "fluidsynth / fluid-soundfont-gm not installed: rendered source skipped"

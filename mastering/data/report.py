@@ -19,6 +19,7 @@ import pandas as pd
 from ..figures import latex_table, save_figure, save_table
 from ..profiles import get_profile
 from . import demaster as dm
+from .datasets import build_paired_datasets
 from .manifest import load_manifest, load_segments
 
 __all__ = [
@@ -82,7 +83,6 @@ def example_pairs(profile: str, n: int = 3, split: str = "test", seed: int | Non
 
     Fixed-offset segments of ``split`` (the test split holds tracks of every source with two or
     more tracks); successive pairs of one kind come from segments spread over the split."""
-    from .datasets import build_paired_datasets
 
     mix = build_paired_datasets(profile, split, length=max(n, 3), offsets="fixed", seed=seed)
     out = []

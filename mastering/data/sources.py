@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io import save_audio
+from ..paths import data_dir
 from . import manifest as mf
+from .debian import SkipTrack, decode_file
 from .manifest import load_manifest
 
 __all__ = ["TrackInfo", "list_tracks", "tracks_from_frame", "fma_tracks", "musdb_tracks", "cache_local_tracks"]
@@ -21,7 +24,6 @@ __all__ = ["TrackInfo", "list_tracks", "tracks_from_frame", "fma_tracks", "musdb
 @dataclass(frozen=True)
 class TrackInfo:
     """One decoded, stereo track of the cache (see :mod:`mastering.data.manifest` for fields)."""
-
     path: Path
     source: str
     kind: str
@@ -167,9 +169,6 @@ def cache_local_tracks(df: pd.DataFrame, sample_rate: int, progress: bool = Fals
         ``(rows of the cached tracks with absolute paths and the source's own split, skipped
         [(package, file, reason)])``.
     """
-    from .debian import SkipTrack, decode_file
-    from ..io import save_audio
-    from ..paths import data_dir
 
     root = data_dir()
     tracks = mf.read_tracks()

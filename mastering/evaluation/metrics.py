@@ -31,6 +31,10 @@ import numpy as np
 import torch
 from scipy import signal
 
+from ..dsp.loudness import loudness, true_peak
+from ..losses.perceptual import AWeightedL1Loss
+from ..losses.stft import MultiResolutionSTFTLoss
+
 __all__ = [
     "METRICS",
     "LEVEL_SENSITIVE",
@@ -96,7 +100,6 @@ def match_loudness(estimate, reference, sample_rate: int) -> torch.Tensor:
     Returns ``[batch, channels, samples]`` float64; a silent estimate (no block above the
     absolute gate) is returned unscaled.
     """
-    from ..dsp.loudness import loudness
 
     est, ref = _pair(estimate, reference)
     sample_rate = _check_rate(sample_rate)
@@ -113,7 +116,6 @@ def mrstft_distance(estimate, reference, sample_rate: int | None = None) -> floa
     quarter, Hann window). 0 for identical signals. ``sample_rate`` is accepted for the common
     signature; the distance does not depend on it.
     """
-    from ..losses.stft import MultiResolutionSTFTLoss
 
     est, ref = _pair(estimate, reference)
     if sample_rate is not None:
@@ -175,8 +177,6 @@ def band_energy_error_db(estimate, reference, sample_rate: int, floor_db: float 
 
 def loudness_error_lu(estimate, reference, sample_rate: int) -> float:
     """``|L(estimate) - L(reference)|`` in LU, integrated loudness of ITU-R BS.1770-4 (gated)."""
-    from ..dsp.loudness import loudness
-
     est, ref = _pair(estimate, reference)
     sample_rate = _check_rate(sample_rate)
     diff = (loudness(est, sample_rate) - loudness(ref, sample_rate)).abs()
@@ -185,16 +185,12 @@ def loudness_error_lu(estimate, reference, sample_rate: int) -> float:
 
 def true_peak_dbtp(x, sample_rate: int) -> float:
     """True peak in dBTP (ITU-R BS.1770-4 Annex 2, 4x oversampling; the largest over a batch)."""
-    from ..dsp.loudness import true_peak
-
     t = _batch(x)
     return float(true_peak(t, _check_rate(sample_rate), oversample=4).max())
 
 
 def a_weighted_l1(estimate, reference, sample_rate: int) -> float:
     """Mean absolute A-weighted difference (:class:`mastering.losses.AWeightedL1Loss`)."""
-    from ..losses.perceptual import AWeightedL1Loss
-
     est, ref = _pair(estimate, reference)
     return float(AWeightedL1Loss(_check_rate(sample_rate))(est, ref))
 

@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..dsp.loudness import loudness
 from ..figures import latex_escape, profile_note, save_figure, save_numbers, save_table
+from .benchmark import best_system
 from .metrics import METRICS
 
 __all__ = [
@@ -209,7 +211,6 @@ def fig_metric_distributions(results: pd.DataFrame, profile: str) -> Path:
 def _spectrum_db(x: torch.Tensor, sample_rate: int, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     from scipy import signal
 
-    from ..dsp.loudness import loudness
 
     x = torch.as_tensor(x, dtype=torch.float64)
     lufs = float(loudness(x[None], sample_rate))
@@ -303,7 +304,6 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
     wins (``baseline_wins`` of ``ranked_metrics``); Phase 1B's CPU speed and latency per 5 s.
     Reads the notebook's frames, never re-evaluates.
     """
-    from .benchmark import best_system
 
     values: dict[str, Any] = {}
     digits: dict[str, int] = {}

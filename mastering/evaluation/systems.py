@@ -35,7 +35,11 @@ import numpy as np
 import torch
 from scipy import signal
 
+from ..io import load_audio, save_audio, to_channels
+from ..models.thesis import thesis_master
 from ..pipeline import finish_audio, load_model, master_audio
+from ..training.thesis import fit_or_load_thesis
+from .metrics import match_loudness
 
 __all__ = [
     "System",
@@ -61,8 +65,6 @@ def _as_tensor(audio, name: str = "audio") -> torch.Tensor:
 
 def _fit_length(y: torch.Tensor, n: int, channels: int) -> torch.Tensor:
     """Crop or zero-pad ``y`` ``[channels, samples]`` to ``n`` samples and ``channels`` channels."""
-    from ..io import to_channels
-
     y = to_channels(torch.as_tensor(y).float(), channels)
     if y.shape[-1] < n:
         y = torch.nn.functional.pad(y, (0, n - y.shape[-1]))
@@ -99,7 +101,6 @@ class System:
 
 class IdentitySystem(System):
     """Do nothing: the degraded input as it is."""
-
     name, label, takes_target = "identity", "identity", False
 
     def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
@@ -108,7 +109,6 @@ class IdentitySystem(System):
 
 class LoudnessNormSystem(System):
     """Loudness normalisation only: the chain's gain to the target and true-peak limiter."""
-
     name, label = "loudnorm", "loudness norm."
 
     def __init__(self, true_peak_dbtp: float = -1.0):
@@ -147,7 +147,6 @@ def fit_static_eq(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], sample_rat
     Returns:
         ``{"freqs_hz", "gain_db", "items", "sample_rate"}``.
     """
-    from .metrics import match_loudness
 
     if len(pairs) == 0:
         raise ValueError("fit_static_eq needs at least one (degraded, mastered) pair")
@@ -220,7 +219,6 @@ class MatcheringSystem(System):
     def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
         import matchering as mg
 
-        from ..io import load_audio, save_audio
 
         x = _as_tensor(audio)
         mg.log(warning_handler=self.warnings.append, info_handler=lambda *_: None, debug_handler=lambda *_: None)
@@ -306,13 +304,10 @@ class ThesisSystem(System):
     @classmethod
     def fit_or_load(cls, profile: str = "smoke", seed: int = 0, progress: bool = False) -> "ThesisSystem":
         """Train (or load the cached run of) the thesis model of ``profile``."""
-        from ..training.thesis import fit_or_load_thesis
-
         model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress)
         return cls(model, info)
 
     def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
-        from ..models.thesis import thesis_master
 
         x = _as_tensor(audio)
         model = self.model_

@@ -43,6 +43,7 @@ from torch import nn
 
 from ..dsp.dynamics import Compressor, compressor, limiter
 from ..dsp.loudness import loudness
+from ..io import resample
 from ..provenance import safe_torch_load
 from .decoders import AdaptiveParametricDecoder, ParametricDecoder, ResidualDecoder, _logit
 from .encoder import AudioEncoder
@@ -306,8 +307,6 @@ class MasteringModel(nn.Module):
             if sample_rate == self.sample_rate:
                 r = self.residual(x, z, self.sample_rate)
             else:
-                from ..io import resample
-
                 r = self.residual(resample(x, sample_rate, self.sample_rate), z, self.sample_rate)
                 r = resample(r, self.sample_rate, sample_rate)
                 r = torch.nn.functional.pad(r, (0, max(0, x.shape[-1] - r.shape[-1])))[..., : x.shape[-1]]

@@ -26,6 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.demaster import PARAM_VECTOR_NAMES, tilt_eq_bands
+from ..dsp.eq import freq_response_db, log_frequency_grid
+from ..dsp.loudness import loudness
 from ..figures import latex_table, save_figure, save_numbers, save_table
 from ..profiles import get_profile
 from .mastering import DESIGN_PARAMETERS, PHASES, MasteringModel, parameter_counts
@@ -149,9 +152,6 @@ def predict_validation(model: MasteringModel, dataset, n: int = 8, sample_rate: 
     ``freqs_hz``, ``gate`` (1C) and, when the demastering logged one, ``tilt_inverse_db``: the
     response that undoes the static tilt/shelf EQ of the degradation.
     """
-    from ..data.demaster import PARAM_VECTOR_NAMES, tilt_eq_bands
-    from ..dsp.eq import freq_response_db, log_frequency_grid
-    from ..dsp.loudness import loudness
 
     was_training = model.training
     model.eval()

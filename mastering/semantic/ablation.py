@@ -34,7 +34,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.datasets import MultiSourceDataset
+from ..dsp.signals import pink_noise
 from ..profiles import get_profile
+from . import clap
 from .encoder import ENCODER_VARIANTS, evaluate_encoder, fit_or_load_encoder, variant_settings
 from .vae import SemanticVAE, single_thread
 
@@ -69,8 +72,6 @@ def mixture_pool(
         ``(meta, audio)``: ``meta`` with ``source`` and ``clip`` (``pink#k`` for noise) per pool
         entry, ``audio`` ``[n, 2, samples]``.
     """
-    from ..data.datasets import MultiSourceDataset
-    from ..dsp.signals import pink_noise
 
     ratios = dict(ratios or get_profile(profile)["source_ratios"])
     meta_r, audio_r = music_train
@@ -143,7 +144,6 @@ def run_clap_ablation(
         ``train_examples``, ``run``); ``arms`` one row per arm with ``status`` (``ran`` /
         ``skipped``) and ``reason``.
     """
-    from . import clap
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

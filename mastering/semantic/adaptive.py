@@ -65,9 +65,22 @@ import pandas as pd
 import torch
 
 from .. import paths
-from ..io import AudioError, check_finite
+from ..data import list_tracks
+from ..dsp.eq import freq_response_db, parametric_eq
+from ..dsp.signals import pink_noise
+from ..io import AudioError, check_finite, load_audio
 from ..profiles import PROFILES, get_profile
-from .safedb import BAND_KINDS, PARAM_NAMES, normalize_descriptor, params_array, safe_response_db, safe_to_bands
+from ..provenance import atomic_write_text, stamp
+from .encoder import ENCODER_VARIANTS, encode_audio, fit_or_load_encoder, load_encoder, save_encoder, variant_settings
+from .safedb import (
+    BAND_KINDS,
+    load_safedb,
+    normalize_descriptor,
+    params_array,
+    safe_response_db,
+    safe_to_bands,
+)
+from .vae import decode_settings, descriptor_embeddings, fit_or_load, latent_codes, load_vae, response_freqs, save_vae
 
 __all__ = [
     "METHODS",
@@ -135,16 +148,12 @@ class EQSettings:
 
     def response_db(self, freqs_hz: Any = None, sample_rate: int = 44100) -> np.ndarray:
         """Magnitude response ``[batch, freqs]`` in dB (default: 256 log-spaced 20 Hz-20 kHz)."""
-        from ..dsp.eq import freq_response_db
-        from .vae import response_freqs
-
         freqs = response_freqs(**_REFERENCE_FREQS) if freqs_hz is None else np.asarray(freqs_hz, dtype=float)
         return np.asarray(freq_response_db(self.freq_hz, self.gain_db, self.q, self.kinds, sample_rate, freqs_hz=freqs))
 
     def apply(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Filter ``audio`` ``[batch, channels, samples]`` (same batch, or 1 item for batch 1)
         with the exact IIR cascade (:func:`mastering.dsp.eq.parametric_eq`), in float64."""
-        from ..dsp.eq import parametric_eq
 
         x = _as_batch(audio)
         if x.shape[0] != self.batch:
@@ -264,8 +273,6 @@ class SemanticEQ:
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """SAFE settings ``[n, 13]`` of latent codes ``[n, latent]``."""
-        from .vae import decode_settings
-
         return decode_settings(self.vae, np.atleast_2d(z))
 
     @torch.no_grad()
@@ -278,7 +285,6 @@ class SemanticEQ:
         Raises:
             AudioError: NaN/Inf or digitally silent items, or audio shorter than the encoder's FFT.
         """
-        from .encoder import encode_audio
 
         x = _as_batch(audio)
         check_finite(x)
@@ -316,10 +322,6 @@ class SemanticEQ:
     # -- persistence -------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``vae.pt``, ``encoder.pt`` and ``semantic_eq.json`` into ``folder`` (atomically each)."""
-        from ..provenance import atomic_write_text
-        from .encoder import save_encoder
-        from .vae import save_vae
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_vae(self.vae, folder / "vae.pt")
@@ -342,9 +344,6 @@ class SemanticEQ:
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "cpu") -> "SemanticEQ":
         """Read a bundle written by :meth:`save`."""
-        from .encoder import load_encoder
-        from .vae import load_vae
-
         folder = Path(folder)
         meta_path = folder / "semantic_eq.json"
         if not meta_path.is_file():
@@ -376,7 +375,6 @@ def medoid_settings(df: pd.DataFrame, descriptor: str, sample_rate: int = 44100)
         256 log-spaced frequencies, 20 Hz-20 kHz) to the mean response of all the descriptor's
         settings, and that mean response.
     """
-    from .vae import response_freqs
 
     rows = df[df["descriptor"] == normalize_descriptor(descriptor)]
     if rows.empty:
@@ -410,11 +408,6 @@ def build_semantic_eq(
         ``(bundle, folder)``; the bundle is saved to ``runs/semantic_eq/<profile>-<hash>/`` and
         recorded in ``runs/semantic_eq/latest-<profile>.json`` when ``save``.
     """
-    from ..dsp.signals import pink_noise
-    from ..provenance import atomic_write_text, stamp
-    from .encoder import ENCODER_VARIANTS, fit_or_load_encoder, variant_settings
-    from .safedb import load_safedb
-    from .vae import descriptor_embeddings, fit_or_load, latent_codes, response_freqs
 
     V = get_profile(profile)["vae"]
     df = load_safedb() if df is None else df
@@ -429,7 +422,6 @@ def build_semantic_eq(
         static[d], curves[d] = medoid_settings(df, d)
     sr = enc.sample_rate
     noise = pink_noise(int(3 * sr), channels=1, batch=8, seed=12345)
-    from .encoder import encode_audio
 
     neutral = encode_audio(enc, noise, sr).mean(0)
     music_ref, music_info = _music_reference(enc, profile)
@@ -455,10 +447,6 @@ def build_semantic_eq(
 def _music_reference(encoder: Any, profile: str, clips_per_track: int = 4, excerpt_s: float = 3.0,
                      max_tracks: int = 200) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Mean encoder code over evenly spaced excerpts of the profile's real-music training tracks."""
-    from ..data import list_tracks
-    from ..io import load_audio
-    from .encoder import encode_audio
-
     try:
         tracks = [t for t in list_tracks(profile=profile, split="train", kind="real")][:max_tracks]
     except (FileNotFoundError, ValueError) as exc:

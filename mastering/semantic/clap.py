@@ -49,6 +49,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..io import resample
 from .encoder import encoder_loss, render_batch
 from .safedb import params_array
 from .vae import SemanticVAE, encode_settings, single_thread
@@ -258,8 +259,6 @@ class ClapAudioEmbedder(nn.Module):
 
     def prepare(self, audio: torch.Tensor) -> torch.Tensor:
         """The branch's input ``[batch, 480000]``: mono, levelled, at 48 kHz, repeat-padded to 10 s."""
-        from ..io import resample
-
         if not isinstance(audio, torch.Tensor) or audio.ndim != 3:
             raise ValueError(f"expected audio [batch, channels, samples], got {getattr(audio, 'shape', type(audio))}")
         if audio.shape[-1] < 64:

@@ -71,9 +71,17 @@ import torch
 from torch import nn
 
 from .. import paths
+from ..data.datasets import MultiSourceDataset, PinkNoiseSegments, TrackSegments, derive_seed
+from ..data.manifest import load_manifest
+from ..dsp.eq import freq_response_db, parametric_eq
+from ..dsp.weighting import k_weighting_sos
+from ..io import resample
 from ..profiles import get_profile
+from ..provenance import atomic_torch_save, atomic_write_text, stamp
 from .adaptive import DEFAULT_DESCRIPTORS, INTENSITY_MAX, EQSettings, SemanticEQ, _as_batch, _check_intensity
-from .safedb import BAND_KINDS, denormalize_params, safe_to_bands
+from .evaluate import bootstrap_ci, summarize_semantic_eq
+from .safedb import BAND_KINDS, denormalize_params, normalize_descriptor, safe_to_bands
+from .vae import single_thread
 
 __all__ = [
     "BACKENDS",
@@ -184,8 +192,6 @@ def apply_eq(x: torch.Tensor, sample_rate: int, freq_hz: torch.Tensor, gain_db: 
     a 29 Hz shelf and -66 dB at 69 Hz, against better than -90 dB for every peak and high shelf.
     """
     if backend == "iir":
-        from ..dsp.eq import parametric_eq
-
         return parametric_eq(x.double(), sample_rate, freq_hz.double(), gain_db.double(), q.double(), tuple(kinds),
                              mode="exact").to(x.dtype)
     if backend == "dasp":
@@ -204,7 +210,6 @@ def k_weighted_spectrum(x: torch.Tensor, sample_rate: int, n_fft: int = 4096) ->
     ungated BS.1770-4 power with unit channel weights), and its frequencies ``[bins]``."""
     from scipy import signal
 
-    from ..dsp.weighting import k_weighting_sos
 
     a = _as_batch(x).detach().double().cpu().numpy()
     k = signal.sosfilt(k_weighting_sos(sample_rate), a, axis=-1)
@@ -223,7 +228,6 @@ def loudness_change_lu(spectrum: tuple[np.ndarray, np.ndarray], freq_hz: torch.T
     :func:`mastering.dsp.loudness.loudness` (tests/semantic/test_e2e.py measures it). Much cheaper
     than filtering the output again.
     """
-    from ..dsp.eq import freq_response_db
 
     p, freqs = spectrum
     power = torch.as_tensor(p, dtype=torch.float64)
@@ -233,7 +237,6 @@ def loudness_change_lu(spectrum: tuple[np.ndarray, np.ndarray], freq_hz: torch.T
 
 
 def _curve_rms_db(f: torch.Tensor, g: torch.Tensor, q: torch.Tensor, kinds: Sequence[str], sample_rate: int) -> torch.Tensor:
-    from ..dsp.eq import freq_response_db
 
     curve = freq_response_db(f, g, q, tuple(kinds), sample_rate, freqs_hz=_RESPONSE_FREQS)
     return curve.square().mean(-1).sqrt()
@@ -292,8 +295,6 @@ class E2ESemanticEQ(nn.Module):
     # -- codes ------------------------------------------------------------------------------
     def index(self, descriptors: str | Sequence[str], batch: int) -> torch.Tensor:
         """Positions of the descriptors (one word for every item, or one per item) in :attr:`descriptors`."""
-        from .safedb import normalize_descriptor
-
         words = [descriptors] * batch if isinstance(descriptors, str) else list(descriptors)
         if len(words) != batch:
             raise ValueError(f"{len(words)} descriptors for {batch} item(s)")
@@ -313,7 +314,6 @@ class E2ESemanticEQ(nn.Module):
         """Raw codes ``[batch, latent]`` of the *trainable* encoder (differentiable); audio longer
         than the bundle's ``excerpt_s`` is read as evenly spaced excerpts whose codes are averaged,
         as :meth:`SemanticEQ.encode` does."""
-        from ..io import resample
 
         x = resample(_as_batch(x).float(), int(sample_rate), self.sample_rate)
         n_ex = int(round(self.excerpt_s * self.sample_rate))
@@ -408,7 +408,6 @@ def judge_goal(judge: nn.Module, model: E2ESemanticEQ, x: torch.Tensor, sample_r
                intensity: torch.Tensor) -> torch.Tensor:
     """The traversal's goal ``[batch, latent]`` as the judge sees it: the judge's music-relative
     code of the input plus the (one-sided) step towards the descriptor's centroid, without the head."""
-    from ..io import resample
 
     z_j = model.relative(judge(resample(x.float(), int(sample_rate), judge.sample_rate)))
     z_t = model.centroids[index]
@@ -438,7 +437,6 @@ def e2e_loss(model: E2ESemanticEQ, judge: nn.Module, x: torch.Tensor, sample_rat
         items), ``prior``, ``loudness`` (LU^2), ``cap`` (dB^2), and ``distance`` (the mean
         Euclidean latent distance, for reporting).
     """
-    from ..io import resample
 
     w = {**LOSS_WEIGHTS, **(weights or {})}
     x = _as_batch(x).float()
@@ -464,7 +462,6 @@ def e2e_loss(model: E2ESemanticEQ, judge: nn.Module, x: torch.Tensor, sample_rat
 
 class _AudioItems(torch.utils.data.Dataset):
     """Items ``{"audio": [channels, samples], ...meta}`` of a segment source (``get(index, seed)``)."""
-
     def __init__(self, source: Any, seed: int, length: int):
         self.source, self.seed, self.length = source, int(seed), int(length)
 
@@ -472,7 +469,6 @@ class _AudioItems(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        from ..data.datasets import derive_seed
 
         audio, meta = self.source.get(index % len(self.source), derive_seed(self.seed, index, "segment"))
         return {"audio": torch.as_tensor(audio, dtype=torch.float32), **meta}
@@ -488,8 +484,6 @@ def mixture_segments(profile: str, segment_seconds: float, length: int, seed: in
     Returns:
         A dataset of dicts with ``audio`` ``[2, samples]`` and ``mixture_source``.
     """
-    from ..data.datasets import MultiSourceDataset, PinkNoiseSegments, TrackSegments, derive_seed
-    from ..data.manifest import load_manifest
 
     params = get_profile(profile)
     sr = int(params["sample_rate"])
@@ -540,7 +534,6 @@ def train_e2e(
     """
     from tqdm.auto import tqdm
 
-    from .vae import single_thread
 
     bad = set(trainable) - set(TRAINABLE)
     if bad or not trainable:
@@ -603,8 +596,6 @@ def train_e2e(
 
 def save_e2e(model: E2ESemanticEQ, path: str | os.PathLike, **extra: Any) -> Path:
     """Checkpoint: constructor arguments, trainable weights (encoder and head) and JSON ``extra``."""
-    from ..provenance import atomic_torch_save
-
     payload = {
         "format": CHECKPOINT_FORMAT, "kind": "E2ESemanticEQ", "config": copy.deepcopy(model.config),
         "encoder": {k: v.detach().cpu() for k, v in model.encoder.state_dict().items()},
@@ -659,7 +650,6 @@ def fit_or_load_e2e(
     Returns:
         ``(model, record, folder)``; ``record`` holds ``history``, ``key`` and ``provenance``.
     """
-    from ..provenance import atomic_write_text, stamp
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
@@ -715,7 +705,6 @@ def with_goal(results: pd.DataFrame) -> pd.DataFrame:
 def compare_systems(results: pd.DataFrame, intensity: float = 1.0, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per descriptor x method at ``intensity``: :func:`summarize_semantic_eq`'s columns
     plus the means of :data:`COMPARED` with 95 % bootstrap intervals over tracks (``_lo``/``_hi``)."""
-    from .evaluate import bootstrap_ci, summarize_semantic_eq
 
     summary = summarize_semantic_eq(results, intensity=intensity, n_boot=n_boot, seed=seed)
     r = with_goal(results)
@@ -739,7 +728,6 @@ def paired_differences(results: pd.DataFrame, baseline: str = "adaptive", intens
         Rows ``descriptor``, ``method``, ``measure``, ``difference`` (mean over clips), ``lo``,
         ``hi`` (95 % bootstrap over tracks, clips of a track resampled together), ``clips``.
     """
-    from .evaluate import bootstrap_ci
 
     r = with_goal(results)
     at = r[np.isclose(r["intensity"], intensity)]

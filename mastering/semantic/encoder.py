@@ -35,13 +35,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
-from ..profiles import get_profile
-from ..provenance import atomic_torch_save
 from torch import nn
 
+from .. import paths
+from ..dsp.eq import parametric_eq
+from ..dsp.signals import pink_noise
+from ..io import resample
+from ..profiles import get_profile
+from ..provenance import atomic_torch_save, atomic_write_text, stamp
 from .safedb import params_array, safe_to_bands
-from .vae import SemanticVAE, descriptor_embeddings, encode_settings, single_thread, split_by_contributor
+from .vae import SemanticVAE, code_version, descriptor_embeddings, encode_settings, single_thread, split_by_contributor
 
 __all__ = [
     "AudioLatentEncoder",
@@ -192,8 +195,6 @@ def render_batch(
         ``[batch, 1 or channels, num_samples]`` processed audio (exact IIR biquad cascade,
         :func:`mastering.dsp.eq.parametric_eq`).
     """
-    from ..dsp.eq import parametric_eq
-    from ..dsp.signals import pink_noise
 
     batch = len(params)
     if dry_pool is None:
@@ -279,8 +280,6 @@ def train_encoder(
     if pool is None:
         # A seeded pool of pink noise, excerpted at random offsets each step: generating fresh
         # noise per step cost more than the rest of the step.
-        from ..dsp.signals import pink_noise
-
         pool = pink_noise(4 * num_samples, channels=1, batch=noise_pool_size, seed=int(rng.integers(2**62)))
     history: dict[str, Any] = {"loss": []}
     bar = tqdm(range(steps), desc=f"encoder {enc.arch}/{loss}", disable=not progress, leave=False)
@@ -310,7 +309,6 @@ def train_encoder(
 def encode_audio(encoder: AudioLatentEncoder, audio: torch.Tensor, sample_rate: int) -> np.ndarray:
     """Latent codes ``[batch, latent_dim]`` of audio ``[batch, channels, samples]`` or
     ``[channels, samples]`` at ``sample_rate`` (resampled to the encoder's rate)."""
-    from ..io import resample
 
     if audio.ndim == 2:
         audio = audio[None]
@@ -415,7 +413,6 @@ def _encoder_code_version() -> str:
     """Hash of the sources a trained encoder depends on (this module, the VAE's, the EQ)."""
     import hashlib
 
-    from .vae import code_version
 
     digest = hashlib.sha1(code_version().encode())
     digest.update(Path(__file__).read_bytes())
@@ -459,8 +456,6 @@ def fit_or_load_encoder(
     import hashlib
     import json
 
-    from .. import paths
-    from ..provenance import atomic_write_text, stamp
 
     if dry_pool is not None and not dry_pool_id:
         raise ValueError("pass dry_pool_id (what the music pool holds) with dry_pool, so runs are told apart")

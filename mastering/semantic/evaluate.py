@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data import list_tracks
+from ..io import load_audio
 from .adaptive import METHODS, SemanticEQ, semantic_eq_settings
 
 __all__ = [
@@ -67,8 +69,6 @@ def music_clips(
     Raises:
         FileNotFoundError: no tracks prepared for the profile and split (run ``make data``).
     """
-    from ..data import list_tracks
-    from ..io import load_audio
 
     splits = [split] if isinstance(split, str) else list(split)
     tracks = [t for s in splits for t in list_tracks(profile=profile, split=s, kind=kind)]

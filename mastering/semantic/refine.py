@@ -30,7 +30,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..dsp.eq import parametric_eq
+from ..dsp.loudness import loudness
+from ..io import resample
 from .adaptive import EQSettings, SemanticEQ, _as_batch, semantic_eq_settings
+from .e2e import CAP_DB, LOSS_WEIGHTS, _curve_rms_db, frozen_copy, k_weighted_spectrum, loudness_change_lu
+from .evaluate import bootstrap_ci, curve_metrics, spectral_tilt
+from .vae import single_thread
 
 __all__ = ["REFINE_STEPS", "refine_trajectory", "refine_settings", "refinement_quality", "summarize_refinement"]
 
@@ -42,8 +48,6 @@ _Q_RANGE = (0.1, 10.0)
 
 def _encode_excerpts(judge: torch.nn.Module, y: torch.Tensor, sample_rate: int, excerpt_s: float, max_excerpts: int) -> torch.Tensor:
     """Differentiable counterpart of :meth:`SemanticEQ.encode` (evenly spaced excerpts, mean code)."""
-    from ..io import resample
-
     y = resample(y.float(), int(sample_rate), judge.sample_rate)
     n_ex = int(round(excerpt_s * judge.sample_rate))
     if y.shape[-1] <= n_ex:
@@ -90,9 +94,6 @@ def refine_trajectory(
         distance of the re-encoded output to the goal, mean over items), ``loss``,
         ``loudness_lu`` (mean absolute loudness change) and ``rms_db`` (mean curve RMS).
     """
-    from ..dsp.eq import parametric_eq
-    from .e2e import CAP_DB, LOSS_WEIGHTS, _curve_rms_db, frozen_copy, k_weighted_spectrum, loudness_change_lu
-    from .vae import single_thread
 
     steps = int(steps)
     if steps < 0:
@@ -200,8 +201,6 @@ def refinement_quality(
     """
     from tqdm.auto import tqdm
 
-    from ..dsp.loudness import loudness
-    from .evaluate import curve_metrics, spectral_tilt
 
     d = bundle.descriptor(descriptor)
     steps = sorted(int(s) for s in steps)
@@ -237,7 +236,6 @@ def summarize_refinement(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
     ``reduction`` (1 - distance / distance at N = 0, pooled; + ``_lo``/``_hi``), ``position_after``,
     ``tilt_change``, ``cosine``, ``rms_db``, ``loudness_lu``.
     """
-    from .evaluate import bootstrap_ci
 
     if rows.empty:
         raise ValueError("no refinement results to summarize")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..figures import profile_note, save_figure, save_numbers, save_table
+from .e2e import with_goal
 
 __all__ = [
     "SYSTEM_LABELS",
@@ -149,8 +150,6 @@ def fig_e2e_training(histories: dict[str, dict[str, Any]], profile: str, name: s
 
 def fig_e2e_intensity(results: pd.DataFrame, profile: str, name: str = "semantic_e2e_intensity", **meta: Any) -> Path:
     """Attainment error (judge) and tilt change (encoder-free) against the intensity, per system."""
-    from .e2e import with_goal
-
     plt = _plt()
     r = with_goal(results)
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.9))

@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 from .. import paths
+from ..dsp.eq import freq_response_db
 
 __all__ = [
     "SAFEDB_FILENAME",
@@ -410,7 +411,6 @@ def safe_response_db(params: Any, freqs_hz: Any, sample_rate: int = 44100) -> An
     Returns:
         ``[..., freqs]`` response in dB: a tensor (differentiable) for tensor input, else NumPy.
     """
-    from ..dsp.eq import freq_response_db
 
     freq_hz, gain_db, q, kinds = safe_to_bands(params)
     return freq_response_db(freq_hz, gain_db, q, kinds, sample_rate, freqs_hz=freqs_hz)

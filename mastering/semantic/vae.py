@@ -43,8 +43,15 @@ import torch
 from torch import nn
 
 from .. import paths
-from ..provenance import atomic_torch_save
-from .safedb import PARAM_NAMES, denormalize_params, normalize_descriptor, normalize_params, params_array, safe_response_db
+from ..provenance import atomic_torch_save, atomic_write_text, stamp
+from .safedb import (
+    PARAM_NAMES,
+    denormalize_params,
+    normalize_descriptor,
+    normalize_params,
+    params_array,
+    safe_response_db,
+)
 
 __all__ = [
     "SemanticVAE",
@@ -409,7 +416,6 @@ def _curves_db(x_norm: torch.Tensor) -> torch.Tensor:
 
 class _Batch:
     """Normalized settings, their conditioning and (for the spectral term) their curves."""
-
     def __init__(self, x: torch.Tensor, cond: torch.Tensor | None, spectral_weight: float):
         self.x, self.cond, self.n = x, cond, x.shape[0]
         self.spectral_weight = float(spectral_weight)
@@ -687,7 +693,6 @@ def fit_or_load(
     Returns:
         ``(model, record, folder)``; ``record`` has ``history``, ``metrics`` and ``provenance``.
     """
-    from ..provenance import atomic_write_text, stamp
 
     key = {"train": train_settings, "data": {k: v for k, v in df.attrs.get("cleaning", {}).items() if k != "source"}}
     folder = run_dir(key, profile, name)

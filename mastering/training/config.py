@@ -19,7 +19,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import __version__
 from ..profiles import get_profile
+from ..provenance import git_commit
 
 __all__ = ["TrainConfig", "merge_overrides", "train_config"]
 
@@ -140,9 +142,6 @@ class TrainConfig:
         ``progress``, ``tensorboard`` and ``wandb`` change no result and are left out.
         """
         if code_version is None:
-            from .. import __version__
-            from ..provenance import git_commit
-
             code_version = f"{__version__}+{git_commit(short=True)}"
         values = {k: v for k, v in self.to_dict().items() if k not in ("progress", "tensorboard", "wandb")}
         text = json.dumps(values, sort_keys=True) + "|" + code_version

@@ -15,6 +15,9 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from ..data.datasets import MultiSourceDataset, PairedDataset, PinkNoiseSegments, TrackSegments, derive_seed
+from ..data.manifest import load_manifest
+
 __all__ = ["CachedDataset", "TensorPairs", "build_datasets", "collate"]
 
 
@@ -90,8 +93,6 @@ def build_datasets(config) -> tuple[Dataset, Dataset]:
     Raises:
         FileNotFoundError: the profile's data has not been prepared.
     """
-    from ..data.datasets import MultiSourceDataset, PairedDataset, PinkNoiseSegments, TrackSegments, derive_seed
-    from ..data.manifest import load_manifest
 
     data = config.data
     seg = float(config.segment_seconds)

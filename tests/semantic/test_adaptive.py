@@ -25,7 +25,7 @@ from mastering.semantic.adaptive import (
     suggestion,
 )
 from mastering.semantic.evaluate import curve_metrics
-from mastering.semantic.safedb import SAFEDB_FILENAME, params_array, safe_response_db, safe_to_bands
+from mastering.semantic.safedb import SAFEDB_FILENAME, params_array, safe_response_db
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -34,9 +35,10 @@ def _worker(rank: int, world: int, port: int, folder: str) -> None:
     trainer.close()
 
 
+@pytest.mark.timeout(600)  # a hung collective must fail the test, not stall the whole run
 def test_two_process_ddp_keeps_replicas_in_sync(tmp_path):
-    # fork: the children inherit the imported modules instead of importing torch again
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
+    # spawn, not fork: a child forked from a test process whose thread pools are running can deadlock
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
     a = torch.load(tmp_path / "rank0.pt")
     b = torch.load(tmp_path / "rank1.pt")
     start = Trainer(train_config("1a", "smoke", sample_rate=16000, segment_seconds=0.5, progress=False, model=TINY),
