@@ -6,14 +6,14 @@ import json
 import pytest
 import torch
 
-from mastering.dsp.eq import parametric_eq
 from mastering.models.thesis import thesis_from_checkpoint
 from mastering.profiles import get_profile
-from mastering.training import TensorPairs
 from mastering.training import thesis
 from mastering.training.config import train_config
 from mastering.training.thesis import fit_or_load_thesis, thesis_config
 from mastering.training.trainer import rng_state
+
+from ..conftest import shelf_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,16 +22,7 @@ TINY = {"n_fft": 256, "hop": 64, "n_mels": 16, "unet_channels": [4, 8], "lstm_hi
 
 
 def _pairs(n, seed):
-    """Tones + noise at random levels; targets: +6 dB high shelf at 3 kHz and 4 dB louder."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(SR // 2) / SR
-    freqs = torch.rand(n, 1, 3, generator=g) * 4000 + 100
-    x = (torch.sin(2 * torch.pi * freqs[..., None] * t).sum(dim=2) * 0.1).expand(n, 2, -1).clone()
-    x += 0.05 * torch.randn(n, 2, t.numel(), generator=g)
-    x *= 10 ** (torch.rand(n, 1, 1, generator=g) * -1)
-    y = parametric_eq(x, SR, torch.tensor([[3000.0]]), torch.tensor([[6.0]]), torch.tensor([[0.7071]]),
-                      kinds=("high_shelf",), mode="exact") * 10 ** (4 / 20)
-    return TensorPairs(x, y)
+    return shelf_pairs(n, seed, SR, gain_db=4.0)
 
 
 OVERRIDES = {"model": TINY, "train": {"sample_rate": SR, "segment_seconds": 0.5, "batch_size": 4, "epochs": 3,

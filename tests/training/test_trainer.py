@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mastering.dsp.eq import parametric_eq
 from mastering.models.mastering import model_from_checkpoint
-from mastering.training import TensorPairs, Trainer, latest_checkpoint, select_device, train_config
+from mastering.training import Trainer, latest_checkpoint, select_device, train_config
 from mastering.training.__main__ import main as training_main
+
+from ..conftest import shelf_pairs
 
 SR = 16000
 TINY = dict(latent_dim=8, encoder={"stem_channels": 8, "block_channels": [8, 8, 8, 8]}, decoder_hidden=8,
@@ -17,16 +18,7 @@ TINY = dict(latent_dim=8, encoder={"stem_channels": 8, "block_channels": [8, 8, 
 
 
 def _pairs(n, seed):
-    """Inputs: tones + noise at random levels; targets: the same through a fixed +6 dB high shelf at 3 kHz."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(SR // 2) / SR
-    freqs = torch.rand(n, 1, 3, generator=g) * 4000 + 100
-    x = (torch.sin(2 * torch.pi * freqs[..., None] * t).sum(dim=2) * 0.1).expand(n, 2, -1).clone()
-    x += 0.05 * torch.randn(n, 2, t.numel(), generator=g)
-    x *= 10 ** (torch.rand(n, 1, 1, generator=g) * -1)
-    y = parametric_eq(x, SR, torch.tensor([[3000.0]]), torch.tensor([[6.0]]), torch.tensor([[0.7071]]),
-                      kinds=("high_shelf",), mode="exact")
-    return TensorPairs(x, y)
+    return shelf_pairs(n, seed, SR)
 
 
 def _config(phase="1a", **overrides):
