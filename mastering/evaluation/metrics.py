@@ -5,7 +5,8 @@ tensor or array, the ``sample_rate`` where it matters, and returns a float (one 
 whole signal; a batch is measured as one signal per item and averaged).
 
 * :func:`mrstft_distance` -- multi-resolution STFT distance (spectral convergence + log-magnitude
-  L1 over FFT 2048/1024/512/256; Yamamoto et al. 2020, auraloss), the training loss of Phase 1.
+  L1 over FFT 2048/1024/512/256; Yamamoto et al. 2020, auraloss), the training loss of Phase 1;
+  content below 20 Hz is ignored (both signals high-passed), since the chain removes it.
 * :func:`third_octave_levels_db` / :func:`band_energy_error_db` -- energy in the 1/3-octave bands
   of IEC 61260-1 (base-10 centre frequencies ``1000 * 10^(k/10)`` Hz, edges ``f_c * 10^(+-1/20)``)
   from a Welch power spectrum, and the mean absolute difference of the band levels in dB.
@@ -34,6 +35,7 @@ from scipy import signal
 from ..dsp.loudness import loudness, true_peak
 from ..losses.perceptual import AWeightedL1Loss
 from ..losses.stft import MultiResolutionSTFTLoss
+from ..pipeline import subsonic_highpass_sos
 
 __all__ = [
     "METRICS",
@@ -109,17 +111,20 @@ def match_loudness(estimate, reference, sample_rate: int) -> torch.Tensor:
     return est * torch.pow(10.0, gain_db / 20.0)[:, None, None]
 
 
-def mrstft_distance(estimate, reference, sample_rate: int | None = None) -> float:
+def mrstft_distance(estimate, reference, sample_rate: int | None = None, ignore_below_hz: float = 20.0) -> float:
     """Multi-resolution STFT distance (:class:`mastering.losses.MultiResolutionSTFTLoss`, auraloss).
 
     Spectral convergence plus log-magnitude L1, averaged over FFT sizes 2048/1024/512/256 (hop a
-    quarter, Hann window). 0 for identical signals. ``sample_rate`` is accepted for the common
-    signature; the distance does not depend on it.
+    quarter, Hann window). 0 for identical signals. With ``sample_rate``, content below
+    ``ignore_below_hz`` is ignored: both signals pass the chain's subsonic high-pass
+    (:func:`mastering.pipeline.subsonic_highpass_sos`) forwards and backwards (zero phase), so an
+    offset or an inaudible drift that one of them keeps does not count; ``0`` compares them as they are.
     """
 
     est, ref = _pair(estimate, reference)
-    if sample_rate is not None:
-        _check_rate(sample_rate)
+    if sample_rate is not None and ignore_below_hz:
+        sos = subsonic_highpass_sos(_check_rate(sample_rate), ignore_below_hz)
+        est, ref = (torch.from_numpy(signal.sosfiltfilt(sos, a.numpy(), axis=-1).copy()) for a in (est, ref))
     loss = MultiResolutionSTFTLoss()
     values = [float(loss(est[i:i + 1].float(), ref[i:i + 1].float())) for i in range(est.shape[0])]
     return float(np.mean(values))
@@ -225,7 +230,7 @@ def evaluate_pair(estimate, reference, sample_rate: int) -> dict[str, float]:
     sample_rate = _check_rate(sample_rate)
     matched = match_loudness(est, ref, sample_rate)
     return {
-        "mrstft": mrstft_distance(matched, ref),
+        "mrstft": mrstft_distance(matched, ref, sample_rate),
         "band_error_db": band_energy_error_db(matched, ref, sample_rate),
         "loudness_error_lu": loudness_error_lu(est, ref, sample_rate),
         "true_peak_dbtp": true_peak_dbtp(est, sample_rate),

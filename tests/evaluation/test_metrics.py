@@ -101,8 +101,22 @@ def test_mrstft_equals_auraloss(sample_rate):
     est = (ref + 0.05 * _noise(sample_rate, 2, seed=6).float())
     expected = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=[2048, 1024, 512, 256], hop_sizes=[512, 256, 128, 64],
                                                      win_lengths=[2048, 1024, 512, 256])(est[None], ref[None])
-    assert M.mrstft_distance(est, ref, sample_rate) == pytest.approx(float(expected), rel=1e-5)
+    assert M.mrstft_distance(est, ref, sample_rate, ignore_below_hz=0) == pytest.approx(float(expected), rel=1e-5)
+    assert M.mrstft_distance(est, ref) == pytest.approx(float(expected), rel=1e-5)
     assert M.mrstft_distance(est, ref) > 0.01
+
+
+def test_mrstft_ignores_what_lies_below_20_hz():
+    """An offset and a 5 Hz drift kept by one signal do not count; audible differences still do."""
+    sample_rate = 44100
+    ref = _noise(sample_rate, 2, seed=5).float()
+    t = torch.arange(ref.shape[-1]) / sample_rate
+    drift = 0.2 + 0.1 * torch.sin(2 * math.pi * 5.0 * t)
+    base = M.mrstft_distance(ref + 0.02 * _noise(sample_rate, 2, seed=6).float(), ref, sample_rate)
+    with_drift = M.mrstft_distance(ref + 0.02 * _noise(sample_rate, 2, seed=6).float() + drift, ref, sample_rate)
+    assert with_drift == pytest.approx(base, rel=0.05)
+    assert M.mrstft_distance(ref + drift, ref, sample_rate, ignore_below_hz=0) > 0.2
+    assert M.mrstft_distance(ref + drift, ref, sample_rate) < 0.05
 
 
 @pytest.mark.parametrize("sample_rate", RATES)
