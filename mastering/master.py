@@ -16,7 +16,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,6 @@ class _Scan:
     peak: float = 0.0
     clipped: int = 0
     sums: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def dc(self) -> np.ndarray:
