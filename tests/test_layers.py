@@ -1,6 +1,6 @@
 """Data flows one way: no import points up a layer or closes a cycle (imports inside functions included).
 
-Layers, bottom to top: paths/profiles/defaults/provenance/io -> dsp -> losses, models -> data ->
+Layers, bottom to top: paths/profiles/defaults/provenance/runs/io -> dsp -> losses, models -> data ->
 training -> pipeline/master -> semantic -> evaluation -> reports (figures, literature, ``*report*``)
 -> paper -> command lines (``cli``, ``__main__``, ``notebooks``) -> the listening-test app, which may
 import ``mastering`` but is never imported by it.
@@ -9,15 +9,17 @@ import ``mastering`` but is never imported by it.
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from mastering.runs import import_graph as _import_graph
+from mastering.runs import imported_modules, package_modules
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("mastering", "listening_test")
 LAYERS = [
-    {"mastering", "paths", "profiles", "defaults", "provenance", "io"},
+    {"mastering", "paths", "profiles", "defaults", "provenance", "runs", "io"},
     {"dsp"},
     {"losses", "models"},
     {"data"},
@@ -33,14 +35,7 @@ LAYERS = [
 
 
 def _modules(root: Path = REPO) -> dict[str, Path]:
-    found = {}
-    for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            parts = list(path.relative_to(root).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            found[".".join(parts)] = path
-    return found
+    return package_modules(root, PACKAGES)
 
 
 def layer_of(module: str) -> int:
@@ -60,35 +55,9 @@ def layer_of(module: str) -> int:
     raise AssertionError(f"{module}: no layer assigned; add it to LAYERS in {__file__}")
 
 
-def _imported(module: str, path: Path, node: ast.AST, modules: dict[str, Path]) -> list[str]:
-    if isinstance(node, ast.Import):
-        names = [alias.name for alias in node.names]
-    else:
-        if node.level:
-            base = module.split(".")[: len(module.split(".")) - node.level + (path.name == "__init__.py")]
-            target = ".".join(base + ([node.module] if node.module else []))
-        else:
-            target = node.module or ""
-        names = [target] + [f"{target}.{alias.name}" for alias in node.names]
-    found = []
-    for name in names:
-        while name and name not in modules:  # `import a.b.c` imports a.b.c (or its closest module)
-            name = name.rpartition(".")[0]
-        if name and name not in found:
-            found.append(name)
-    return found
-
-
 def import_graph(root: Path = REPO) -> dict[str, set[str]]:
     """``{module: modules it imports}`` for every module of the packages, at any depth of the code."""
-    modules = _modules(root)
-    graph: dict[str, set[str]] = defaultdict(set)
-    for module, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                graph[module].update(t for t in _imported(module, path, node, modules) if t != module)
-        graph.setdefault(module, set())
-    return dict(graph)
+    return _import_graph(root, PACKAGES)
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
@@ -175,7 +144,7 @@ def _function_imports(path: Path, module: str, modules: dict[str, Path]) -> list
         if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for node in ast.walk(func):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    found += [f"{module}:{node.lineno} -> {t}" for t in _imported(module, path, node, modules)]
+                    found += [f"{module}:{node.lineno} -> {t}" for t in imported_modules(module, path, node, modules)]
     return found
 
 

@@ -23,8 +23,6 @@ supports (the GPU when ``torch.cuda.is_available()``), beside the design's laten
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -42,6 +40,7 @@ from ..data.datasets import build_paired_datasets, derive_seed
 from ..dsp.loudness import loudness
 from ..io import load_audio
 from ..profiles import get_profile
+from ..runs import run_folder, run_key
 from ..training import TensorPairs, train, train_config
 from ..training.thesis import fit_or_load_thesis
 from .metrics import METRICS, evaluate_pair
@@ -194,10 +193,10 @@ def training_pairs(profile: str = "smoke", seed: int = 0, items: int = 16, split
 def static_eq_curve(profile: str = "smoke", seed: int = 0, items: int | None = None,
                     pairs: tuple[list, int] | None = None) -> dict[str, Any]:
     """The mean correction over ``items`` training pairs (:func:`training_pairs`, or the given
-    ``(pairs, sample_rate)``), cached under ``runs/evaluation/`` by its settings."""
+    ``(pairs, sample_rate)``), cached in a run folder (:mod:`mastering.runs`) by its settings and code."""
     items = int(items or get_profile(profile)["evaluation"]["static_eq_items"])
-    key = hashlib.sha1(json.dumps({"profile": profile, "seed": seed, "items": items, "v": 1}).encode()).hexdigest()[:10]
-    cache = paths.runs_dir() / "evaluation" / f"static_eq-{profile}-{key}.npz"
+    key = run_key({"seed": seed, "items": items}, [__name__], pairs="training_pairs")
+    cache = run_folder("static_eq", profile, key) / "static_eq.npz"
     if cache.is_file():
         data = np.load(cache)
         return {"freqs_hz": data["freqs_hz"], "gain_db": data["gain_db"], "items": int(data["items"]),

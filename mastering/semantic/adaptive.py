@@ -1,58 +1,18 @@
-"""Input-adaptive semantic EQ: "warm" for THIS track, with an intensity knob.
+"""Input-adaptive semantic EQ: "warm" for this track, with an intensity knob.
 
-flowEQ (Steinmetz, 2019) decodes a descriptor's latent centroid into one EQ setting, whatever the
-audio. Here the audio encoder (:mod:`mastering.semantic.encoder`) first says where the track
-already lies in the same latent space, ``z_audio`` (the code of the SAFE setting that would give
-pink noise this track's spectral balance), and the step is taken from there::
-
-    z_new = z_audio + intensity * (z_target - z_audio)
-
-The encoder learnt the latent from pink noise, and music is not pink: real masters roll off
-faster than 1/f, so every track would read as "very warm". ``z_audio`` is therefore taken
-*relative to typical music*: the encoder's code of the track, minus its mean code over excerpts of
-the real-music training tracks (:attr:`SemanticEQ.music_reference_z`), plus the code of pink noise
-(the flat setting). A track with the balance of a typical master sits at the flat code; one with
-more low end than usual sits towards "warm". Without music to calibrate on (no data prepared), the
-raw code is used and the bundle says so.
-
-Intensity 0 leaves the code where it is, 1 moves it to the descriptor's centroid, above 1
-exaggerates. A track can already lie *beyond* the centroid along the descriptor's axis (the line
-from the flat code to the centroid): a bass-heavy master is warmer than SAFE's average "warm"
-setting. The plain step would then take warmth away when asked for "warm"; by default
-(``one_sided=True``) the step's component along the axis is dropped when it points backwards, so
-"warm" never makes a track less warm (it may still move it towards the centroid's other
-characteristics); ``one_sided=False`` is the plain interpolation. Both codes are decoded by the β-VAE (:mod:`mastering.semantic.vae`) into SAFE
-settings, and the EQ applied to the track is ``decode(z_new)`` followed by the inverse of
-``decode(z_audio)``: the change of spectral balance from where the track is to where the step
-leads. The RBJ peaking and shelving biquads (Bristow-Johnson, "Audio EQ cookbook") are exactly
-reciprocal under a sign change of their gain, so the inverse of a setting is the same five bands
-with negated gains, and the EQ is a ten-band biquad cascade; at intensity 0 it is the identity
-(both halves cancel), and a track that is already warm gets less "warm" EQ than a thin one.
-
-The two baselines of the comparison (the roadmap's):
-
-* ``static``: the descriptor's *medoid* SAFE setting, the one whose response lies nearest (RMS
-  dB, 20 Hz-20 kHz) to the mean response of all the descriptor's settings (a real five-band
-  setting standing for "the mean SAFE curve"), gains scaled by the intensity;
-* ``floweq``: the VAE's decoding of the descriptor's centroid, without looking at the audio
-  (flowEQ's semantic mode), gains scaled by the intensity.
-
-:func:`semantic_scores` says how much of a quality a track already has: the position ``t`` of its
-relative code along the line from the flat code to the descriptor's centroid (0: as a typical
-master, 1: as far from it as the descriptor's centroid lies from flat), mapped to 0-1 by a
-logistic ``1 / (1 + exp(-2 t))`` (0.5 for a typical master, 0.88 at the centroid), with a
-plain-language suggestion of the intensity to use.
-
-:class:`SemanticEQ` bundles the VAE, the encoder and what is derived from them (centroids,
-medoids, reference curves, neutral code); :func:`build_semantic_eq` trains or reuses them for a run
-profile and saves the bundle to ``runs/semantic_eq/<profile>-<hash>/`` (``vae.pt``,
-``encoder.pt``, ``semantic_eq.json``), which :func:`load_semantic_eq` reads (by default the newest
-bundle of the largest profile that has one: ``full``, else ``smoke``).
+The audio encoder places the track in the β-VAE's latent space relative to typical music
+(``z_audio``); the step ``z_new = z_audio + intensity (z_target - z_audio)`` (one-sided by default:
+never backwards along the descriptor's axis) is decoded into SAFE settings, and the EQ applied is
+``decode(z_new)`` followed by the inverse of ``decode(z_audio)`` (a ten-band biquad cascade; the
+identity at intensity 0). Baselines: the descriptor's medoid setting (``static``) and flowEQ's
+decoded centroid (``floweq``). :class:`SemanticEQ` bundles the VAE, the encoder and what derives
+from them; :func:`build_semantic_eq` trains or reuses them for a profile and saves the bundle (a run
+folder of :mod:`mastering.runs`); :func:`load_semantic_eq` reads it; :func:`semantic_scores` says how
+much of a quality a track already has. The method is described in ``paper/sections/method.tex``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -70,6 +30,7 @@ from ..dsp.eq import freq_response_db, parametric_eq
 from ..dsp.signals import pink_noise
 from ..io import AudioError, check_finite, load_audio
 from ..profiles import PROFILES, get_profile
+from ..runs import run_folder, run_key
 from ..provenance import atomic_write_text, stamp
 from .encoder import ENCODER_VARIANTS, encode_audio, fit_or_load_encoder, load_encoder, save_encoder, variant_settings
 from .safedb import (
@@ -434,9 +395,9 @@ def build_semantic_eq(
     }  # fmt: skip
     bundle = SemanticEQ(vae_model, enc, centroids, static, curves, response_freqs(**_REFERENCE_FREQS), neutral,
                         music_ref, config)
-    key = json.dumps([vfolder.name, efolder.name, BUNDLE_FORMAT, music_info], sort_keys=True, default=str)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    folder = paths.runs_dir() / "semantic_eq" / f"{profile}-{digest}"
+    key = run_key({"format": BUNDLE_FORMAT, "min_count": min_count or V["min_count"]}, [__name__],
+                  vae=vfolder.name, encoder=efolder.name, music=music_info)
+    folder = run_folder("semantic_eq", profile, key)
     if save:
         bundle.save(folder)
         latest = {"folder": str(folder), "profile": profile, "date": config["provenance"]["date"]}

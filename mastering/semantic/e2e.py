@@ -1,65 +1,20 @@
-"""End-to-end semantic EQ: the two-stage pipeline trained through a differentiable EQ.
+"""End-to-end semantic EQ: the two-stage pipeline (:mod:`mastering.semantic.adaptive`) trained
+through a differentiable EQ, judged by a frozen copy of the bundle's audio encoder.
 
-The two-stage system (:mod:`mastering.semantic.adaptive`) is trained in two independent stages:
-the β-VAE on SAFE-DB settings, the audio encoder on pink noise processed by them. Nothing checks
-that the EQ it finally applies to *music* takes the track where the traversal meant to go. Here
-the whole chain is differentiated (the roadmap's "semantic consistency" stage)::
-
-    audio -> encoder -> z_audio -> z_new = z_audio + intensity (z_target - z_audio) + intensity h(.)
-          -> VAE decoder -> EQ parameters -> EQ(audio) -> judge encoder -> z_output
-
-    loss = ||z_output - z_goal||^2 + w_prior * prior + w_loudness * dL^2 + w_cap * relu(rms_dB - cap)^2
-
-* ``z_goal`` is the traversal's goal as seen by the **judge**: the one-sided step of
-  :func:`mastering.semantic.adaptive.semantic_eq_settings` taken from the judge's code of the
-  input. The judge is a frozen copy of the bundle's audio encoder (the one the evaluation of
-  notebook 09 measures with), never the encoder being trained: the trained encoder can only change
-  the EQ, not the ruler that measures the result. A model could still learn EQs that fool the
-  judge without moving the spectral balance; the evaluation therefore also reports the
-  encoder-free spectral tilt (:func:`mastering.semantic.evaluate.spectral_tilt`).
-* ``prior`` is the β-VAE's standard-normal prior on the decoded code, ``0.5 ||z_new||^2``
-  (Kingma & Welling 2014): it keeps the decoded setting among the settings SAFE-DB users made.
-* ``dL`` is the change of (ungated) BS.1770-4 loudness the EQ causes, in LU (loudness
-  preservation: a semantic EQ should not win its target by getting louder), computed from the
-  input's K-weighted power spectrum and the EQ's response (:func:`loudness_change_lu`).
-* ``rms_dB`` is the RMS of the applied EQ's magnitude response (dB, 256 log-spaced frequencies,
-  20 Hz-20 kHz): a cap on the spectral distance between input and output.
-
-What trains (``trainable``): a fine-tuned copy of the audio encoder (``"encoder"``) and/or a small
-head ``h(z_audio, descriptor, intensity)`` whose output is added to the step, scaled by the
-intensity (``"head"``). The head's last layer starts at zero, so before training the model *is*
-the two-stage system (intensity 0 stays the identity: the step and the head both vanish and the
-EQ, decode(z_new) followed by the inverse of decode(z_audio), cancels). The VAE and the judge stay
-frozen.
-
-Two differentiable EQ back-ends apply the decoded settings during training:
-
-* ``"iir"``: our exact recursive biquad cascade (:func:`mastering.dsp.eq.parametric_eq`,
-  ``mode="exact"``) with its hand-written adjoint, the control;
-* ``"dasp"``: dasp-pytorch 0.0.1's ``parametric_eq`` (Steinmetz et al., "Style transfer of audio
-  effects with differentiable signal processing", JAES 2022): the same RBJ biquads applied by
-  frequency sampling (the cascade's response sampled on an FFT grid of at least twice the signal
-  length, i.e. an FIR approximation of the IIR filter). It has a low shelf, four peaks and a high
-  shelf; a five-band SAFE setting fills all but the fourth peak, which is set to 0 dB (an exact
-  identity), and the ten-band adaptive EQ is two such calls in cascade. It runs in float64
-  (:func:`apply_eq`: in float32 its low shelves are inaccurate).
-
-Whatever back-end trained it, the evaluation applies every system's settings with the exact IIR
-cascade (:meth:`mastering.semantic.adaptive.EQSettings.apply`), so the comparison measures the
-decisions, not the filter implementation.
-
-Training draws segments from the profile's multi-source mixture
-(:class:`mastering.data.datasets.MultiSourceDataset` over real and rendered training tracks and
-pink noise, with the profile's ``source_ratios``), a descriptor and an intensity per segment.
-:func:`fit_or_load_e2e` caches the run in ``runs/semantic_e2e/<profile>-<backend>-<hash>/``
-(``e2e.pt``: weights, constructor arguments, settings and history; ``config.json``).
+:class:`E2ESemanticEQ` (a fine-tuned encoder and/or a zero-initialised head on the latent step),
+:func:`e2e_loss` (distance to the judge's goal, VAE prior, loudness change, a cap on the EQ's RMS
+response), :func:`train_e2e`, :func:`fit_or_load_e2e` (cached run, resumable), and the comparison
+with the two-stage system (:func:`compare_systems`, :func:`paired_differences`). Two EQ back-ends
+train it: ``"iir"`` (our exact biquad cascade) and ``"dasp"`` (dasp-pytorch's frequency-sampled
+``parametric_eq``); the evaluation applies every system's settings with the exact cascade.
+The method is described in ``paper/sections/method.tex``.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,7 +25,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import paths
 from ..data.datasets import MultiSourceDataset, PinkNoiseSegments, TrackSegments, derive_seed
 from ..data.manifest import load_manifest
 from ..dsp.eq import freq_response_db, parametric_eq
@@ -78,6 +32,8 @@ from ..dsp.weighting import k_weighting_sos
 from ..io import resample
 from ..profiles import get_profile
 from ..provenance import atomic_torch_save, atomic_write_text, stamp
+from ..runs import run_folder, run_key
+from ..training.loop import fit
 from .adaptive import DEFAULT_DESCRIPTORS, INTENSITY_MAX, EQSettings, SemanticEQ, _as_batch, _check_intensity
 from .evaluate import bootstrap_ci, summarize_semantic_eq
 from .safedb import BAND_KINDS, denormalize_params, normalize_descriptor, safe_to_bands
@@ -518,6 +474,7 @@ def train_e2e(
     sample_rate: int | None = None,
     fixed_items: int = 6,
     progress: bool = True,
+    folder: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place with Adam on :func:`e2e_loss` (judge frozen).
 
@@ -526,15 +483,14 @@ def train_e2e(
     ``seed``) at ``sample_rate`` (default: the dataset's ``sample_rate`` attribute, else the
     model's). Parameters not in ``trainable`` stay frozen. A fixed batch of ``fixed_items`` items
     (every descriptor in turn, intensity 1, drawn with ``seed + 1``) is scored before and after
-    training, since the per-step values vary with each step's draw.
+    training, since the per-step values vary with each step's draw. With a run ``folder`` the
+    training checkpoints and resumes (:func:`mastering.training.loop.fit`; a block is a twentieth
+    of the steps).
 
     Returns:
         History: per-step ``total``, ``z``, ``prior``, ``loudness``, ``cap``, ``distance``;
         ``fixed_before`` / ``fixed_after`` (the terms on the fixed batch); ``settings``.
     """
-    from tqdm.auto import tqdm
-
-
     bad = set(trainable) - set(TRAINABLE)
     if bad or not trainable:
         raise ValueError(f"trainable must be a non-empty subset of {list(TRAINABLE)}, got {list(trainable)}")
@@ -565,10 +521,10 @@ def train_e2e(
         return {k: float(out[k]) for k in keys}
 
     history["fixed_before"] = score_fixed()
-    model.train()
-    bar = tqdm(range(steps), desc=f"E2E semantic EQ ({model.backend})", disable=not progress, leave=False)
-    with single_thread():
-        for _ in bar:
+
+    def train_block(block: int) -> dict[str, float]:
+        first = len(history["total"])
+        for _ in range(min(block_steps, steps - first)):
             rows = rng.integers(len(dataset), size=batch_size)
             x = torch.stack([dataset[int(i)]["audio"] for i in rows])
             words = [model.descriptors[int(j)] for j in rng.integers(len(model.descriptors), size=batch_size)]
@@ -579,8 +535,14 @@ def train_e2e(
             opt.step()
             for k in keys:
                 history[k].append(float(out[k].detach()))
-            bar.set_postfix(loss=f"{history['total'][-1]:.4f}")
-    bar.close()
+        return {"loss": float(np.mean(history["total"][first:])), "steps": len(history["total"])}
+
+    block_steps = max(1, math.ceil(steps / 20))
+    with single_thread():
+        fit(model, opt, train_block, math.ceil(steps / block_steps), folder=folder, save_every_s=30.0,
+            state=lambda: {"rng": rng.bit_generator.state, "history": copy.deepcopy(history)},
+            load_state=lambda st: (setattr(rng.bit_generator, "state", st["rng"]), history.update(st["history"])),
+            desc=f"E2E semantic EQ ({model.backend}, {steps} steps)", progress=progress)
     history["fixed_after"] = score_fixed()
     model.eval()
     history["settings"] = {"steps": steps, "batch_size": batch_size, "lr_encoder": lr_encoder, "lr_head": lr_head,
@@ -622,14 +584,6 @@ def load_e2e(path: str | os.PathLike, bundle: SemanticEQ, return_extra: bool = F
     return (model, payload.get("extra", {})) if return_extra else model
 
 
-def _code_version() -> str:
-    here = Path(__file__).resolve()
-    digest = hashlib.sha1()
-    for f in (here, here.with_name("adaptive.py"), here.with_name("encoder.py"), here.parents[1] / "dsp" / "eq.py"):
-        digest.update(f.read_bytes() if f.is_file() else f.name.encode())
-    return digest.hexdigest()[:12]
-
-
 def fit_or_load_e2e(
     bundle: SemanticEQ,
     bundle_folder: str | os.PathLike,
@@ -657,10 +611,9 @@ def fit_or_load_e2e(
         settings = get_profile(profile)["e2e"]["train"]
     settings = json.loads(json.dumps(settings))
     data_id = "mixture" if dataset is None else f"custom:{type(dataset).__name__}:{len(dataset)}"
-    key = {"bundle": Path(bundle_folder).name, "backend": backend, "settings": settings,
-           "descriptors": [bundle.descriptor(d) for d in descriptors], "data": data_id, "code": _code_version()}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-    folder = paths.runs_dir() / "semantic_e2e" / f"{profile}-{backend}-{digest}"
+    key = run_key(settings, [__name__], bundle=Path(bundle_folder).name, backend=backend,
+                  descriptors=[bundle.descriptor(d) for d in descriptors], audio=data_id)
+    folder = run_folder("semantic_e2e", profile, key, label=backend)
     ckpt = folder / "e2e.pt"
     if ckpt.is_file():
         model, extra = load_e2e(ckpt, bundle, return_extra=True)
@@ -673,7 +626,7 @@ def fit_or_load_e2e(
     model = E2ESemanticEQ(bundle, descriptors, hidden=int(settings.get("hidden", 32)), backend=backend,
                           seed=int(settings.get("seed", 0)))
     judge = frozen_copy(bundle.encoder)
-    history = train_e2e(model, judge, dataset, progress=progress, **train)
+    history = train_e2e(model, judge, dataset, progress=progress, folder=folder, **train)
     record = {"history": history, "key": key, "provenance": stamp(profile, run=folder.name),
               "judge": "the bundle's audio encoder, frozen (not the one trained)"}
     folder.mkdir(parents=True, exist_ok=True)

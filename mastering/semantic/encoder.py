@@ -1,32 +1,18 @@
 """Audio encoder into the semantic latent: audio -> the β-VAE code of the EQ that shaped it.
 
-The β-VAE (:mod:`mastering.semantic.vae`) places every SAFE-DB setting at a latent code ``z``.
-This encoder learns to read ``z`` back from audio: it is trained on pink noise processed by
-SAFE-DB settings (:func:`mastering.dsp.eq.parametric_eq`), whose spectrum then shows the EQ curve
-rather than the music, with the setting's posterior mean as the target. Applied to music, the
-same encoder says where a track already lies in the semantic space (how "warm" or "bright" it
-sounds), the starting point of input-adaptive semantic EQ.
-
-Two architectures over a level-normalized log-mel spectrogram (Stevens-Volkmann mel scale as
-in torchaudio's ``MelSpectrogram``; audio downmixed to mono since a SAFE setting shapes both
-channels alike):
-
-* ``"cnn"`` (option A): a small 2-D CNN, pooled over time only so that the frequency position of
-  a boost survives, then a linear layer to the latent;
-* ``"transformer"`` (option B): one token per frame (linear projection of the mel bands), a small
-  Transformer encoder (Vaswani et al., NeurIPS 2017) without positional encoding (an EQ is time
-  invariant), mean-pooled.
-
-Two objectives (:func:`encoder_loss`): mean squared error to the target code, and an InfoNCE
-variant (van den Oord et al., "Representation learning with contrastive predictive coding",
-2018) whose logits are negative squared distances between predicted and target codes over the
-batch, so the prediction stays in the latent's coordinates. The real-music ablation trains the
-same way with music segments (``dry_pool``) in place of pink noise.
+:class:`AudioLatentEncoder` reads a level-normalised log-mel spectrogram (``"cnn"``: a 2-D CNN
+pooled over time; ``"transformer"``: one token per frame, no positional encoding);
+:func:`train_encoder` fits it on pink noise (or music, ``dry_pool``) processed by SAFE-DB settings,
+with the settings' posterior means as targets and an MSE or InfoNCE objective
+(:func:`encoder_loss`); :func:`fit_or_load_encoder` caches the run; :func:`evaluate_encoder` and
+:func:`compare_encoders` measure it on held-out contributors' settings.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,14 +23,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import paths
 from ..dsp.eq import parametric_eq
 from ..dsp.signals import pink_noise
 from ..io import resample
 from ..profiles import get_profile
 from ..provenance import atomic_torch_save, atomic_write_text, stamp
+from ..runs import run_folder, run_key
+from ..training.loop import fit
 from .safedb import params_array, safe_to_bands
-from .vae import SemanticVAE, code_version, descriptor_embeddings, encode_settings, single_thread, split_by_contributor
+from .vae import SemanticVAE, descriptor_embeddings, encode_settings, single_thread, split_by_contributor
 
 __all__ = [
     "AudioLatentEncoder",
@@ -227,6 +214,7 @@ def train_encoder(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    folder: str | os.PathLike | None = None,
 ) -> tuple[AudioLatentEncoder, dict[str, Any]]:
     """Train an :class:`AudioLatentEncoder` to predict the VAE code of the SAFE setting that
     processed the audio.
@@ -251,12 +239,12 @@ def train_encoder(
         seed: seeds the initialization and every batch (settings and noise).
         device: ``cpu`` or ``cuda``.
         progress: tqdm bar.
+        folder: a run folder to checkpoint into and resume from (:func:`mastering.training.loop.fit`;
+            one block is a twentieth of the steps).
 
     Returns:
         ``(encoder, history)`` with ``loss`` per step, ``train_index`` and ``settings``.
     """
-    from tqdm.auto import tqdm
-
     if vae_model.conditional:
         raise ValueError("train the encoder against an unconditional VAE (its codes do not depend on the word)")
     if loss not in LOSSES:
@@ -282,9 +270,10 @@ def train_encoder(
         # noise per step cost more than the rest of the step.
         pool = pink_noise(4 * num_samples, channels=1, batch=noise_pool_size, seed=int(rng.integers(2**62)))
     history: dict[str, Any] = {"loss": []}
-    bar = tqdm(range(steps), desc=f"encoder {enc.arch}/{loss}", disable=not progress, leave=False)
-    with single_thread(device):
-        for _ in bar:
+
+    def train_block(block: int) -> dict[str, float]:
+        first = len(history["loss"])
+        for _ in range(min(block_steps, steps - first)):
             rows = rng.choice(train_index, size=batch_size, replace=False)
             audio = render_batch(params[rows], enc.sample_rate, num_samples, seed=int(rng.integers(2**62)), dry_pool=pool)
             pred = enc(audio.to(device))
@@ -293,8 +282,14 @@ def train_encoder(
             value.backward()
             opt.step()
             history["loss"].append(float(value.detach()))
-            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
-    bar.close()
+        return {"loss": float(np.mean(history["loss"][first:])), "steps": len(history["loss"])}
+
+    block_steps = max(1, math.ceil(steps / 20))
+    with single_thread(device):
+        fit(enc, opt, train_block, math.ceil(steps / block_steps), folder=folder, save_every_s=30.0,
+            state=lambda: {"rng": rng.bit_generator.state, "loss": list(history["loss"])},
+            load_state=lambda st: (setattr(rng.bit_generator, "state", st["rng"]), history.update(loss=list(st["loss"]))),
+            desc=f"encoder {enc.arch}/{loss} ({steps} steps)", progress=progress)
     enc.eval()
     history.update(
         train_index=train_index.tolist(),
@@ -409,16 +404,6 @@ def load_encoder(path: str | os.PathLike, device: str = "cpu", return_extra: boo
     return (enc, payload.get("extra", {})) if return_extra else enc
 
 
-def _encoder_code_version() -> str:
-    """Hash of the sources a trained encoder depends on (this module, the VAE's, the EQ)."""
-    import hashlib
-
-
-    digest = hashlib.sha1(code_version().encode())
-    digest.update(Path(__file__).read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def fit_or_load_encoder(
     vae_model: SemanticVAE,
     vae_folder: str | os.PathLike,
@@ -453,22 +438,17 @@ def fit_or_load_encoder(
         ``(encoder, record, folder)``; ``record`` has ``history`` (without per-step indices),
         ``evaluation`` (summary numbers) and ``provenance``.
     """
-    import hashlib
-    import json
-
-
     if dry_pool is not None and not dry_pool_id:
         raise ValueError("pass dry_pool_id (what the music pool holds) with dry_pool, so runs are told apart")
-    key = {"vae": Path(vae_folder).name, "settings": settings, "audio": dry_pool_id or "pink",
-           "code": _encoder_code_version(), "n_train": len(train_index), "n_eval": len(eval_index)}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    folder = paths.runs_dir() / name / f"{profile}-{digest}"
+    key = run_key(settings, [__name__], vae=Path(vae_folder).name, audio=dry_pool_id or "pink",
+                  n_train=len(train_index), n_eval=len(eval_index))
+    folder = run_folder(name, profile, key)
     ckpt = folder / "encoder.pt"
     if ckpt.is_file():
         enc, extra = load_encoder(ckpt, return_extra=True)
         return enc, extra, folder
     enc, history = train_encoder(vae_model, df, train_index, model_kwargs=settings.get("model"), dry_pool=dry_pool,
-                                 progress=progress, **settings.get("train", {}))
+                                 progress=progress, folder=folder, **settings.get("train", {}))
     rows, summary = evaluate_encoder(enc, vae_model, df, eval_index, train_index,
                                      segment_seconds=settings.get("train", {}).get("segment_seconds", 0.75),
                                      dry_pool=dry_pool)

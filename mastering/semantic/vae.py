@@ -1,35 +1,17 @@
 """A β-VAE over SAFE equaliser settings: the semantic latent space (in the manner of flowEQ).
 
-flowEQ (Steinmetz, 2019, "flowEQ: Automatic equalization with disentangled representations",
-github.com/csteinmetz1/flowEQ) trains a small β-VAE (Higgins et al., "β-VAE: Learning basic
-visual concepts with a constrained variational framework", ICLR 2017) on the 13 normalized
-parameters of the SAFE-DB equaliser settings, with a 1-3 dimensional latent that a user can
-steer, and places each descriptor ("warm", "bright") at the mean of its examples' codes.
-
-This module does the same in PyTorch:
-
-* :class:`SemanticVAE`: MLP encoder ``13 -> hidden -> (mu, logvar)`` and decoder
-  ``latent -> hidden -> 13`` (sigmoid, normalized parameters in ``[0, 1]``), latent size 1-32,
-  weight ``beta`` on the KL term, and optional descriptor conditioning (a conditional VAE, Sohn
-  et al., NeurIPS 2015: a learned descriptor embedding is appended to the encoder and decoder
-  inputs).
-* :func:`train_vae`: Adam, seeded, validation split by contributor (held-out contributors are
-  unseen in training), early stopping on the validation loss, tqdm progress.
-* :func:`save_vae` / :func:`load_vae`: the checkpoint stores the constructor arguments, so a
-  checkpoint alone rebuilds the model.
-* :func:`descriptor_embeddings`: posterior means per descriptor (flowEQ's semantic codes).
-* :func:`reconstruction_error_db`: mean absolute difference in dB between the magnitude
-  responses (20 Hz-20 kHz, log-spaced) of the original and the reconstructed settings.
-
-Normalization follows :func:`mastering.semantic.safedb.normalize_params` (log for frequency and
-Q), not flowEQ's linear map.
+:class:`SemanticVAE` (MLP encoder and decoder over the 13 normalised parameters of
+:func:`mastering.semantic.safedb.normalize_params`, optional descriptor conditioning),
+:func:`train_vae` (contributor-held-out validation, early stopping, through the shared fit loop),
+:func:`fit_or_load` (a cached, resumable run), checkpoints that rebuild the model
+(:func:`save_vae`, :func:`load_vae`), descriptor codes (:func:`descriptor_embeddings`) and the
+reconstruction error in dB of the settings' responses (:func:`reconstruction_error_db`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import os
@@ -42,8 +24,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import paths
 from ..provenance import atomic_torch_save, atomic_write_text, stamp
+from ..runs import run_folder, run_key
+from ..training.loop import fit
 from .safedb import (
     PARAM_NAMES,
     denormalize_params,
@@ -71,8 +54,6 @@ __all__ = [
     "vae_metrics",
     "centroid_curves",
     "single_thread",
-    "code_version",
-    "run_dir",
     "fit_or_load",
 ]
 
@@ -288,6 +269,7 @@ def train_vae(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    folder: str | os.PathLike | None = None,
 ) -> tuple[SemanticVAE, dict[str, Any]]:
     """Train a :class:`SemanticVAE` on SAFE settings with a contributor-held-out validation split.
 
@@ -315,6 +297,7 @@ def train_vae(
         seed: seeds the weight initialization, the split, the batch order and the sampling noise.
         device: ``cpu`` or ``cuda``.
         progress: show a tqdm bar.
+        folder: a run folder to checkpoint into and resume from (:func:`mastering.training.loop.fit`).
 
     Returns:
         ``(model, history)``; the model is in eval mode with the weights of the best validation
@@ -322,8 +305,6 @@ def train_vae(
         ``val_recon``/``train_kl``, ``best_epoch``, ``epochs_run``, ``train_index``/``val_index``
         (row positions in ``df``) and the training ``settings``.
     """
-    from tqdm.auto import tqdm
-
     if epochs < 1 or batch_size < 1 or not lr > 0 or spectral_weight < 0:
         raise ValueError("epochs and batch_size must be >= 1, lr > 0 and spectral_weight >= 0")
     settings = {
@@ -348,41 +329,36 @@ def train_vae(
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
-    history: dict[str, Any] = {k: [] for k in ("train_loss", "val_loss", "train_recon", "val_recon", "train_kl")}
-    best_loss, best_epoch, best_state = math.inf, -1, copy.deepcopy(model.state_dict())
-    bar = tqdm(range(epochs), desc=f"VAE z={latent_dim} beta={beta}", disable=not progress, leave=False)
+    def train_epoch(epoch: int) -> dict[str, float]:
+        sums = np.zeros(3)
+        perm = torch.randperm(train.n, generator=gen).to(train.x.device)
+        for start in range(0, train.n, batch_size):
+            idx = perm[start : start + batch_size]
+            terms = train.objective(model, idx, noise_gen)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            opt.step()
+            sums += len(idx) * np.array([terms["loss"].item(), terms["recon"].item(), terms["kl"].item()])
+        sums /= train.n
+        return {"train_loss": float(sums[0]), "train_recon": float(sums[1]), "train_kl": float(sums[2])}
+
+    def validate() -> dict[str, float]:
+        with torch.no_grad():
+            terms = {k: float(v) for k, v in val.objective(model).items()}
+        return {"val_loss": terms["loss"], "val_recon": terms["recon"]}
+
     with single_thread(device):
-        for epoch in bar:
-            model.train()
-            sums = np.zeros(3)
-            perm = torch.randperm(train.n, generator=gen).to(train.x.device)
-            for start in range(0, train.n, batch_size):
-                idx = perm[start : start + batch_size]
-                terms = train.objective(model, idx, noise_gen)
-                opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                opt.step()
-                sums += len(idx) * np.array([terms["loss"].item(), terms["recon"].item(), terms["kl"].item()])
-            sums /= train.n
-            model.eval()
-            with torch.no_grad():
-                val_terms = {k: float(v) for k, v in val.objective(model).items()}
-            history["train_loss"].append(float(sums[0]))
-            history["train_recon"].append(float(sums[1]))
-            history["train_kl"].append(float(sums[2]))
-            history["val_loss"].append(val_terms["loss"])
-            history["val_recon"].append(val_terms["recon"])
-            if val_terms["loss"] < best_loss - 1e-6:
-                best_loss, best_epoch, best_state = val_terms["loss"], epoch, copy.deepcopy(model.state_dict())
-            bar.set_postfix(train=f"{sums[0]:.4f}", val=f"{val_terms['loss']:.4f}")
-            if patience is not None and epoch - best_epoch >= patience:
-                break
-    bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
+        result = fit(model, opt, train_epoch, epochs, validate=validate, monitor="val_loss", min_delta=1e-6,
+                     patience=patience, folder=folder, save_every_s=30.0,
+                     state=lambda: {"gen": gen.get_state(), "noise": noise_gen.get_state()},
+                     load_state=lambda s: (gen.set_state(s["gen"]), noise_gen.set_state(s["noise"])),
+                     desc=f"VAE z={latent_dim} beta={beta}", progress=progress,
+                     postfix=lambda r: {"train": f"{r['train_loss']:.4f}", "val": f"{r['val_loss']:.4f}"})
+    history: dict[str, Any] = {k: [r[k] for r in result.history]
+                               for k in ("train_loss", "val_loss", "train_recon", "val_recon", "train_kl")}
     history.update(
-        best_epoch=int(best_epoch),
-        epochs_run=len(history["train_loss"]),
+        best_epoch=int(result.best_epoch),
+        epochs_run=result.epochs_run,
         train_index=train_idx.tolist(),
         val_index=val_idx.tolist(),
         settings=settings,
@@ -593,25 +569,6 @@ def reconstruction_error_db(
     return diff.abs().mean(-1).cpu().numpy()
 
 
-def code_version() -> str:
-    """Hash of the source files a trained VAE depends on (this module, :mod:`.safedb`,
-    :mod:`mastering.dsp.eq`): a change to any of them gives new run folders."""
-    here = Path(__file__).resolve()
-    files = [here, here.with_name("safedb.py"), here.parents[1] / "dsp" / "eq.py"]
-    digest = hashlib.sha1()
-    for f in files:
-        digest.update(f.read_bytes() if f.is_file() else f.name.encode())
-    return digest.hexdigest()[:12]
-
-
-def run_dir(settings: dict[str, Any], profile: str, name: str = "semantic_vae") -> Path:
-    """Run folder ``runs/<name>/<profile>-<hash>`` named by the fully resolved settings plus
-    :func:`code_version`, so a changed configuration or changed code never reuses a stale run."""
-    blob = json.dumps({"settings": settings, "code": code_version()}, sort_keys=True, default=str)
-    digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    return paths.runs_dir() / name / f"{profile}-{digest}"
-
-
 def mean_setting_error_db(
     df: pd.DataFrame, train_index: Sequence[int], eval_index: Sequence[int], sample_rate: int = 44100, n_freqs: int = 256
 ) -> np.ndarray:
@@ -687,20 +644,21 @@ def fit_or_load(
     """Train a VAE with ``train_settings`` (keyword arguments of :func:`train_vae`) or reuse the
     checkpoint of an identical earlier run.
 
-    The run folder is :func:`run_dir` of the settings, the SAFE-DB cleaning record and the code
-    version; it holds ``vae.pt`` (checkpoint with history and metrics) and ``metrics.json``.
+    The run folder is :func:`mastering.runs.run_folder` of the settings, the SAFE-DB cleaning record
+    and the code; it holds ``vae.pt`` (checkpoint with history and metrics), ``metrics.json``, and
+    while training ``last.pt``, from which an interrupted run resumes.
 
     Returns:
         ``(model, record, folder)``; ``record`` has ``history``, ``metrics`` and ``provenance``.
     """
 
-    key = {"train": train_settings, "data": {k: v for k, v in df.attrs.get("cleaning", {}).items() if k != "source"}}
-    folder = run_dir(key, profile, name)
+    cleaning = {k: v for k, v in df.attrs.get("cleaning", {}).items() if k != "source"}
+    folder = run_folder(name, profile, run_key(train_settings, [__name__], safedb=cleaning))
     ckpt = folder / "vae.pt"
     if ckpt.is_file():
         model, extra = load_vae(ckpt, return_extra=True)
         return model, extra, folder
-    model, history = train_vae(df, progress=progress, **train_settings)
+    model, history = train_vae(df, progress=progress, folder=folder, **train_settings)
     metrics = vae_metrics(model, df, history)
     record = {"history": history, "metrics": metrics, "provenance": stamp(profile, run=str(folder.name))}
     save_vae(model, ckpt, **record)

@@ -19,9 +19,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import __version__
+
 from ..profiles import get_profile
-from ..provenance import git_commit
+from ..runs import code_fingerprint
 
 __all__ = ["TrainConfig", "merge_overrides", "train_config"]
 
@@ -137,15 +137,14 @@ class TrainConfig:
         return {"phase": self.phase, **kwargs}
 
     def digest(self, code_version: str | None = None) -> str:
-        """SHA-1 of the resolved configuration plus the code version (package version and commit).
+        """SHA-1 of the run's key (:mod:`mastering.runs`): the resolved configuration plus the code
+        (default :func:`mastering.runs.code_fingerprint` of the trainer and all it imports).
 
         ``progress``, ``tensorboard`` and ``wandb`` change no result and are left out.
         """
-        if code_version is None:
-            code_version = f"{__version__}+{git_commit(short=True)}"
         values = {k: v for k, v in self.to_dict().items() if k not in ("progress", "tensorboard", "wandb")}
-        text = json.dumps(values, sort_keys=True) + "|" + code_version
-        return hashlib.sha1(text.encode()).hexdigest()
+        code = code_fingerprint("mastering.training.trainer") if code_version is None else code_version
+        return hashlib.sha1(json.dumps({"settings": values, "data": {}, "code": code}, sort_keys=True).encode()).hexdigest()
 
     def run_name(self, code_version: str | None = None) -> str:
         """``phase<phase>-<profile>-<hash10>``, the run folder's name."""

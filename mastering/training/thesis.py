@@ -3,17 +3,13 @@
 :func:`thesis_config` resolves Phase 1B's :class:`~mastering.training.config.TrainConfig` plus the
 profile's ``thesis`` section; :func:`fit_or_load_thesis` trains :class:`MelUNetLSTM` with
 :class:`ThesisLoss` (L1 of log magnitudes plus spectral convergence on the STFT grid), or reuses
-the cached identical run. Runs are cached under ``runs/thesis/<profile>-<hash>`` by a hash of the
-resolved configuration plus the code version, and resume from ``last.pt``.
+the cached identical run (:mod:`mastering.runs`), training through the shared fit loop.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
-import math
-import time
 from typing import Any
 
 import numpy as np
@@ -22,13 +18,14 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from tqdm.auto import tqdm
 
-from .. import __version__, paths
 from ..models.thesis import THESIS_CHECKPOINT_FORMAT, MelUNetLSTM, ThesisLoss, thesis_from_state
 from ..profiles import get_profile
-from ..provenance import atomic_torch_save, atomic_write_text, git_commit, safe_torch_load
+from ..provenance import atomic_write_text, safe_torch_load
+from ..runs import run_folder, run_key
 from .config import merge_overrides, train_config
 from .data import build_datasets, collate
-from .trainer import rng_state, seed_everything, select_device, set_rng_state, write_csv
+from .loop import fit, seed_everything
+from .trainer import select_device
 
 __all__ = ["thesis_config", "fit_or_load_thesis"]
 
@@ -107,12 +104,13 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
     (:func:`mastering.training.trainer.select_device`). The loss is :class:`ThesisLoss` between the
     predicted and the mastered STFT magnitudes.
 
-    Files, under ``runs/thesis/<profile>-<hash10>`` (hash of the resolved configuration, the data's
-    fingerprint when ``data`` is given, and the code version): ``config.json``, ``metrics.csv``
-    (per epoch: ``train_loss``, ``valid_loss``, ``identity_valid_loss``, ``lr``, ``seconds``),
-    ``best.pt`` (model state, model constructor arguments and configuration: it alone rebuilds
-    the model, :func:`mastering.models.thesis.thesis_from_checkpoint`) and ``last.pt`` (plus
-    optimizer, scheduler and random states: an interrupted run resumes from it).
+    It trains through :func:`mastering.training.loop.fit`. Files, under the run folder
+    ``runs/thesis/<profile>-<hash10>`` (:func:`mastering.runs.run_folder` of the resolved
+    configuration, the data's fingerprint when ``data`` is given, and the code): ``config.json``,
+    ``metrics.csv`` (per epoch: ``train_loss``, ``valid_loss``, ``identity_valid_loss``, ``lr``,
+    ``seconds``), ``best.pt`` (model state, model constructor arguments and configuration: it alone
+    rebuilds the model, :func:`mastering.models.thesis.thesis_from_checkpoint`) and ``last.pt``
+    (plus optimizer, scheduler and random states: an interrupted run resumes from it).
 
     Args:
         profile: the profile of the ``thesis`` settings and of Phase 1B.
@@ -129,94 +127,68 @@ def fit_or_load_thesis(profile: str = "smoke", seed: int = 0, progress: bool = T
     """
     config, settings = thesis_config(profile, seed, progress, overrides)
     resolved = {"train": {k: v for k, v in config.to_dict().items() if k not in ("progress", "tensorboard", "wandb")},
-                "model": settings["model"], "loss": settings["loss"],
-                "data": _data_fingerprint(data) if data is not None else "build_datasets"}
-    code_version = f"{__version__}+{git_commit(short=True)}"
-    digest = hashlib.sha1((json.dumps(resolved, sort_keys=True) + "|" + code_version).encode()).hexdigest()
-    run_dir = paths.runs_dir() / "thesis" / f"{profile}-{digest[:10]}"
-    last, best = run_dir / "last.pt", run_dir / "best.pt"
-
-    state = safe_torch_load(last) if last.is_file() else None
-    if state is not None and state.get("format") != THESIS_CHECKPOINT_FORMAT:
-        raise ValueError(f"{last} is not a checkpoint of the thesis baseline; remove the folder {run_dir}")
-    trained = False
-    if state is None or state["epoch"] < config.epochs:
-        device = select_device(config.device)
-        seed_everything(config.seed)
-        model = MelUNetLSTM(sample_rate=config.sample_rate, channels=2, **settings["model"]).to(device)
-        loss_fn = ThesisLoss(**settings["loss"]).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.lr_factor,
-                                                               patience=config.lr_patience, min_lr=config.min_lr)
-        epoch, best_valid, history, identity = 0, math.inf, [], None
-        if state is not None:
-            model.load_state_dict(state["model_state"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            epoch, best_valid = int(state["epoch"]), float(state["best_valid"])
-            history, identity = list(state["history"]), state["identity_valid_loss"]
-            set_rng_state(state["rng"])
-        train_data, valid_data = data if data is not None else build_datasets(config)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps({**resolved, "code_version": code_version,
-                                                               "run": run_dir.name}, indent=2, sort_keys=True) + "\n")
-        if identity is None:
-            _, identity = _evaluate(model, loss_fn, valid_data, config, device)
-
-        def checkpoint(full: bool) -> dict[str, Any]:
-            out = {"format": THESIS_CHECKPOINT_FORMAT, "model_config": dict(model.config),
-                   "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   "config": resolved, "code_version": code_version, "epoch": epoch, "best_valid": best_valid,
-                   "identity_valid_loss": identity, "history": history,
-                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-            if full:
-                out.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                           rng=rng_state())
-            return out
-
-        while epoch < config.epochs:
-            start = time.perf_counter()
-            model.train()
-            loader = _loader(train_data, config, train=True, epoch=epoch)
-            limit = min(config.steps_per_epoch or len(loader), len(loader))
-            sums, count = 0.0, 0
-            bar = tqdm(total=limit, desc=f"thesis epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-            for i, batch in enumerate(loader):
-                if i >= limit:
-                    break
-                mag_x, mag_y = _magnitudes(model, batch, device)
-                loss = loss_fn(model.process_magnitude(mag_x), mag_y)
-                optimizer.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    continue
-                loss.backward()
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                sums += float(loss.detach())
-                count += 1
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-                bar.update(1)
-            bar.close()
-            valid, _ = _evaluate(model, loss_fn, valid_data, config, device)
-            scheduler.step(valid)
-            epoch += 1
-            trained = True
-            history.append({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                            "seconds": round(time.perf_counter() - start, 3), "train_loss": sums / max(count, 1),
-                            "valid_loss": valid, "identity_valid_loss": identity})
-            if valid < best_valid:
-                best_valid = valid
-                atomic_torch_save(checkpoint(False), best)
-            atomic_torch_save(checkpoint(True), last)
-            write_csv(run_dir / "metrics.csv", history)
-        state = checkpoint(False)
-
-    best_state = safe_torch_load(best)
-    model = thesis_from_state(best_state)
-    history = list(state["history"])
-    info = {"run_dir": str(run_dir), "epochs": int(state["epoch"]),
+                "model": settings["model"], "loss": settings["loss"]}
+    key = run_key(resolved, [__name__], pairs=_data_fingerprint(data) if data is not None else "build_datasets")
+    run_dir = run_folder("thesis", profile, key)
+    last = run_dir / "last.pt"
+    saved = safe_torch_load(last) if last.is_file() else None
+    trained = saved is None or int(saved.get("epoch", 0)) < config.epochs
+    if trained:
+        _train(config, settings, data, run_dir, key, progress)
+        saved = safe_torch_load(last)
+    best_state = safe_torch_load(run_dir / "best.pt")
+    history = list(saved["history"])
+    info = {"run_dir": str(run_dir), "epochs": int(saved["epoch"]),
             "seconds": round(sum(float(r["seconds"]) for r in history), 3),
-            "valid_loss": float(best_state["best_valid"]), "identity_valid_loss": float(state["identity_valid_loss"]),
+            "valid_loss": float(saved["best_value"]), "identity_valid_loss": float(saved["caller"]["identity"]),
             "trained": trained, "history": history, "config": resolved}
-    return model, info
+    return thesis_from_state(best_state), info
+
+
+def _train(config, settings: dict[str, Any], data, run_dir, key: dict[str, Any], progress: bool) -> None:
+    """Train (or resume) the run in ``run_dir`` to ``config.epochs`` epochs."""
+    device = select_device(config.device)
+    seed_everything(config.seed)
+    model = MelUNetLSTM(sample_rate=config.sample_rate, channels=2, **settings["model"]).to(device)
+    loss_fn = ThesisLoss(**settings["loss"]).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.lr_factor,
+                                                           patience=config.lr_patience, min_lr=config.min_lr)
+    train_data, valid_data = data if data is not None else build_datasets(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", json.dumps({**key, "run": run_dir.name}, indent=2, sort_keys=True) + "\n")
+    ident = {"identity": None}
+    if not (run_dir / "last.pt").is_file():
+        ident["identity"] = _evaluate(model, loss_fn, valid_data, config, device)[1]
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        loader = _loader(train_data, config, train=True, epoch=epoch)
+        limit = min(config.steps_per_epoch or len(loader), len(loader))
+        sums, count = 0.0, 0
+        bar = tqdm(total=limit, desc=f"thesis epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        for i, batch in enumerate(loader):
+            if i >= limit:
+                break
+            mag_x, mag_y = _magnitudes(model, batch, device)
+            loss = loss_fn(model.process_magnitude(mag_x), mag_y)
+            optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                continue
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            sums += float(loss.detach())
+            count += 1
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            bar.update(1)
+        bar.close()
+        return {"train_loss": sums / max(count, 1)}
+
+    def validate() -> dict[str, float]:
+        return {"valid_loss": _evaluate(model, loss_fn, valid_data, config, device)[0],
+                "identity_valid_loss": ident["identity"]}
+
+    fit(model, optimizer, train_epoch, config.epochs, validate=validate, monitor="valid_loss", scheduler=scheduler,
+        folder=run_dir, state=lambda: dict(ident), load_state=ident.update, desc="thesis baseline", progress=progress,
+        best_extra=lambda: {"format": THESIS_CHECKPOINT_FORMAT, "model_config": dict(model.config), "config": key})

@@ -1,45 +1,29 @@
 """One trainer for the Phase 1A, 1B and 1C mastering models.
 
-AdamW (Loshchilov & Hutter 2019) with ReduceLROnPlateau on the validation loss, gradient-norm
-clipping, mixed precision on CUDA, deterministic seeds, CPU/GPU auto-selection, checkpoint +
-resume, tqdm progress, CSV metrics (TensorBoard / Weights & Biases optional, off by default) and
-multi-GPU data parallelism when launched by ``torchrun`` (``WORLD_SIZE > 1``: DDP, one process per
-GPU, NCCL; gloo on CPUs)::
+AdamW with ReduceLROnPlateau, gradient clipping, mixed precision on CUDA, seeds, checkpoint and
+resume, precise BatchNorm, CSV metrics (TensorBoard / W&B optional) and DDP under ``torchrun``::
 
     python -m mastering.training --phase 1b --profile full
     torchrun --nproc_per_node 4 -m mastering.training --phase 1b --profile full
 
-The objective is :class:`mastering.losses.MasteringLoss` (multi-resolution STFT + A-weighted L1 +
-loudness + EQ-parameter regularization) on the model output against the mastered reference, plus
-the 1C gate regularizers (sparsity, decisiveness). With the model's loudness stage on, the output
-is brought to the reference's integrated loudness before the loss (what mastering to a loudness
-target does), so the loss measures spectrum and dynamics, not playback level.
-
-Every checkpoint holds the training configuration, the model's constructor arguments, all states
-(model, optimizer, scheduler, scaler, random generators) and the metrics so far, as tensors and
-plain data: it loads with ``torch.load(weights_only=True)`` (:func:`mastering.provenance.safe_torch_load`),
-which runs no code stored in the file. ``last.pt`` is written every epoch and ``best.pt`` at the best
-validation loss. Files of a run::
-
-    runs/mastering/phase1b-smoke-<hash>/{config.json, last.pt, best.pt, metrics.csv, steps.csv}
-
-and ``runs/mastering/latest.json`` names the checkpoint that ``mastering master`` uses by default.
+Checkpoints (tensors and plain data, loaded with ``weights_only=True``) hold the configuration, the
+model's constructor arguments and every state. A run writes
+``runs/mastering/phase1b-smoke-<hash>/{config.json, last.pt, best.pt, metrics.csv, steps.csv}``
+(the hash: :meth:`mastering.training.config.TrainConfig.digest`); ``runs/mastering/latest.json``
+names the checkpoint that ``mastering master`` uses by default.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import json
 import math
 import os
-import random
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
@@ -50,6 +34,7 @@ from ..dsp.loudness import loudness
 from ..losses import MasteringLoss
 from ..models.mastering import MasteringModel, build_model
 from ..provenance import atomic_torch_save, atomic_write_text, git_commit, safe_torch_load
+from .loop import rng_state, seed_everything, set_rng_state, write_csv
 from .config import TrainConfig
 from .data import build_datasets, collate
 
@@ -58,27 +43,6 @@ __all__ = ["Trainer", "seed_everything", "select_device", "latest_checkpoint", "
 
 CHECKPOINT_FORMAT = "mastering-checkpoint/1"
 _PERCEPTUAL = ("stft", "aweighted", "loudness")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """The torch, NumPy and Python global random states as tensors and plain data (for checkpoints)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy": (kind, keys.tolist(), int(pos), int(has_gauss), float(cached)),
-            "python": random.getstate()}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned (older checkpoints' NumPy state is an array: also accepted)."""
-    torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(tuple(state["numpy"]))
-    random.setstate(state["python"])
 
 
 def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -107,21 +71,6 @@ def latest_checkpoint() -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return None
     return record if Path(record.get("checkpoint", "")).is_file() else None
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` (dicts; columns in order of first appearance) to ``path`` atomically; nothing when empty."""
-    if not rows:
-        return
-    fields: list[str] = []
-    for row in rows:
-        fields.extend(k for k in row if k not in fields)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 class Trainer:

@@ -11,7 +11,7 @@ from mastering.profiles import get_profile
 from mastering.training import thesis
 from mastering.training.config import train_config
 from mastering.training.thesis import fit_or_load_thesis, thesis_config
-from mastering.training.trainer import rng_state
+from mastering.training.loop import rng_state
 
 from ..conftest import shelf_pairs
 
@@ -53,7 +53,7 @@ def test_training_learns_caches_and_resumes(tmp_path, monkeypatch):
     with open(f"{info['run_dir']}/metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and {"train_loss", "valid_loss", "identity_valid_loss", "lr", "seconds"} <= set(rows[0])
-    assert json.loads(open(f"{info['run_dir']}/config.json").read())["train"]["epochs"] == 3
+    assert json.loads(open(f"{info['run_dir']}/config.json").read())["settings"]["train"]["epochs"] == 3
     rebuilt = thesis_from_checkpoint(f"{info['run_dir']}/best.pt")
     for key, value in model.state_dict().items():
         assert torch.equal(value, rebuilt.state_dict()[key]), key
