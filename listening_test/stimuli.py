@@ -3,8 +3,9 @@
 For every track (an *item*) the loudest ``clip_s``-second excerpt is cut (short raised-cosine
 fades), and every system under test processes it once per semantic target. Every stimulus, the
 unprocessed ``original`` included, is then normalised to the same integrated loudness (ITU-R
-BS.1770-4 with gating, measured by pyloudnorm; -23 LUFS as in EBU R 128) so that loudness
-differences, which listeners readily mistake for timbre, cannot bias the ratings. The result is::
+BS.1770-4 with gating, measured by :mod:`mastering.dsp.loudness`; -23 LUFS as in EBU R 128) so
+that loudness differences, which listeners readily mistake for timbre, cannot bias the ratings.
+The result is::
 
     out_dir/manifest.csv
     out_dir/original/<item>.wav
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from mastering.data import manifest as track_manifest
+from mastering.dsp.loudness import loudness
 from mastering.evaluation.listening_design import TARGETS
 from mastering.evaluation.listening_manifest import MANIFEST_NAME, write_manifest
 from mastering.io import AudioError, audio_info, check_finite, iter_audio, read_audio_span, save_audio
@@ -71,6 +73,9 @@ MANIFEST_COLUMNS = [
 ]
 #: The ``--systems`` default: the stand-ins of :func:`placeholder_systems`.
 PLACEHOLDER_SYSTEMS_SPEC = "listening_test.stimuli:placeholder_systems"
+#: K-weighting of :func:`integrated_lufs`: pyloudnorm's default filters, so that the stimuli keep
+#: the loudness they were normalised to when pyloudnorm measured it.
+_K_WEIGHTING = "rbj"
 
 
 @dataclass(frozen=True)
@@ -90,20 +95,22 @@ class StimulusSystem:
 
 # -- loudness ----------------------------------------------------------------------------------
 def integrated_lufs(audio: torch.Tensor, sample_rate: int) -> float:
-    """Integrated loudness (LUFS) of ``[channels, samples]`` audio, ITU-R BS.1770-4 (pyloudnorm).
+    """Integrated loudness (LUFS) of ``[channels, samples]`` audio, ITU-R BS.1770-4.
+
+    Measured by :func:`mastering.dsp.loudness.loudness` with pyloudnorm's default K-weighting
+    filters (``design="rbj"``), in float64, and -inf for silence (``floor_lufs=None``): the
+    readings of ``pyloudnorm.Meter(sample_rate).integrated_loudness`` on whole 100 ms steps.
 
     Raises:
-        AudioError: audio shorter than one 400 ms gating block.
+        AudioError: audio that is not ``[channels, samples]`` or is shorter than one 400 ms
+            gating block.
     """
-    import pyloudnorm
-
     if audio.ndim != 2:
         raise AudioError(f"expected [channels, samples] audio, got shape {tuple(audio.shape)}")
-    if audio.shape[-1] < int(0.4 * sample_rate):
+    if audio.shape[-1] < 0.4 * sample_rate:
         raise AudioError("audio shorter than 0.4 s has no BS.1770 loudness (one gating block)")
-    meter = pyloudnorm.Meter(int(sample_rate))  # K-weighting, 400 ms blocks, 75 % overlap
-    # pyloudnorm reads (samples, channels): transpose at this call only.
-    return float(meter.integrated_loudness(audio.detach().double().cpu().numpy().T))
+    x = audio.detach().to(device="cpu", dtype=torch.float64)[None]
+    return float(loudness(x, sample_rate, floor_lufs=None, design=_K_WEIGHTING))
 
 
 def normalize_loudness(audio: torch.Tensor, sample_rate: int, target_lufs: float = -23.0) -> torch.Tensor:
@@ -311,6 +318,24 @@ def generate_stimuli(
     """
     tracks = [Path(t) for t in tracks]
     targets = list(targets)
+    _check_generate_args(tracks, targets, systems, clip_s)
+    wrapped = {name: _as_system(name, s) for name, s in systems.items()}
+    out = Path(out_dir)
+    if (out / MANIFEST_NAME).exists() and not overwrite:
+        raise ValueError(f"{out / MANIFEST_NAME} exists; pass overwrite=True (--overwrite) to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    writer = _StimulusWriter(out, sample_rate, target_lufs, max_peak_dbfs)
+    records: list[dict] = []
+    for k, track in enumerate(tracks, start=1):
+        item = f"item{k:02d}"
+        excerpt, start = loudest_clip(track, sample_rate, channels, clip_s)
+        excerpt = _fade(excerpt, sample_rate, fade_ms)
+        records += _item_records(writer, item, track, start / sample_rate, excerpt, wrapped, targets)
+    return write_manifest(out, records, MANIFEST_COLUMNS)
+
+
+def _check_generate_args(tracks: list[Path], targets: list[str], systems: Mapping, clip_s: float) -> None:
+    """The argument checks of :func:`generate_stimuli` that need no file (ValueError)."""
     if not tracks:
         raise ValueError("no tracks given")
     if not targets:
@@ -324,59 +349,76 @@ def generate_stimuli(
             raise ValueError(f"target {t!r} must be a lower-case adjective such as 'warm'")
     if clip_s < 1.0:
         raise ValueError("clip_s must be at least 1 s (BS.1770 gating needs several 400 ms blocks)")
-    wrapped = {name: _as_system(name, s) for name, s in systems.items()}
-    out = Path(out_dir)
-    if (out / MANIFEST_NAME).exists() and not overwrite:
-        raise ValueError(f"{out / MANIFEST_NAME} exists; pass overwrite=True (--overwrite) to replace it")
-    out.mkdir(parents=True, exist_ok=True)
 
-    records: list[dict] = []
 
-    def write(x: torch.Tensor, rel: str, item: str, condition: str, target: str, system: StimulusSystem,
-              source: Path, offset_s: float) -> None:
+_ORIGINAL = StimulusSystem(lambda x, sample_rate, target: x, "unprocessed excerpt", False)
+
+
+def _item_records(writer: _StimulusWriter, item: str, track: Path, offset_s: float, excerpt: torch.Tensor,
+                  systems: Mapping[str, StimulusSystem], targets: list[str]) -> list[dict]:
+    """Write one item's stimuli (the original once, each system x target) and return their manifest rows.
+
+    The original is written once and listed under every target (it is rated for each).
+    """
+    first = writer.write(excerpt, f"original/{item}.wav", item, "original", targets[0], _ORIGINAL, track, offset_s)
+    records = [{**first, "target": target} for target in targets]
+    batch = excerpt.unsqueeze(0)
+    for condition, system in systems.items():
+        for target in targets:
+            y = _run_system(system, batch, writer.sample_rate, condition, target)
+            records.append(writer.write(y[0].detach().float().cpu(), f"{condition}/{target}/{item}.wav", item,
+                                        condition, target, system, track, offset_s))
+    return records
+
+
+def _run_system(system: StimulusSystem, batch: torch.Tensor, sample_rate: int, condition: str,
+                target: str) -> torch.Tensor:
+    """``system.process(batch, sample_rate, target)``, refused (AudioError) unless a tensor of ``batch``'s shape."""
+    y = system.process(batch, sample_rate, target)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(batch.shape):
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise AudioError(
+            f"system {condition!r} returned {got} for target {target!r}; "
+            f"expected a tensor of shape {tuple(batch.shape)}"
+        )
+    return y
+
+
+@dataclass(frozen=True)
+class _StimulusWriter:
+    """Normalises, checks and saves stimuli under ``out`` (PCM_24 WAV) for :func:`generate_stimuli`."""
+
+    out: Path
+    sample_rate: int
+    target_lufs: float
+    max_peak_dbfs: float
+
+    def write(self, x: torch.Tensor, rel: str, item: str, condition: str, target: str, system: StimulusSystem,
+              source: Path, offset_s: float) -> dict:
+        """Save ``x`` ([channels, samples]) at ``out/rel`` at the target loudness; returns its manifest row.
+
+        Raises:
+            AudioError: NaN/Inf, silence, or a sample peak above ``max_peak_dbfs`` after normalisation.
+        """
         check_finite(x, f"{condition} output for {item}/{target}")
-        y = normalize_loudness(x, sample_rate, target_lufs)
+        y = normalize_loudness(x, self.sample_rate, self.target_lufs)
         peak_dbfs = _db(float(y.abs().max()))
-        if peak_dbfs > max_peak_dbfs:
+        if peak_dbfs > self.max_peak_dbfs:
             raise AudioError(
-                f"{condition} {item}/{target}: sample peak {peak_dbfs:.1f} dBFS at {target_lufs} LUFS exceeds "
-                f"{max_peak_dbfs} dBFS; lower target_lufs for the whole set (e.g. {target_lufs - 3:g})"
+                f"{condition} {item}/{target}: sample peak {peak_dbfs:.1f} dBFS at {self.target_lufs} LUFS exceeds "
+                f"{self.max_peak_dbfs} dBFS; lower target_lufs for the whole set (e.g. {self.target_lufs - 3:g})"
             )
-        path = out / rel
+        path = self.out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_audio(path, y, sample_rate, subtype="PCM_24")
-        records.append({
+        save_audio(path, y, self.sample_rate, subtype="PCM_24")
+        return {
             "item": item, "condition": condition, "target": target, "path": rel,
             "placeholder": int(system.placeholder), "system": system.description, "source": source.name,
-            "source_offset_s": f"{offset_s:.3f}", "integrated_lufs": f"{integrated_lufs(y, sample_rate):.3f}",
-            "sample_peak_dbfs": f"{peak_dbfs:.2f}", "sample_rate": sample_rate,
-            "duration_s": f"{y.shape[-1] / sample_rate:.3f}",
-        })
-
-    original = StimulusSystem(lambda x, sample_rate, target: x, "unprocessed excerpt", False)
-    for k, track in enumerate(tracks, start=1):
-        item = f"item{k:02d}"
-        excerpt, start = loudest_clip(track, sample_rate, channels, clip_s)
-        excerpt = _fade(excerpt, sample_rate, fade_ms)
-        offset_s = start / sample_rate
-        rel = f"original/{item}.wav"
-        write(excerpt, rel, item, "original", targets[0], original, track, offset_s)
-        first = records.pop()
-        for target in targets:
-            records.append({**first, "target": target})
-        batch = excerpt.unsqueeze(0)
-        for condition, system in wrapped.items():
-            for target in targets:
-                y = system.process(batch, sample_rate, target)
-                if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(batch.shape):
-                    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-                    raise AudioError(
-                        f"system {condition!r} returned {got} for target {target!r}; "
-                        f"expected a tensor of shape {tuple(batch.shape)}"
-                    )
-                write(y[0].detach().float().cpu(), f"{condition}/{target}/{item}.wav", item, condition,
-                      target, system, track, offset_s)
-    return write_manifest(out, records, MANIFEST_COLUMNS)
+            "source_offset_s": f"{offset_s:.3f}",
+            "integrated_lufs": f"{integrated_lufs(y, self.sample_rate):.3f}",
+            "sample_peak_dbfs": f"{peak_dbfs:.2f}", "sample_rate": self.sample_rate,
+            "duration_s": f"{y.shape[-1] / self.sample_rate:.3f}",
+        }
 
 
 # -- systems -----------------------------------------------------------------------------------

@@ -1,45 +1,11 @@
 """Track and segment manifests, and the by-track train/valid/test split.
 
-``python -m mastering.data prepare --profile P`` writes, under :func:`mastering.paths.data_dir`:
-
-* ``manifests/tracks.csv`` -- one row per decoded track of every source prepared so far (the
-  union over profiles; a row does not depend on the profile). Columns:
-
-  ============== ==========================================================================
-  source         ``debian`` | ``music21`` | ``fma`` | ``musdb``
-  kind           ``real`` (mastered commercial/game music) | ``rendered`` (MIDI + soundfont)
-  package        Debian package (or corpus / dataset subset) the track comes from
-  track_id       unique id within the source, ``<package>/<name>``
-  file           the original file, relative to the unpacked package (or corpus)
-  path           the decoded stereo WAV (absolute after loading; stored relative to data_dir)
-  duration_s     length of the decoded track in seconds
-  sample_rate    rate of the decoded WAV (the profile's ``sample_rate``)
-  orig_sample_rate / orig_format   what the file was before decoding
-  loudness_lufs  integrated loudness, ITU-R BS.1770-4 (pyloudnorm), of the decoded track
-  peak_dbfs      sample peak of the decoded track
-  license        licence from the package's ``copyright`` file (or the corpus' licence)
-  order          position of the file in the package's natural order (profile selection)
-  source_split   the dataset's own split where it has one (FMA, MUSDB18-HQ), else empty
-  ============== ==========================================================================
-
-* ``manifests/skipped.csv`` -- files that were not used, with the reason (jingle, undecodable..).
-* ``manifests/segments_<profile>.csv`` -- every fixed-length segment of the profile's tracks with
-  its offset, split and loudness (see :func:`segment_manifest`).
-
-:func:`load_manifest` is the entry point for other code::
-
-    from mastering.data import load_manifest
-    tracks = load_manifest("smoke")                    # the smoke profile's tracks, with splits
-    test = load_manifest("smoke", split="test")        # whole test tracks (full-length evaluation)
-    for row in tracks.itertuples():
-        x, sr = mastering.io.load_audio(row.path)      # [2, samples] at row.sample_rate
-
-Splits are by track: within each (source, package) the tracks are ordered by a hash of
-``seed:source/track_id`` and the first ``test`` fraction go to ``test``, the next ``valid``
-fraction to ``valid``, the rest to ``train`` (at least one test track from two tracks up, one
-valid track from three up). Tracks whose dataset defines a split (``source_split``: FMA,
-MUSDB18-HQ) keep it. The split depends only on the seed and the track set, so every
-segment of a test track is a test segment: no leakage into training.
+``python -m mastering.data prepare --profile P`` writes, under :func:`mastering.paths.data_dir`,
+``manifests/tracks.csv`` (one row per decoded track, :data:`TRACK_COLUMNS`), ``manifests/skipped.csv``
+(unused files with the reason) and ``manifests/segments_<profile>.csv`` (:func:`segment_manifest`).
+Entry points: :func:`load_manifest` (tracks with their ``split``; the columns are listed there),
+:func:`load_segments`, :func:`assign_splits` (the split rule). Loudness columns are measured with
+:func:`mastering.dsp.loudness.loudness`.
 """
 
 from __future__ import annotations
@@ -52,8 +18,10 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import pyloudnorm as pyln
+import torch
 
+from ..dsp.loudness import loudness as bs1770_loudness
+from ..io import save_audio
 from ..paths import data_dir
 from ..profiles import get_profile
 
@@ -152,7 +120,15 @@ def assign_splits(
 ) -> pd.DataFrame:
     """Add a ``split`` column (``train``/``valid``/``test``) by track, fixed by ``seed``.
 
-    See the module docstring for the rule. Raises ValueError for fractions that do not sum to 1.
+    Within each (source, package) the tracks are ordered by a hash of ``seed:source/track_id``
+    (:func:`split_of`) and the first ``test`` fraction go to ``test``, the next ``valid`` fraction
+    to ``valid``, the rest to ``train`` (at least one test track from two tracks up, one valid
+    track from three up). Tracks whose dataset defines a split (``source_split``: FMA,
+    MUSDB18-HQ) keep it. The split depends only on the seed and the track set, so every segment of
+    a test track is a test segment: no leakage into training.
+
+    Raises:
+        ValueError: for fractions other than train/valid/test >= 0 summing to 1.
     """
     fractions = dict(DEFAULT_SPLIT_FRACTIONS if fractions is None else fractions)
     if set(fractions) != {"train", "valid", "test"} or any(v < 0 for v in fractions.values()):
@@ -221,6 +197,35 @@ def load_manifest(
 ) -> pd.DataFrame:
     """The decoded tracks as a DataFrame (one row per track, with its ``split``).
 
+    The entry point for other code::
+
+        from mastering.data import load_manifest
+        tracks = load_manifest("smoke")                    # the smoke profile's tracks, with splits
+        test = load_manifest("smoke", split="test")        # whole test tracks (full-length evaluation)
+        for row in tracks.itertuples():
+            x, sr = mastering.io.load_audio(row.path)      # [2, samples] at row.sample_rate
+
+    Columns (:data:`TRACK_COLUMNS` as stored in ``manifests/tracks.csv``, one row per decoded track
+    of every source prepared so far, independent of the profile; plus ``split``):
+
+    ============== ==========================================================================
+    source         ``debian`` | ``music21`` | ``fma`` | ``musdb``
+    kind           ``real`` (mastered commercial/game music) | ``rendered`` (MIDI + soundfont)
+    package        Debian package (or corpus / dataset subset) the track comes from
+    track_id       unique id within the source, ``<package>/<name>``
+    file           the original file, relative to the unpacked package (or corpus)
+    path           the decoded stereo WAV (absolute after loading; stored relative to data_dir)
+    duration_s     length of the decoded track in seconds
+    sample_rate    rate of the decoded WAV (the profile's ``sample_rate``)
+    orig_sample_rate / orig_format   what the file was before decoding
+    loudness_lufs  integrated loudness, ITU-R BS.1770-4 (:func:`loudness_peak`), of the decoded track
+    peak_dbfs      sample peak of the decoded track
+    license        licence from the package's ``copyright`` file (or the corpus' licence)
+    order          position of the file in the package's natural order (profile selection)
+    source_split   the dataset's own split where it has one (FMA, MUSDB18-HQ), else empty
+    split          ``train`` | ``valid`` | ``test`` (:func:`assign_splits`)
+    ============== ==========================================================================
+
     Args:
         profile: ``"smoke"``/``"full"`` selects that profile's tracks and seed; ``None`` gives
             every prepared track (split with ``seed`` or 0).
@@ -251,7 +256,13 @@ def load_manifest(
     else:
         fractions = None
     df = assign_splits(raw.reset_index(drop=True), 0 if seed is None else int(seed), fractions)
-    df = _absolute(df)
+    return _filter_tracks(_absolute(df), source, split, kind, check_files)
+
+
+def _filter_tracks(
+    df: pd.DataFrame, source: str | None, split: str | Iterable[str] | None, kind: str | None, check_files: bool
+) -> pd.DataFrame:
+    """The rows of ``df`` that :func:`load_manifest` keeps for these filters."""
     if source is not None:
         df = df[df["source"] == source]
     if kind is not None:
@@ -283,6 +294,37 @@ def segment_offsets(duration_s: float, segment_seconds: float, hop_seconds: floa
     return np.round(np.arange(max(n, 0)) * hop, 6)
 
 
+#: K-weighting of the manifests' loudness columns: ``"rbj"`` reads as pyloudnorm's default meter
+#: (to 1e-6 LU), the reference of the manifests written so far.
+LOUDNESS_DESIGN = "rbj"
+#: Samples per channel measured in one batched :func:`integrated_lufs` call (bounds the memory).
+_LOUDNESS_BATCH_SAMPLES = 1 << 22
+
+
+def integrated_lufs(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """BS.1770-4 integrated loudness of ``[batch, channels, samples]`` audio, one value per signal.
+
+    :func:`mastering.dsp.loudness.loudness` in float64 with :data:`LOUDNESS_DESIGN` and
+    ``floor_lufs=None`` (``-inf`` for digital silence). Needs at least 400 ms of audio.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float64))
+    return bs1770_loudness(x, sample_rate, floor_lufs=None, design=LOUDNESS_DESIGN).numpy()
+
+
+def _segment_loudness(audio: np.ndarray, rate: int, offsets: np.ndarray, segment_seconds: float) -> np.ndarray:
+    """Loudness of the segments of ``[channels, samples]`` audio starting at ``offsets`` seconds,
+    batched; NaN for a segment that runs past the end of the audio."""
+    n = int(round(segment_seconds * rate))
+    starts = [int(round(off * rate)) for off in offsets]
+    lufs = np.full(len(starts), np.nan)
+    whole = [i for i, start in enumerate(starts) if audio[:, start:start + n].shape[-1] == n]
+    per_call = max(1, _LOUDNESS_BATCH_SAMPLES // max(n, 1))
+    for k in range(0, len(whole), per_call):
+        idx = whole[k:k + per_call]
+        lufs[idx] = integrated_lufs(np.stack([audio[:, starts[i]:starts[i] + n] for i in idx]), rate)
+    return lufs
+
+
 def segment_manifest(
     tracks: pd.DataFrame,
     segment_seconds: float,
@@ -292,8 +334,8 @@ def segment_manifest(
 ) -> pd.DataFrame:
     """One row per segment of ``tracks`` (a :func:`load_manifest` frame, with ``split``).
 
-    ``loudness_lufs`` is the BS.1770-4 integrated loudness of the segment (pyloudnorm; ``-inf``
-    for digital silence) when ``loudness`` is true, else NaN.
+    ``loudness_lufs`` is the BS.1770-4 integrated loudness of the segment (:func:`integrated_lufs`;
+    ``-inf`` for digital silence) when ``loudness`` is true, else NaN.
     """
     import soundfile as sf
 
@@ -308,13 +350,7 @@ def segment_manifest(
         lufs = np.full(len(offsets), np.nan)
         if loudness and len(offsets):
             data, rate = sf.read(str(t.path), dtype="float32", always_2d=True)
-            meter = pyln.Meter(rate)
-            n = int(round(segment_seconds * rate))
-            for i, off in enumerate(offsets):
-                start = int(round(off * rate))
-                seg = data[start:start + n]
-                with np.errstate(divide="ignore"):
-                    lufs[i] = meter.integrated_loudness(seg) if seg.shape[0] == n else np.nan
+            lufs = _segment_loudness(data.T, rate, offsets, segment_seconds)
         for off, lu in zip(offsets, lufs):
             rows.append({
                 "source": t.source, "kind": t.kind, "package": t.package, "track_id": t.track_id,
@@ -346,11 +382,34 @@ def track_cache_path(source: str, track_id: str) -> Path:
 
 
 def loudness_peak(audio: np.ndarray, sample_rate: int) -> tuple[float, float]:
-    """Integrated loudness (BS.1770-4 via pyloudnorm) and sample peak of ``[channels, samples]``."""
-    with np.errstate(divide="ignore"):
-        lufs = float(pyln.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64)))
-        peak = float(20 * np.log10(max(float(np.abs(audio).max()), 1e-12)))
+    """Integrated loudness (BS.1770-4, :func:`integrated_lufs`) and sample peak of ``[channels, samples]``."""
+    lufs = float(integrated_lufs(audio[None], sample_rate)[0])
+    peak = float(20 * np.log10(max(float(np.abs(audio).max()), 1e-12)))
     return lufs, peak
+
+
+def track_is_cached(row, root: Path, sample_rate: int) -> bool:
+    """Whether a stored track row (a namedtuple of :data:`TRACK_COLUMNS`, or ``None``) points to a
+    WAV under ``root`` that exists at ``sample_rate``."""
+    return row is not None and (root / str(row.path)).exists() and int(row.sample_rate) == int(sample_rate)
+
+
+def cache_track(root: Path, source: str, track_id: str, audio: np.ndarray, sample_rate: int) -> dict:
+    """Write ``[channels, samples]`` audio, clipped to [-1, 1], as the 16-bit cached WAV of a track.
+
+    Returns the measured manifest fields ``path`` (relative to ``root``), ``duration_s``,
+    ``channels``, ``loudness_lufs``, ``peak_dbfs`` (of the clipped audio, rounded to 0.001) and
+    ``clipped_samples`` (samples beyond +-1 before clipping).
+    """
+    clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+    audio = np.clip(audio, -1.0, 1.0)
+    cache_rel = track_cache_path(source, track_id)
+    (root / cache_rel).parent.mkdir(parents=True, exist_ok=True)
+    save_audio(root / cache_rel, audio, sample_rate, subtype="PCM_16")
+    lufs, peak = loudness_peak(audio, sample_rate)
+    return {"path": cache_rel.as_posix(), "duration_s": round(audio.shape[-1] / sample_rate, 4),
+            "channels": int(audio.shape[0]), "loudness_lufs": round(lufs, 3), "peak_dbfs": round(peak, 3),
+            "clipped_samples": clipped}
 
 
 def merge_rows(old: pd.DataFrame, new_rows: list[dict], keys: list[str], columns: list[str]) -> pd.DataFrame:

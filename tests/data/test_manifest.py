@@ -78,3 +78,36 @@ def test_load_manifest_without_prepared_data_says_how_to_prepare(tmp_path, monke
     monkeypatch.setenv("MASTERING_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="make data"):
         mf.load_manifest("smoke")
+
+
+def test_loudness_columns_read_as_pyloudnorm(tmp_path, monkeypatch):
+    """Track and segment loudness (mastering.dsp.loudness, design "rbj") equal pyloudnorm's default
+    meter, -inf for digital silence, NaN for a segment past the end of a (truncated) file; the
+    batched segment measurement equals one call per segment."""
+    import pyloudnorm as pyln
+    import soundfile as sf
+
+    rate = 22050
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((2, 7 * rate))).astype(np.float32)
+    x[:, 3 * rate:4 * rate] *= 0.01
+    x[:, 5 * rate:6 * rate] = 0.0  # one silent segment
+    lufs, peak = mf.loudness_peak(x, rate)
+    assert lufs == pytest.approx(pyln.Meter(rate).integrated_loudness(x.T.astype(np.float64)), abs=1e-9)
+    assert peak == pytest.approx(20 * np.log10(np.abs(x).max()))
+    wav = tmp_path / "t.wav"
+    sf.write(wav, x.T, rate, subtype="FLOAT")
+    tracks = pd.DataFrame([{"source": "debian", "kind": "real", "package": "p", "track_id": "p/t", "split": "test",
+                            "duration_s": 8.0, "license": "x", "path": str(wav), "sample_rate": rate}])
+    monkeypatch.setattr(mf, "_LOUDNESS_BATCH_SAMPLES", 3 * rate)  # batches of three segments
+    seg = mf.segment_manifest(tracks, segment_seconds=1.0)
+    assert len(seg) == 8
+    meter = pyln.Meter(rate)
+    for i in range(7):
+        ref = meter.integrated_loudness(x[:, i * rate:(i + 1) * rate].T)
+        got = seg["loudness_lufs"].iloc[i]
+        if i == 5:
+            assert got == ref == -np.inf
+        else:
+            assert got == pytest.approx(ref, abs=1e-5)
+    assert np.isnan(seg["loudness_lufs"].iloc[7])  # the manifest says 8 s, the file has 7 s

@@ -173,6 +173,26 @@ def test_normalize_loudness_matches_pyloudnorm(tracks):
     assert integrated_lufs(torch.from_numpy(ours.T.copy()), rate) == pytest.approx(-20.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_integrated_lufs_reads_as_pyloudnorm(sample_rate, channels):
+    """mastering.dsp.loudness measures the stimuli; pyloudnorm's default meter is the reference."""
+    data = synthetic_music(2.0, sample_rate, seed=4, channels=channels).astype(np.float64)
+    ref = pyloudnorm.Meter(sample_rate).integrated_loudness(data)
+    x = torch.from_numpy(data.T.copy())
+    assert integrated_lufs(x, sample_rate) == pytest.approx(ref, abs=1e-6)
+    assert integrated_lufs(x.float(), sample_rate) == pytest.approx(ref, abs=1e-4)
+    silence = torch.zeros(channels, sample_rate)
+    assert integrated_lufs(silence, sample_rate) == float("-inf") == pyloudnorm.Meter(sample_rate).integrated_loudness(
+        silence.double().numpy().T)
+    with pytest.raises(AudioError, match="silent"):
+        normalize_loudness(silence, sample_rate)
+    with pytest.raises(AudioError, match="0.4 s"):
+        integrated_lufs(x[:, : int(0.4 * sample_rate) - 1], sample_rate)
+    with pytest.raises(AudioError, match="channels, samples"):
+        integrated_lufs(x[None], sample_rate)
+
+
 def test_loudest_excerpt_finds_the_loud_part():
     rate = 8000
     x = torch.zeros(2, 5 * rate)
