@@ -1,48 +1,13 @@
 """The paper's artefact registry, the method's number file and the check that ``make paper`` runs.
 
-Every figure (``paper/figures/<name>.pdf`` + ``.png``), table (``paper/tables/<name>.tex``) and
-number file (``paper/tables/numbers_<name>.tex``) that the manuscript uses is declared once in
-:data:`ARTEFACTS`: its kind, the notebook that writes it and the one package function that does the
-writing (the showyourwork / "one generator per artefact" discipline). ``tests/test_paper.py``
-scans the package and the notebooks so that this declaration cannot drift from the code: every
-``save_figure`` / ``save_table`` / ``save_numbers`` call is registered, and every registered
-artefact is written by exactly the function named here. A function may write one artefact per
-phase through an f-string name (``f"phase{phase}_eq_curves"``); the registry then lists each
-concrete name with the notebook that makes it.
+:data:`ARTEFACTS` declares every figure, table and number file the manuscript uses, with the
+notebook and the one package function that writes it (``tests/test_paper.py`` keeps it in step
+with the code). The manuscript names artefacts only through the macros of ``paper/main.tex``
+(:func:`referenced_artefacts`); :func:`audit` / :func:`check` compare the two before LaTeX runs.
 
-The manuscript refers to artefacts only through four LaTeX macros (defined in ``paper/main.tex``)::
-
-    \\genfigure[width=\\columnwidth]{lit_eq_recovery}   % paper/figures/lit_eq_recovery.pdf
-    \\gentable{lit_loudness_real_tracks}                % paper/tables/lit_loudness_real_tracks.tex
-    \\gentable*{...}                                     % the same, spanning both columns
-    \\loadnumbers{literature}                            % paper/tables/numbers_literature.tex
-    \\genval{literature}{eq_error_end_db}                % one number of that file
-
-so :func:`referenced_artefacts` can read what the paper needs, and each macro stops the LaTeX run
-with the artefact's name and notebook when its file is missing. Numbers in the text are never
-typed by hand: a notebook writes them with :func:`mastering.figures.save_numbers` (a file of
-macros, with the same provenance sidecar as every figure and table), and the constants of the method
-that the text quotes (band counts, ranges, loss weights, parameter counts) are read from the code
-by :func:`method_numbers` when the paper is built.
-
-:func:`check` (``python -m mastering.paper check [--profile smoke]``) reports, before LaTeX runs:
-
-* artefacts the paper references that no notebook produced (missing files), or that the registry
-  does not know;
-* stale files: the sidecar's commit is not an ancestor of ``HEAD``, or the notebook or the package
-  module that writes the artefact changed in a commit after it (``git log -1 -- notebook module``
-  is not an ancestor of the sidecar's commit, ``git merge-base --is-ancestor``);
-* files written by another notebook than the registered one, and files of mixed profiles;
-* numbers the text uses that the number file does not define, and a ``paper/artefacts.tex`` (the
-  registry as LaTeX, for the macros' error messages) out of date with :data:`ARTEFACTS`.
-
-Command line::
-
-    python -m mastering.paper check [--profile smoke|full]
-    python -m mastering.paper numbers [--profile smoke|full]   # write numbers_method.tex
-    python -m mastering.paper map                              # write paper/artefacts.tex
-    python -m mastering.paper list                             # the registry and what exists
-    python -m mastering.paper readme                           # README tables (map, timings)
+Command line: ``python -m mastering.paper check|numbers [--profile smoke|full]`` (check the
+artefacts; write ``numbers_method.tex``), ``map`` (write ``paper/artefacts.tex``), ``list`` (the
+registry and what exists), ``readme`` (the README's map and timing tables).
 """
 
 from __future__ import annotations
@@ -268,7 +233,13 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     # make paper -- constants of the code that the method section quotes
     Artefact("method", "numbers", None, "mastering.paper.write_method_numbers"),
 )
-"""Every generated figure, table and number file of the paper: name -> :class:`Artefact`."""
+"""Every generated figure, table and number file of the paper: name -> :class:`Artefact`.
+
+Every ``save_figure`` / ``save_table`` / ``save_numbers`` call of the package is registered, and
+every artefact is written by exactly the function named here. A function may write one artefact
+per phase through an f-string name (``f"phase{phase}_eq_curves"``); the registry then lists each
+concrete name with the notebook that makes it.
+"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,8 +300,15 @@ def referenced_artefacts(tex_path: Path | None = None) -> dict[str, str]:
     """The artefacts the manuscript uses, ``{name: kind}``, read from ``main.tex`` and its inputs.
 
     Reads ``\\genfigure``, ``\\gentable`` (and ``\\gentable*``), ``\\loadnumbers`` and ``\\genval``
-    (and shorthands for it, see :func:`referenced_values`), comments ignored. A name used with two
-    kinds is reported by :func:`audit`; here the first use wins.
+    (and shorthands for it, see :func:`referenced_values`), comments ignored::
+
+        \\genfigure[width=\\columnwidth]{lit_eq_recovery}   % paper/figures/lit_eq_recovery.pdf
+        \\gentable{lit_loudness_real_tracks}                % paper/tables/lit_loudness_real_tracks.tex
+        \\loadnumbers{literature}                            % paper/tables/numbers_literature.tex
+        \\genval{literature}{eq_error_end_db}                % one number of that file
+
+    Each macro stops the LaTeX run with the artefact's name and notebook when its file is missing.
+    A name used with two kinds is reported by :func:`audit`; here the first use wins.
     """
     tex_path = Path(tex_path) if tex_path else _default_tex()
     found: dict[str, str] = {}
@@ -644,6 +622,15 @@ def audit(profile: str | None = None, *, tex_path: Path | None = None,
           repo: Path | None = None, check_map: bool = True) -> Audit:
     """Check that every artefact the paper references exists, is current and of one profile.
 
+    The problems, by :attr:`Problem.code`: an artefact the paper references that no run produced
+    (``missing``), that the registry does not know (``unknown``) or that it uses as another kind
+    (``kind``); a sidecar that is absent or describes another artefact (``provenance``) or names
+    another notebook (``notebook``); a ``stale`` file, whose sidecar commit is not an ancestor of
+    ``HEAD`` or whose notebook or writing module changed in a later commit (``git log -1`` of them
+    is not an ancestor of the sidecar's commit); files of mixed or foreign profiles (``profile``);
+    ``\\genval`` keys the number file does not define (``value``); and an ``artefacts.tex`` (the
+    registry as LaTeX, for the macros' error messages) out of date with :data:`ARTEFACTS` (``map``).
+
     Args:
         profile: the profile the paper is built for; ``None`` accepts any single profile.
         tex_path: the manuscript (default ``paper/main.tex``; its ``\\input`` files are read too).
@@ -663,10 +650,25 @@ def audit(profile: str | None = None, *, tex_path: Path | None = None,
     if not tex_path.exists():
         raise FileNotFoundError(f"no manuscript at {tex_path}")
     result = Audit()
-    add = result.problems.append
     referenced = referenced_artefacts(tex_path)
     result.referenced = referenced
+    _check_references(result, tex_path, registry)
+    head = _git(repo, "rev-parse", "HEAD").stdout.strip()
+    for name in sorted(referenced):
+        art = registry.get(name)
+        if art is not None:
+            _check_artefact(result, art, repo, head, profile, paper_dir)
+    _check_profiles(result, profile)
+    _check_values(result, tex_path, registry, paper_dir)
+    if check_map:
+        _check_map(result, tex_path, registry)
+    _note_unused(result, registry, referenced, paper_dir)
+    return result
 
+
+def _check_references(result: Audit, tex_path: Path, registry: Mapping[str, Artefact]) -> None:
+    """Names the manuscript uses that the registry does not know, or uses as the wrong kind."""
+    add = result.problems.append
     for name, kinds in sorted(_referenced_kinds(tex_path).items()):
         art = registry.get(name)
         if art is None:
@@ -678,49 +680,53 @@ def audit(profile: str | None = None, *, tex_path: Path | None = None,
             add(Problem("kind", name, f"the paper uses '{name}' as a {'/'.join(wrong)}, but it is a {art.kind} "
                         f"(written by {art.function})"))
 
-    head = _git(repo, "rev-parse", "HEAD").stdout.strip()
-    for name in sorted(referenced):
-        art = registry.get(name)
-        if art is None:
-            continue
-        missing = [f for f in art.files(paper_dir) if not f.exists()]
-        if missing:
-            where = ", ".join(str(Path(f.parent.name) / f.name) for f in missing)
-            hint = ""
-            if art.notebook_path is not None and not (repo / art.notebook_path).exists():
-                hint = f"; {art.notebook_path} does not exist yet"
-            add(Problem("missing", name, f"{art.kind} '{name}' was produced by no run ({where} missing): "
-                        f"{art.producer} writes it through {art.function}; run {_how_to_make(art, profile)}{hint}"))
-            continue
-        sidecar = art.sidecar(paper_dir)
-        try:
-            record = json.loads(sidecar.read_text())
-        except FileNotFoundError:
-            add(Problem("provenance", name, f"{art.kind} '{name}' has no provenance sidecar ({sidecar.name}): it "
-                        f"was not written by {art.function}; rerun {art.producer}"))
-            continue
-        except json.JSONDecodeError as exc:
-            add(Problem("provenance", name, f"{art.kind} '{name}': unreadable sidecar {sidecar.name} ({exc})"))
-            continue
-        if record.get("name", name) != name or record.get("kind", art.kind) != art.kind:
-            add(Problem("provenance", name, f"{art.kind} '{name}': its sidecar describes "
-                        f"{record.get('kind')} '{record.get('name')}'"))
-        if art.notebook is not None and record.get("notebook") != art.notebook:
-            made_by = record.get("notebook") or "no notebook (run by hand)"
-            add(Problem("notebook", name, f"{art.kind} '{name}' was written by {made_by}, but {art.notebook} is the "
-                        f"notebook that makes it; rerun {_how_to_make(art, profile)}"))
-        result.profiles[name] = str(record.get("profile"))
-        _check_commit(result, art, record, repo, head, profile)
 
-    _check_profiles(result, profile)
-    _check_values(result, tex_path, registry, paper_dir)
-    if check_map:
-        map_path = tex_path.parent / "artefacts.tex"
-        current = map_path.read_text() if map_path.exists() else ""
-        if current != render_artefact_map(registry):
-            add(Problem("map", "artefacts.tex", f"{map_path} is out of date with mastering.paper.ARTEFACTS; "
-                        "run `python -m mastering.paper map`"))
+def _check_artefact(result: Audit, art: Artefact, repo: Path, head: str, profile: str | None,
+                    paper_dir: Path | None) -> None:
+    """One referenced artefact: its files exist, its sidecar names it and its notebook, it is current."""
+    add, name = result.problems.append, art.name
+    missing = [f for f in art.files(paper_dir) if not f.exists()]
+    if missing:
+        where = ", ".join(str(Path(f.parent.name) / f.name) for f in missing)
+        hint = ""
+        if art.notebook_path is not None and not (repo / art.notebook_path).exists():
+            hint = f"; {art.notebook_path} does not exist yet"
+        add(Problem("missing", name, f"{art.kind} '{name}' was produced by no run ({where} missing): "
+                    f"{art.producer} writes it through {art.function}; run {_how_to_make(art, profile)}{hint}"))
+        return
+    sidecar = art.sidecar(paper_dir)
+    try:
+        record = json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        add(Problem("provenance", name, f"{art.kind} '{name}' has no provenance sidecar ({sidecar.name}): it "
+                    f"was not written by {art.function}; rerun {art.producer}"))
+        return
+    except json.JSONDecodeError as exc:
+        add(Problem("provenance", name, f"{art.kind} '{name}': unreadable sidecar {sidecar.name} ({exc})"))
+        return
+    if record.get("name", name) != name or record.get("kind", art.kind) != art.kind:
+        add(Problem("provenance", name, f"{art.kind} '{name}': its sidecar describes "
+                    f"{record.get('kind')} '{record.get('name')}'"))
+    if art.notebook is not None and record.get("notebook") != art.notebook:
+        made_by = record.get("notebook") or "no notebook (run by hand)"
+        add(Problem("notebook", name, f"{art.kind} '{name}' was written by {made_by}, but {art.notebook} is the "
+                    f"notebook that makes it; rerun {_how_to_make(art, profile)}"))
+    result.profiles[name] = str(record.get("profile"))
+    _check_commit(result, art, record, repo, head, profile)
 
+
+def _check_map(result: Audit, tex_path: Path, registry: Mapping[str, Artefact]) -> None:
+    """``artefacts.tex`` beside the manuscript must match the registry."""
+    map_path = tex_path.parent / "artefacts.tex"
+    current = map_path.read_text() if map_path.exists() else ""
+    if current != render_artefact_map(registry):
+        result.problems.append(Problem("map", "artefacts.tex", f"{map_path} is out of date with "
+                                       "mastering.paper.ARTEFACTS; run `python -m mastering.paper map`"))
+
+
+def _note_unused(result: Audit, registry: Mapping[str, Artefact], referenced: Mapping[str, str],
+                 paper_dir: Path | None) -> None:
+    """Notes on registered artefacts the paper does not use and generated files no artefact names."""
     unreferenced = sorted(set(registry) - set(referenced))
     if unreferenced:
         result.notes.append("registered but not used by the paper: " + ", ".join(unreferenced))
@@ -731,7 +737,6 @@ def audit(profile: str | None = None, *, tex_path: Path | None = None,
     if orphans:
         result.notes.append("generated files that no registered artefact names (left from an older run?): "
                             + ", ".join(orphans))
-    return result
 
 
 def _check_commit(result: Audit, art: Artefact, record: Mapping[str, Any], repo: Path, head: str,

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import save_audio
 from ..paths import data_dir, safedb_dir
 from ..profiles import get_profile
 from . import manifest as mf
@@ -127,6 +126,57 @@ def ensure_safedb(timeout_s: float = 20.0) -> tuple[Path | None, str]:
             tmp.unlink()
 
 
+def _known_debian(
+    tracks: pd.DataFrame, skipped: pd.DataFrame, package: str, sample_rate: int, min_seconds: float
+) -> tuple[dict, dict[str, str]]:
+    """What earlier runs recorded for ``package``: ``{file: track row}`` and ``{file: skip reason}``
+    (skips only for the same rate and jingle limit)."""
+    known = {
+        r.file: r for r in tracks[(tracks["source"] == "debian") & (tracks["package"] == package)].itertuples()
+    }
+    known_skips = {
+        r.file: r.reason for r in skipped[
+            (skipped["source"] == "debian") & (skipped["package"] == package)
+            & (skipped["sample_rate"].astype(int) == int(sample_rate))
+            & np.isclose(skipped["min_seconds"].astype(float), float(min_seconds))
+        ].itertuples()
+    } if len(skipped) else {}
+    return known, known_skips
+
+
+def _skip_row(package: str, rel: str, reason: str, sample_rate: int, min_seconds: float) -> dict:
+    return {"source": "debian", "package": package, "file": rel, "reason": reason,
+            "sample_rate": int(sample_rate), "min_seconds": float(min_seconds)}
+
+
+def _unique_track_id(package: str, path: Path, rel: str, row, used_ids: set[str]) -> str:
+    """``<package>/<stem>``, or the whole relative path when another file of the package has that stem."""
+    track_id = f"{package}/{path.stem}"
+    if track_id in used_ids and (row is None or row.track_id != track_id):
+        track_id = f"{package}/{Path(rel).with_suffix('').as_posix().replace('/', '_')}"
+    return track_id
+
+
+def _file_bar(files: list[Path], package: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(files, desc=package, unit="file", leave=False)
+
+
+def _debian_row(root: Path, dec, package: str, track_id: str, rel: str, sample_rate: int, order: int,
+                license_name: str, copyright_file: str) -> dict:
+    """Cache a decoded track's audio and return its manifest row."""
+    m = mf.cache_track(root, "debian", track_id, dec.audio.numpy(), sample_rate)
+    return {
+        "source": "debian", "kind": "real", "package": package, "track_id": track_id, "file": rel,
+        "path": m["path"], "duration_s": m["duration_s"],
+        "sample_rate": int(sample_rate), "orig_sample_rate": dec.orig_sample_rate,
+        "orig_format": dec.orig_format, "channels": m["channels"], "loudness_lufs": m["loudness_lufs"],
+        "peak_dbfs": m["peak_dbfs"], "clipped_samples": m["clipped_samples"], "license": license_name,
+        "copyright_file": copyright_file, "order": order,
+    }
+
+
 def prepare_debian_package(
     package: str,
     sample_rate: int,
@@ -152,71 +202,36 @@ def prepare_debian_package(
         ``(new track rows, new skip rows, skipped (package, file, reason) of this package)``.
     """
     root = data_dir()
-    if package_root is None:
-        package_root = fetch_package(package, root / "debian")
-    package_root = Path(package_root)
+    package_root = Path(package_root if package_root is not None else fetch_package(package, root / "debian"))
     license_name, copyright_file = read_license(package_root, package)
-    tracks = mf.read_tracks() if tracks is None else tracks
-    skipped = mf.read_skipped() if skipped is None else skipped
-    known = {
-        r.file: r for r in tracks[(tracks["source"] == "debian") & (tracks["package"] == package)].itertuples()
-    }
-    known_skips = {
-        r.file: r.reason for r in skipped[
-            (skipped["source"] == "debian") & (skipped["package"] == package)
-            & (skipped["sample_rate"].astype(int) == int(sample_rate))
-            & np.isclose(skipped["min_seconds"].astype(float), float(min_seconds))
-        ].itertuples()
-    } if len(skipped) else {}
+    known, known_skips = _known_debian(mf.read_tracks() if tracks is None else tracks,
+                                       mf.read_skipped() if skipped is None else skipped,
+                                       package, sample_rate, min_seconds)
     files = music_files(package_root)
     new_rows, new_skips, skip_log = [], [], []
     used_ids = {r.track_id for r in known.values()}
     accepted = 0
-    iterator = files
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(files, desc=package, unit="file", leave=False)
-        iterator = bar
-    for order, path in enumerate(iterator):
+    bar = _file_bar(files, package) if progress else None
+    for order, path in enumerate(files if bar is None else bar):
         if max_tracks is not None and accepted >= max_tracks:
             break
         rel = path.relative_to(package_root).as_posix()
         row = known.get(rel)
-        if row is not None and (root / str(row.path)).exists() and int(row.sample_rate) == int(sample_rate):
-            accepted += 1
-            continue
-        if rel in known_skips:
-            skip_log.append((package, rel, known_skips[rel]))
-            continue
-        try:
-            dec = decode_file(path, package, sample_rate, min_seconds=min_seconds, max_seconds=max_seconds)
-        except SkipTrack as skip:
-            log.info("skip %s/%s: %s", package, rel, skip.reason)
-            skip_log.append((package, rel, skip.reason))
-            new_skips.append({"source": "debian", "package": package, "file": rel, "reason": skip.reason,
-                              "sample_rate": int(sample_rate), "min_seconds": float(min_seconds)})
-            continue
-        track_id = f"{package}/{path.stem}"
-        if track_id in used_ids and (row is None or row.track_id != track_id):
-            track_id = f"{package}/{Path(rel).with_suffix('').as_posix().replace('/', '_')}"
-        used_ids.add(track_id)
-        audio = dec.audio.numpy()
-        clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
-        audio = np.clip(audio, -1.0, 1.0)
-        cache_rel = mf.track_cache_path("debian", track_id)
-        (root / cache_rel).parent.mkdir(parents=True, exist_ok=True)
-        save_audio(root / cache_rel, audio, sample_rate, subtype="PCM_16")
-        lufs, peak = mf.loudness_peak(audio, sample_rate)
-        new_rows.append({
-            "source": "debian", "kind": "real", "package": package, "track_id": track_id, "file": rel,
-            "path": cache_rel.as_posix(), "duration_s": round(audio.shape[-1] / sample_rate, 4),
-            "sample_rate": int(sample_rate), "orig_sample_rate": dec.orig_sample_rate,
-            "orig_format": dec.orig_format, "channels": int(audio.shape[0]), "loudness_lufs": round(lufs, 3),
-            "peak_dbfs": round(peak, 3), "clipped_samples": clipped, "license": license_name,
-            "copyright_file": copyright_file, "order": order,
-        })
+        if not mf.track_is_cached(row, root, sample_rate):
+            if rel in known_skips:
+                skip_log.append((package, rel, known_skips[rel]))
+                continue
+            try:
+                dec = decode_file(path, package, sample_rate, min_seconds=min_seconds, max_seconds=max_seconds)
+            except SkipTrack as skip:
+                log.info("skip %s/%s: %s", package, rel, skip.reason)
+                skip_log.append((package, rel, skip.reason))
+                new_skips.append(_skip_row(package, rel, skip.reason, sample_rate, min_seconds))
+                continue
+            track_id = _unique_track_id(package, path, rel, row, used_ids)
+            used_ids.add(track_id)
+            new_rows.append(_debian_row(root, dec, package, track_id, rel, sample_rate, order,
+                                        license_name, copyright_file))
         accepted += 1
     if bar is not None:
         bar.close()
@@ -243,6 +258,65 @@ def _write_segments(selected: pd.DataFrame, profile: str, segment_seconds: float
     return path
 
 
+def _merge(summary: PrepareSummary, tracks: pd.DataFrame, skipped: pd.DataFrame, rows: list[dict],
+           skips: list[dict], skip_log: list[tuple[str, str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Count a source's new rows in ``summary`` and merge them into the track and skip tables."""
+    summary.new_tracks += len(rows)
+    summary.skipped.extend(skip_log)
+    tracks = mf.merge_rows(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
+    skipped = mf.merge_rows(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
+    return tracks, skipped
+
+
+def _prepare_debian(params: dict, profile: str, summary: PrepareSummary, tracks: pd.DataFrame,
+                    skipped: pd.DataFrame, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every Debian package of the profile; the manifests are written after each package."""
+    sample_rate = int(params["sample_rate"])
+    min_seconds = float(params.get("min_track_seconds", DEFAULT_MIN_SECONDS))
+    max_seconds = float(params.get("max_track_seconds") or DEFAULT_MAX_SECONDS)
+    packages = list(params["debian_packages"])
+    outer = packages
+    if progress:
+        from tqdm.auto import tqdm
+
+        outer = tqdm(packages, desc=f"prepare {profile}", unit="pkg")
+    for package in outer:
+        try:
+            rows, skips, skip_log = prepare_debian_package(
+                package, sample_rate, max_tracks=params.get("max_tracks_per_package"),
+                min_seconds=min_seconds, max_seconds=max_seconds, tracks=tracks, skipped=skipped,
+                progress=progress,
+            )
+        except DataError as exc:
+            summary.errors[package] = str(exc)
+            continue
+        tracks, skipped = _merge(summary, tracks, skipped, rows, skips, skip_log)
+        mf.write_table(tracks, mf.tracks_path())  # after each package: an interrupted run keeps it
+        mf.write_table(skipped, mf.skipped_path())
+    return tracks, skipped
+
+
+def _prepare_music21(params: dict, summary: PrepareSummary, tracks: pd.DataFrame, skipped: pd.DataFrame,
+                     progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rendered source (``rendered_tracks`` pieces), when the profile asks for it."""
+    n_rendered = int(params.get("rendered_tracks", 0) or 0)
+    if not n_rendered:
+        return tracks, skipped
+    rows, skips, skip_log, err = prepare_rendered(
+        n_rendered, int(params["sample_rate"]), tracks=tracks, skipped=skipped, progress=progress,
+        seed=int(params["seed"]),
+    )
+    if err:
+        summary.errors["music21"] = err
+    tracks, skipped = _merge(summary, tracks, skipped, rows, skips, skip_log)
+    if len(skipped) and len(tracks):  # a piece skipped once (a stored time-out) and rendered now
+        rendered_files = set(tracks.loc[tracks["source"] == "music21", "file"])
+        skipped = skipped[~((skipped["source"] == "music21") & skipped["file"].isin(rendered_files))]
+    mf.write_table(tracks, mf.tracks_path())
+    mf.write_table(skipped, mf.skipped_path())
+    return tracks, skipped
+
+
 def prepare(profile: str = "smoke", progress: bool = True, verbose: bool = True) -> PrepareSummary:
     """Fetch and decode a profile's real-music sources and write the manifests.
 
@@ -255,53 +329,13 @@ def prepare(profile: str = "smoke", progress: bool = True, verbose: bool = True)
     """
     t0 = time.time()
     params = get_profile(profile)
-    sample_rate = int(params["sample_rate"])
-    min_seconds = float(params.get("min_track_seconds", DEFAULT_MIN_SECONDS))
-    max_seconds = float(params.get("max_track_seconds") or DEFAULT_MAX_SECONDS)
     root = data_dir()
     summary = PrepareSummary(profile=profile, tracks=pd.DataFrame())
     with _lock(root):
         _, summary.safedb = ensure_safedb()
         tracks, skipped = mf.read_tracks(), mf.read_skipped()
-        packages = list(params["debian_packages"])
-        outer = packages
-        if progress:
-            from tqdm.auto import tqdm
-
-            outer = tqdm(packages, desc=f"prepare {profile}", unit="pkg")
-        for package in outer:
-            try:
-                rows, skips, skip_log = prepare_debian_package(
-                    package, sample_rate, max_tracks=params.get("max_tracks_per_package"),
-                    min_seconds=min_seconds, max_seconds=max_seconds, tracks=tracks, skipped=skipped,
-                    progress=progress,
-                )
-            except DataError as exc:
-                summary.errors[package] = str(exc)
-                continue
-            summary.new_tracks += len(rows)
-            summary.skipped.extend(skip_log)
-            tracks = mf.merge_rows(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
-            skipped = mf.merge_rows(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
-            mf.write_table(tracks, mf.tracks_path())  # after each package: an interrupted run keeps it
-            mf.write_table(skipped, mf.skipped_path())
-        n_rendered = int(params.get("rendered_tracks", 0) or 0)
-        if n_rendered:
-
-            rows, skips, skip_log, err = prepare_rendered(
-                n_rendered, sample_rate, tracks=tracks, skipped=skipped, progress=progress, seed=int(params["seed"]),
-            )
-            if err:
-                summary.errors["music21"] = err
-            summary.new_tracks += len(rows)
-            summary.skipped.extend(skip_log)
-            tracks = mf.merge_rows(tracks, rows, ["source", "track_id"], mf.TRACK_COLUMNS)
-            skipped = mf.merge_rows(skipped, skips, ["source", "package", "file"], mf.SKIP_COLUMNS)
-            if len(skipped) and len(tracks):  # a piece skipped once (a stored time-out) and rendered now
-                rendered_files = set(tracks.loc[tracks["source"] == "music21", "file"])
-                skipped = skipped[~((skipped["source"] == "music21") & skipped["file"].isin(rendered_files))]
-            mf.write_table(tracks, mf.tracks_path())
-            mf.write_table(skipped, mf.skipped_path())
+        tracks, skipped = _prepare_debian(params, profile, summary, tracks, skipped, progress)
+        tracks, skipped = _prepare_music21(params, summary, tracks, skipped, progress)
         selected = mf.load_manifest(profile) if not tracks.empty else pd.DataFrame(columns=mf.TRACK_COLUMNS + ["split"])
         summary.tracks = selected
         if len(selected):

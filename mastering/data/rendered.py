@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import save_audio
 from ..paths import data_dir
 from . import manifest as mf
 from .debian import SkipTrack, natural_key
@@ -227,6 +226,10 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
     return x, meta
 
 
+def _track_id(piece: str) -> str:
+    return "corpus/" + Path(piece).with_suffix("").as_posix().replace("/", "_")
+
+
 def _sidecar(wav: Path) -> Path:
     return wav.with_name(wav.name + ".json")
 
@@ -249,8 +252,7 @@ def _resumed_row(root: Path, piece: str, sample_rate: int) -> dict | None:
     import soundfile as sf
 
 
-    track_id = "corpus/" + Path(piece).with_suffix("").as_posix().replace("/", "_")
-    wav = root / mf.track_cache_path("music21", track_id)
+    wav = root / mf.track_cache_path("music21", _track_id(piece))
     side = _sidecar(wav)
     if not (wav.exists() and side.exists()):
         return None
@@ -262,6 +264,48 @@ def _resumed_row(root: Path, piece: str, sample_rate: int) -> dict | None:
     if row.get("file") != piece or int(row.get("sample_rate", -1)) != int(sample_rate) \
             or int(info.samplerate) != int(sample_rate) or abs(info.frames / info.samplerate - float(row["duration_s"])) > 0.01:
         return None
+    return row
+
+
+def _known_rendered(tracks: pd.DataFrame, skipped: pd.DataFrame, sample_rate: int) -> tuple[dict, dict[str, str]]:
+    """What earlier runs recorded: ``{piece: track row}`` and ``{piece: skip reason}`` at ``sample_rate``.
+
+    Stored time-outs and run-away renders are left out, so they are retried (:data:`TIMEOUT_REASON`,
+    :data:`RUNAWAY_REASON`).
+    """
+    known_files = {r.file: r for r in tracks[tracks["source"] == "music21"].itertuples()}
+    known_skips = {
+        r.file: r.reason for r in skipped.itertuples()
+        if r.source == "music21" and int(r.sample_rate) == int(sample_rate)
+        and not str(r.reason).startswith((TIMEOUT_REASON, RUNAWAY_REASON))
+    }
+    return known_files, known_skips
+
+
+def _render_checked(piece: str, sample_rate: int, seed: int):
+    """:func:`render_piece`, with pieces shorter than :data:`MIN_SECONDS` skipped."""
+    x, meta = render_piece(piece, sample_rate, seed=seed)
+    duration = x.shape[-1] / sample_rate
+    if duration < MIN_SECONDS:
+        raise SkipTrack(f"short piece: {duration:.1f} s < {MIN_SECONDS:.0f} s")
+    return x, meta
+
+
+def _rendered_row(root: Path, piece: str, x, meta: dict, sample_rate: int, order: int) -> dict:
+    """Cache a rendered piece (cut to :data:`MAX_SECONDS`) with its sidecar; return its manifest row."""
+    x = x[:, : int(MAX_SECONDS * sample_rate)]
+    track_id = _track_id(piece)
+    m = mf.cache_track(root, "music21", track_id, x.numpy(), sample_rate)
+    row = {
+        "source": "music21", "kind": "rendered", "package": "corpus", "track_id": track_id,
+        "file": piece, "path": m["path"], "duration_s": m["duration_s"],
+        "sample_rate": int(sample_rate), "orig_sample_rate": int(sample_rate),
+        "orig_format": f"MIDI via FluidSynth ({meta['ensemble']}; programs {meta['programs']})",
+        "channels": m["channels"], "loudness_lufs": m["loudness_lufs"], "peak_dbfs": m["peak_dbfs"],
+        "clipped_samples": m["clipped_samples"], "license": LICENSE,
+        "copyright_file": "", "order": order,
+    }
+    _write_sidecar(root / m["path"], row)
     return row
 
 
@@ -278,22 +322,14 @@ def prepare_rendered(
     Returns:
         ``(new track rows, new skip rows, skipped (package, file, reason), error message or "")``.
     """
-
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         return [], [], [], "fluidsynth / fluid-soundfont-gm not installed: rendered source skipped"
     try:
         pieces = corpus_pieces()
     except Exception as exc:
         return [], [], [], f"music21 corpus unavailable ({exc})"
-    tracks = mf.read_tracks() if tracks is None else tracks
-    known = tracks[tracks["source"] == "music21"]
-    known_files = {r.file: r for r in known.itertuples()}
-    skipped = mf.read_skipped() if skipped is None else skipped
-    known_skips = {  # stored time-outs and run-away renders are retried (TIMEOUT_REASON, RUNAWAY_REASON)
-        r.file: r.reason for r in skipped.itertuples()
-        if r.source == "music21" and int(r.sample_rate) == int(sample_rate)
-        and not str(r.reason).startswith((TIMEOUT_REASON, RUNAWAY_REASON))
-    }
+    known_files, known_skips = _known_rendered(mf.read_tracks() if tracks is None else tracks,
+                                               mf.read_skipped() if skipped is None else skipped, sample_rate)
     root = data_dir()
     rows, skips, skip_rows = [], [], []
     accepted = 0
@@ -305,51 +341,23 @@ def prepare_rendered(
     for order, piece in enumerate(pieces):
         if accepted >= n_tracks:
             break
-        row = known_files.get(piece)
-        if row is not None and (root / str(row.path)).exists() and int(row.sample_rate) == int(sample_rate):
-            accepted += 1
-            if bar is not None:
-                bar.update(1)
-            continue
-        if piece in known_skips:
-            skips.append(("corpus", piece, known_skips[piece]))
-            continue
-        resumed = _resumed_row(root, piece, sample_rate)
-        if resumed is not None:  # rendered by an interrupted run: its manifest row was never written
-            rows.append(resumed)
-            accepted += 1
-            if bar is not None:
-                bar.update(1)
-            continue
-        try:
-            x, meta = render_piece(piece, sample_rate, seed=seed)
-            duration = x.shape[-1] / sample_rate
-            if duration < MIN_SECONDS:
-                raise SkipTrack(f"short piece: {duration:.1f} s < {MIN_SECONDS:.0f} s")
-        except SkipTrack as skip:
-            skips.append(("corpus", piece, skip.reason))
-            if skip.reason.startswith(TIMEOUT_REASON):
-                continue  # transient: counted in this run's summary, not stored
-            skip_rows.append({"source": "music21", "package": "corpus", "file": piece, "reason": skip.reason,
-                              "sample_rate": int(sample_rate), "min_seconds": MIN_SECONDS})
-            continue
-        x = x[:, : int(MAX_SECONDS * sample_rate)]
-        audio = np.clip(x.numpy(), -1.0, 1.0)
-        track_id = "corpus/" + Path(piece).with_suffix("").as_posix().replace("/", "_")
-        cache_rel = mf.track_cache_path("music21", track_id)
-        (root / cache_rel).parent.mkdir(parents=True, exist_ok=True)
-        save_audio(root / cache_rel, audio, sample_rate, subtype="PCM_16")
-        lufs, peak = mf.loudness_peak(audio, sample_rate)
-        rows.append({
-            "source": "music21", "kind": "rendered", "package": "corpus", "track_id": track_id,
-            "file": piece, "path": cache_rel.as_posix(), "duration_s": round(audio.shape[-1] / sample_rate, 4),
-            "sample_rate": int(sample_rate), "orig_sample_rate": int(sample_rate),
-            "orig_format": f"MIDI via FluidSynth ({meta['ensemble']}; programs {meta['programs']})",
-            "channels": 2, "loudness_lufs": round(lufs, 3), "peak_dbfs": round(peak, 3),
-            "clipped_samples": int(np.count_nonzero(np.abs(x.numpy()) > 1.0)), "license": LICENSE,
-            "copyright_file": "", "order": order,
-        })
-        _write_sidecar(root / cache_rel, rows[-1])
+        if not mf.track_is_cached(known_files.get(piece), root, sample_rate):
+            if piece in known_skips:
+                skips.append(("corpus", piece, known_skips[piece]))
+                continue
+            row = _resumed_row(root, piece, sample_rate)  # rendered by an interrupted run before its manifest
+            if row is None:
+                try:
+                    x, meta = _render_checked(piece, sample_rate, seed)
+                except SkipTrack as skip:
+                    skips.append(("corpus", piece, skip.reason))
+                    if not skip.reason.startswith(TIMEOUT_REASON):  # a time-out is transient: not stored
+                        skip_rows.append({"source": "music21", "package": "corpus", "file": piece,
+                                          "reason": skip.reason, "sample_rate": int(sample_rate),
+                                          "min_seconds": MIN_SECONDS})
+                    continue
+                row = _rendered_row(root, piece, x, meta, sample_rate, order)
+            rows.append(row)
         accepted += 1
         if bar is not None:
             bar.update(1)

@@ -1,27 +1,9 @@
 """The CLAP ablation: audio encoders into the semantic latent compared under one protocol.
 
-Arms (notebook ``11_clap_ablation``):
-
-* ``custom-pink`` -- the main encoder (log-mel CNN, MSE; ``cnn-mse`` of
-  :data:`mastering.semantic.encoder.ENCODER_VARIANTS`), trained on pink noise;
-* ``custom-music`` -- the same, trained on real-music training excerpts (``cnn-mse-music``);
-* ``custom-mixture`` -- the same, trained on the multi-source mixture of the data pipeline
-  (:class:`mastering.data.datasets.MultiSourceDataset` over pink noise, real and rendered
-  training excerpts with the profile's ``source_ratios``);
-* ``clap-random`` -- a frozen, randomly initialized LAION-CLAP audio branch (HTS-AT) with a
-  trainable projection (:mod:`mastering.semantic.clap`), trained on pink noise: the control for
-  "architecture vs pretraining";
-* ``clap-pretrained`` -- the same branch with a released LAION-CLAP checkpoint's weights, run only
-  when a checkpoint is given (they cannot be downloaded on the build machines).
-
-The custom encoders are the cached runs of notebook 08 (:func:`mastering.semantic.encoder.
-fit_or_load_encoder`, same settings, so nothing is retrained when 08 ran before). Every arm is
-evaluated by :func:`mastering.semantic.encoder.evaluate_encoder` on the same held-out settings
-(contributors unseen by the VAE and every encoder) rendered on the same pink noise and on the same
-excerpts of held-out test tracks. HTS-AT costs a 10 s forward pass per example on a CPU, so the
-profile may cap the held-out settings (a seeded subset, the same for every arm) and the CLAP
-projection is fitted on a fixed set of ``n_train_examples`` rendered examples whose embeddings
-are computed once; the CNNs see ``steps x batch_size`` fresh examples.
+Notebook ``11_clap_ablation``. Entry point :func:`run_clap_ablation` trains (or reuses) every arm
+of :data:`ARMS` and evaluates each on the same held-out settings; :func:`mixture_pool` builds the
+multi-source training pool and :func:`eval_subset` the shared evaluation subset. Tables and
+figures: :mod:`mastering.semantic.report_clap`.
 """
 
 from __future__ import annotations
@@ -43,7 +25,12 @@ from .vae import SemanticVAE, single_thread
 
 __all__ = ["ARMS", "mixture_pool", "eval_subset", "run_clap_ablation"]
 
-#: The arms in table order: ``(name, encoder, trained on)``.
+#: The arms in table order: ``(name, encoder, trained on)``. ``custom-*``: the main log-mel CNN
+#: (MSE; ``cnn-mse`` / ``cnn-mse-music`` of :data:`mastering.semantic.encoder.ENCODER_VARIANTS`)
+#: trained on pink noise, on real-music training excerpts, or on the multi-source mixture
+#: (:func:`mixture_pool`); ``clap-random``: a frozen, seeded random-init LAION-CLAP audio branch
+#: with a trainable projection (:mod:`mastering.semantic.clap`), the control for architecture vs
+#: pretraining; ``clap-pretrained``: the same branch with a released checkpoint's weights.
 ARMS = (
     ("custom-pink", "CNN (ours)", "pink"),
     ("custom-music", "CNN (ours)", "music"),
@@ -121,6 +108,11 @@ def run_clap_ablation(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train (or reuse) every arm and evaluate each on the same held-out settings.
 
+    The CNN arms reuse notebook 08's cached runs (same settings) and see ``steps x batch_size``
+    fresh examples; the CLAP head is fitted on ``n_train_examples`` examples embedded once. Every
+    arm is scored by :func:`~mastering.semantic.encoder.evaluate_encoder` on the same held-out
+    settings (a seeded subset of at most ``max_eval``) on the same pink noise and test excerpts.
+
     Args:
         vae_model, vae_folder, history: the VAE, its run folder and training history
             (``train_index`` / ``val_index``).
@@ -160,7 +152,18 @@ def run_clap_ablation(
             _, summary = evaluate_encoder(enc, vae_model, df, ev, tr, segment_seconds=seg, dry_pool=pool)
             rows.append({"arm": arm, "evaluated_on": where, **fields, **summary})
 
-    # The custom CNNs: cached runs of notebook 08, plus the mixture.
+    _run_custom_arms(evaluate, status, vae_model, vae_folder, df, tr, va, profile, music_train, mixture, seed,
+                     progress)  # fmt: skip
+    _run_clap_arms(evaluate, status, vae_model, df, tr, size, seg, clap_checkpoint, clap_amodel, seed, device,
+                   progress)  # fmt: skip
+    return _ordered_results(rows, status)
+
+
+def _run_custom_arms(evaluate, status: list[dict[str, Any]], vae_model: SemanticVAE, vae_folder: str | os.PathLike,
+                     df: pd.DataFrame, tr: np.ndarray, va: np.ndarray, profile: str,
+                     music_train: tuple[pd.DataFrame, torch.Tensor] | None,
+                     mixture: tuple[pd.DataFrame, torch.Tensor] | None, seed: int, progress: bool) -> None:
+    """The custom CNN arms: cached runs of notebook 08, plus the mixture (:func:`run_clap_ablation`)."""
     pools: dict[str, tuple[torch.Tensor | None, str | None] | None] = {
         "custom-pink": (None, None),
         "custom-music": None if music_train is None else (music_train[1], ",".join(music_train[0]["clip"])),
@@ -182,7 +185,11 @@ def run_clap_ablation(
                  train_examples=int(settings["train"]["steps"] * settings["train"]["batch_size"]), run=folder.name)  # fmt: skip
         status.append({"arm": arm, "status": "ran", "reason": f"run {folder.name}"})
 
-    # The CLAP arms: the random-init control always, the pretrained arm with a checkpoint.
+
+def _run_clap_arms(evaluate, status: list[dict[str, Any]], vae_model: SemanticVAE, df: pd.DataFrame, tr: np.ndarray,
+                   size: dict[str, Any], seg: float, clap_checkpoint: str | os.PathLike | None,
+                   clap_amodel: str | None, seed: int, device: str, progress: bool) -> None:
+    """The CLAP arms: the random-init control always, the pretrained arm with a checkpoint."""
     available, why = clap.clap_available()
     amodel = clap_amodel
     if amodel is None:
@@ -208,13 +215,22 @@ def run_clap_ablation(
         evaluate(arm, enc, encoder=f"{label} ({amodel})", init=info["init"], checkpoint=str(checkpoint or ""),
                  trained_on=trained_on, trainable_parameters=int(n_params), train_examples=size["n_train_examples"],
                  run="")  # fmt: skip
-        detail = f"{amodel}, {info['init']}"
-        if checkpoint:
-            detail += (f" from {checkpoint} ({info['loaded_keys']} tensors loaded, {len(info['missing_keys'])} missing, "
-                       f"{len(info['unexpected_keys'])} unexpected)")  # fmt: skip
-        else:
-            detail += f" (seed {seed})"
-        status.append({"arm": arm, "status": "ran", "reason": detail})
+        status.append({"arm": arm, "status": "ran", "reason": _clap_detail(amodel, info, checkpoint, seed)})
+
+
+def _clap_detail(amodel: str, info: dict[str, Any], checkpoint: str | os.PathLike | None, seed: int) -> str:
+    """The ``reason`` of a CLAP arm that ran: size, init and the checkpoint's load report (or the seed)."""
+    detail = f"{amodel}, {info['init']}"
+    if checkpoint:
+        detail += (f" from {checkpoint} ({info['loaded_keys']} tensors loaded, {len(info['missing_keys'])} missing, "
+                   f"{len(info['unexpected_keys'])} unexpected)")  # fmt: skip
+    else:
+        detail += f" (seed {seed})"
+    return detail
+
+
+def _ordered_results(rows: list[dict[str, Any]], status: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(table, arms)`` of :func:`run_clap_ablation`, in :data:`ARMS` order (pink before music)."""
     table = pd.DataFrame(rows)
     for column in ("pair_accuracy", "pair_separation"):  # absent when the subset lacks one of the pair
         if column not in table and not table.empty:

@@ -1,33 +1,11 @@
 """A frozen LAION-CLAP audio branch (HTS-AT) with a trainable projection into the semantic latent.
 
-The CLAP ablation (notebook ``11_clap_ablation``) asks whether a large audio encoder pretrained
-on text-audio pairs reads the SAFE-DB latent better than the small log-mel CNN of
-:mod:`mastering.semantic.encoder`, and whether any gain comes from the architecture or from the
-pretraining. The audio branch of LAION-CLAP (Wu et al., "Large-scale contrastive language-audio
-pretraining with feature fusion and keyword-to-caption augmentation", ICASSP 2023) is the
-Hierarchical Token-Semantic Audio Transformer (HTS-AT; Chen et al., ICASSP 2022), a Swin
-Transformer over a 64-band log-mel spectrogram of 10 s of 48 kHz audio. It is built here from
-the ``laion-clap`` package's own modules and model configurations (``HTSAT-tiny``,
-``HTSAT-base``), kept frozen (evaluation mode, no gradients), and followed by a small trainable
-head (feature standardization, then ``Linear - ReLU - Linear``) to the VAE's latent.
-
-Only the audio branch is built. ``laion-clap`` 1.1.7 itself is not imported: its package
-``__init__`` loads text tokenizers from the Hugging Face hub at import time (it hangs offline) and
-``CLAP_Module`` builds the RoBERTa text branch from the hub. This module loads the HTS-AT source
-files of the installed package as a private package (no ``__init__`` runs), so the branch is
-constructed without any network access; ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` are set
-before that import all the same. Its runtime needs are ``torchlibrosa`` (the STFT and mel front
-end), ``torchvision`` and ``h5py`` (imported by the package's ``utils``); the package is installed
-with ``--no-deps`` since it declares ``numpy<2`` and text-side dependencies the audio branch never
-uses (the optional extra ``clap``).
-
-Input handling follows CLAP's inference path (``get_audio_embedding_from_data``): audio is
-downmixed to mono, resampled to 48 kHz with torchaudio (:func:`mastering.io.resample`) and
-*repeat-padded* to 10 s (the clip is tiled, the remainder zero-padded; longer audio keeps its
-first 10 s). Unlike CLAP, each clip is first scaled to -20 dBFS RMS, so the embedding, like the
-CNN's features, ignores the input gain. Pretrained weights come from a released LAION-CLAP
-checkpoint (``load_clap_audio_encoder(path)``); without one the branch keeps its random
-initialization (seeded), the control that separates architecture from pretraining.
+Used by the encoder ablation (:mod:`mastering.semantic.ablation`). Entry points:
+:func:`load_clap_audio_encoder` (the frozen branch, with a LAION-CLAP checkpoint's weights or
+randomly initialized), :class:`ClapLatentEncoder` (branch + trainable head) and
+:func:`train_clap_projection` (fits the head); :func:`clap_available` says whether the optional
+extra ``clap`` (:data:`CLAP_REQUIREMENTS`) is installed. Only the audio branch is built, from the
+installed ``laion-clap`` package's HTS-AT sources, without network access.
 """
 
 from __future__ import annotations
@@ -83,7 +61,8 @@ CLAP_CLIP_SAMPLES = 480000
 #: The optional extra ``clap`` (install each with ``pip install --no-deps``): the exact pins this
 #: module was tested with. ``laion-clap`` declares ``numpy<2`` (which would downgrade the stack)
 #: and text-side dependencies (transformers, wandb, webdataset, ...) that the audio branch never
-#: imports, and needs ``torchvision`` without declaring it.
+#: imports, and needs ``torchvision`` without declaring it; ``torchlibrosa`` is the STFT and mel
+#: front end, ``h5py`` is imported by the package's ``utils``.
 CLAP_REQUIREMENTS = ("laion-clap==1.1.7", "torchlibrosa==0.1.0", "torchvision==0.24.1", "h5py==3.16.0")
 
 _PRIVATE_PACKAGE = "_mastering_laion_clap_audio"
@@ -113,7 +92,12 @@ def _clap_module_dir() -> Path:
 def _import_htsat() -> types.ModuleType:
     """Import ``laion_clap/clap_module/htsat.py`` (and its siblings ``utils``, ``feature_fusion``)
     as a private package, so that neither ``laion_clap/__init__.py`` nor
-    ``clap_module/__init__.py`` (text tokenizers, transformers, the hub) runs."""
+    ``clap_module/__init__.py`` (text tokenizers, transformers, the hub) runs.
+
+    laion-clap 1.1.7's package ``__init__`` loads text tokenizers from the Hugging Face hub at
+    import time (it hangs offline) and ``CLAP_Module`` builds the RoBERTa text branch from the hub;
+    loading only the HTS-AT sources needs no network. ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``
+    are set before the import all the same."""
     global _HTSAT
     if _HTSAT is not None:
         return _HTSAT
@@ -159,7 +143,9 @@ def clap_audio_config(amodel: str = "HTSAT-tiny") -> dict[str, Any]:
 
 def build_clap_audio_branch(amodel: str = "HTSAT-tiny", seed: int = 0) -> nn.Module:
     """The HTS-AT audio branch of ``amodel`` (``create_htsat_model`` of the package, no fusion),
-    randomly initialized with ``seed``, in evaluation mode. No network access."""
+    randomly initialized with ``seed``, in evaluation mode. No network access.
+
+    HTS-AT is a Swin Transformer over a 64-band log-mel spectrogram of 10 s of 48 kHz audio."""
     config = clap_audio_config(amodel)
     htsat = _import_htsat()
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
@@ -231,8 +217,11 @@ class ClapAudioEmbedder(nn.Module):
     """A frozen CLAP audio branch: audio ``[batch, channels, samples]`` at ``sample_rate`` to its
     clip embedding ``[batch, embedding_dim]`` (HTS-AT's pooled latent, before CLAP's projection).
 
-    Mono downmix, -20 dBFS RMS, resampling to 48 kHz and CLAP's repeat-padding to 10 s happen
-    inside (see the module docstring); the branch always runs in evaluation mode.
+    Input handling follows CLAP's inference path (``get_audio_embedding_from_data``): audio is
+    downmixed to mono, resampled to 48 kHz (:func:`mastering.io.resample`) and repeat-padded to
+    10 s (the clip is tiled, the remainder zero-padded; longer audio keeps its first 10 s). Unlike
+    CLAP, each clip is first scaled to ``level_dbfs`` RMS, so the embedding, like the CNN's
+    features, ignores the input gain. The branch always runs in evaluation mode.
 
     Args:
         branch: from :func:`build_clap_audio_branch`.

@@ -1,23 +1,9 @@
 """Inference-time refinement of a semantic EQ: Adam on the EQ parameters, re-encoding the output.
 
-The two-stage adaptive semantic EQ (:func:`mastering.semantic.adaptive.semantic_eq_settings`)
-decides its ten bands in one pass. Refinement then adjusts them for *this* file: for ``N`` steps,
-Adam (Kingma & Ba, ICLR 2015) updates the bands' gains (dB), log-frequencies and log-Qs to bring
-the processed audio's code, as the audio encoder reads it, to the traversal's goal (the step's
-``z_new``), under the plausibility terms of the end-to-end objective
-(:func:`mastering.semantic.e2e.e2e_loss`): the loudness change the EQ causes (LU^2) and the cap on
-the RMS dB of its curve (:func:`mastering.semantic.e2e.loudness_change_lu`). The processing is the exact IIR cascade
-(:func:`mastering.dsp.eq.parametric_eq`), differentiated through its adjoint.
-
-The encoder that is descended is the bundle's own, the same that places the goal and that the
-evaluation reads positions with: the re-encoded distance is therefore an optimistic measure of
-refinement (it can fall by fooling the encoder). :func:`refinement_quality` reports, with it, the
-encoder-free change of spectral tilt and the direction of the applied curve against the
-descriptor's mean SAFE curve, which would show such a cheat.
-
-Adam with a constant learning rate is deterministic, so the settings after ``N`` steps of a
-200-step run are those of an ``N``-step run: one trajectory gives every ``N`` of the quality vs
-time table, with the cumulative time to reach each.
+Entry points: :func:`refine_trajectory` / :func:`refine_settings` refine the two-stage adaptive
+settings (:func:`mastering.semantic.adaptive.semantic_eq_settings`) of one input for ``N`` steps;
+:func:`refinement_quality` and :func:`summarize_refinement` give notebook 10's quality vs time
+table over :data:`REFINE_STEPS`.
 """
 
 from __future__ import annotations
@@ -72,6 +58,15 @@ def refine_trajectory(
 ) -> tuple[dict[int, EQSettings], pd.DataFrame]:
     """Refine the two-stage settings for ``steps`` Adam steps, keeping the settings at ``snapshots``.
 
+    Adam updates the bands' gains, log-frequencies and log-Qs to bring the code of the processed
+    audio (exact IIR cascade, :func:`mastering.dsp.eq.parametric_eq`), as the bundle's own encoder
+    reads it, to the traversal's goal ``z_new``, under the plausibility terms of
+    :func:`mastering.semantic.e2e.e2e_loss`: the loudness change (LU^2) and the cap on the curve's
+    RMS dB. The encoder descended is the one that places the goal, so the distance is optimistic
+    (it can fall by fooling the encoder; :func:`refinement_quality` reports encoder-free checks).
+    Adam with a constant learning rate is deterministic: the settings after ``N`` steps of a longer
+    run are those of an ``N``-step run, so one trajectory gives every ``N``.
+
     Args:
         bundle: the semantic EQ (its encoder measures the result and is not trained).
         audio: ``[batch, channels, samples]`` (or ``[channels, samples]``) at ``sample_rate``.
@@ -95,6 +90,22 @@ def refine_trajectory(
         ``loudness_lu`` (mean absolute loudness change) and ``rms_db`` (mean curve RMS).
     """
 
+    steps = _check_refine_args(steps, lr, snapshots)
+    w = {**LOSS_WEIGHTS, **(weights or {})}
+    cap_db = CAP_DB if cap_db is None else float(cap_db)
+    x = _as_batch(audio).double()
+    init = semantic_eq_settings(bundle, x, sample_rate, descriptor, intensity, "adaptive")
+    wanted = sorted({int(s) for s in snapshots} | {steps})
+    if init.intensity == 0.0:
+        same = _refined(init, init.freq_hz, init.gain_db, init.q)
+        hist = pd.DataFrame({"step": range(steps + 1), "seconds": 0.0, "distance": np.nan, "loss": np.nan,
+                             "loudness_lu": 0.0, "rms_db": 0.0})
+        return {s: same for s in wanted}, hist
+    return _descend(bundle, x, sample_rate, init, steps, lr, seed, wanted, w, cap_db)
+
+
+def _check_refine_args(steps: int, lr: float, snapshots: Sequence[int]) -> int:
+    """``steps`` as an int, after checking it, ``lr`` and ``snapshots`` (:func:`refine_trajectory`)."""
     steps = int(steps)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -103,33 +114,47 @@ def refine_trajectory(
     bad = [s for s in snapshots if not 0 <= int(s) <= steps]
     if bad:
         raise ValueError(f"snapshots must lie in 0..steps={steps}, got {bad}")
-    w = {**LOSS_WEIGHTS, **(weights or {})}
-    cap_db = CAP_DB if cap_db is None else float(cap_db)
-    x = _as_batch(audio).double()
-    init = semantic_eq_settings(bundle, x, sample_rate, descriptor, intensity, "adaptive")
-    wanted = sorted({int(s) for s in snapshots} | {steps})
+    return steps
 
-    def snapshot(f: np.ndarray, g: np.ndarray, q: np.ndarray) -> EQSettings:
-        return EQSettings("refined", init.descriptor, init.intensity, f, g, q, init.kinds, init.z_audio, init.z_target, init.z_new)
 
-    if init.intensity == 0.0:
-        same = snapshot(init.freq_hz, init.gain_db, init.q)
-        hist = pd.DataFrame({"step": range(steps + 1), "seconds": 0.0, "distance": np.nan, "loss": np.nan,
-                             "loudness_lu": 0.0, "rms_db": 0.0})
-        return {s: same for s in wanted}, hist
+def _refined(init: EQSettings, f: np.ndarray, g: np.ndarray, q: np.ndarray) -> EQSettings:
+    """``init`` with the bands ``(f, g, q)``, method ``"refined"``."""
+    return EQSettings("refined", init.descriptor, init.intensity, f, g, q, init.kinds, init.z_audio, init.z_target, init.z_new)
+
+
+def _start_params(init: EQSettings, nyq: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The optimised leaves from the two-stage settings: gains / 10 dB, log-frequencies, log-Qs."""
+    g10 = torch.tensor(init.gain_db / 10.0, dtype=torch.float64, requires_grad=True)
+    logf = torch.tensor(np.log(np.clip(init.freq_hz, 20.0, nyq)), dtype=torch.float64, requires_grad=True)
+    logq = torch.tensor(np.log(np.clip(init.q, *_Q_RANGE)), dtype=torch.float64, requires_grad=True)
+    return g10, logf, logq
+
+
+def _physical(g10: torch.Tensor, logf: torch.Tensor, logq: torch.Tensor, nyq: float):
+    """``(freq_hz, gain_db, q)`` of the optimised leaves, clamped to the EQ's ranges."""
+    return (logf.exp().clamp(20.0, nyq), (10.0 * g10).clamp(-_GAIN_MAX_DB, _GAIN_MAX_DB), logq.exp().clamp(*_Q_RANGE))
+
+
+def _descend(bundle: SemanticEQ, x: torch.Tensor, sample_rate: int, init: EQSettings, steps: int, lr: float,
+             seed: int, wanted: list[int], w: dict[str, float], cap_db: float) -> tuple[dict[int, EQSettings], pd.DataFrame]:
+    """The Adam loop of :func:`refine_trajectory` (intensity > 0)."""
     judge = frozen_copy(bundle.encoder)
     goal = torch.as_tensor(init.z_new, dtype=torch.float32)
     music = torch.as_tensor(bundle.music_reference_z if bundle.music_reference_z is not None else bundle.neutral_z, dtype=torch.float32)
     neutral = torch.as_tensor(bundle.neutral_z, dtype=torch.float32)
     nyq = 0.49 * sample_rate
-    g10 = torch.tensor(init.gain_db / 10.0, dtype=torch.float64, requires_grad=True)
-    logf = torch.tensor(np.log(np.clip(init.freq_hz, 20.0, nyq)), dtype=torch.float64, requires_grad=True)
-    logq = torch.tensor(np.log(np.clip(init.q, *_Q_RANGE)), dtype=torch.float64, requires_grad=True)
+    g10, logf, logq = _start_params(init, nyq)
     opt = torch.optim.Adam([g10, logf, logq], lr=lr)
     spectrum = k_weighted_spectrum(x, sample_rate)
 
-    def physical():
-        return (logf.exp().clamp(20.0, nyq), (10.0 * g10).clamp(-_GAIN_MAX_DB, _GAIN_MAX_DB), logq.exp().clamp(*_Q_RANGE))
+    def objective(f, g, q):
+        y = parametric_eq(x, sample_rate, f, g, q, init.kinds, mode="exact")
+        z = _encode_excerpts(judge, y, sample_rate, bundle.excerpt_s, bundle.max_excerpts) - music + neutral
+        dist = (z - goal).square().sum(-1)
+        d_lu = loudness_change_lu(spectrum, f, g, q, init.kinds, sample_rate)
+        rms = _curve_rms_db(f, g, q, init.kinds, sample_rate)
+        loss = dist.mean() + w["loudness"] * d_lu.square().mean() + w["cap"] * torch.relu(rms - cap_db).square().mean()
+        return dist, d_lu, rms, loss
 
     rows, kept = [], {}
     elapsed = 0.0
@@ -137,15 +162,10 @@ def refine_trajectory(
         torch.manual_seed(int(seed))
         for k in range(steps + 1):
             t0 = time.perf_counter()
-            f, g, q = physical()
+            f, g, q = _physical(g10, logf, logq, nyq)
             if k in wanted:
-                kept[k] = snapshot(*(v.detach().numpy().copy() for v in (f, g, q)))
-            y = parametric_eq(x, sample_rate, f, g, q, init.kinds, mode="exact")
-            z = _encode_excerpts(judge, y, sample_rate, bundle.excerpt_s, bundle.max_excerpts) - music + neutral
-            dist = (z - goal).square().sum(-1)
-            d_lu = loudness_change_lu(spectrum, f, g, q, init.kinds, sample_rate)
-            rms = _curve_rms_db(f, g, q, init.kinds, sample_rate)
-            loss = dist.mean() + w["loudness"] * d_lu.square().mean() + w["cap"] * torch.relu(rms - cap_db).square().mean()
+                kept[k] = _refined(init, *(v.detach().numpy().copy() for v in (f, g, q)))
+            dist, d_lu, rms, loss = objective(f, g, q)
             if k < steps:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
