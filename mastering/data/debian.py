@@ -1,23 +1,9 @@
 """Real, mastered music from Debian's game-soundtrack packages.
 
-The packages are fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x`` into the
-git-ignored cache (nothing is installed), their music files are decoded and resampled, and each
-track's licence is read from the package's own ``/usr/share/doc/<package>/copyright`` file.
-
-Formats met in the listed packages (Debian 12):
-
-=========================  ====================================================================
-``asc-music``              MP3 (22.05 kHz stereo; upsampled, ``orig_sample_rate`` records it)
-``drascula-music``         Ogg Vorbis, 44.1 kHz stereo (many short cues: skipped as jingles)
-``fb-music-high``          FastTracker 2 module (``.xm``), rendered with Debian's ``xmp``
-``planetblupi-music-ogg``  Ogg Vorbis, 44.1 kHz stereo
-``wesnoth-1.16-music``     Ogg Vorbis
-``ufoai-music``            Ogg Vorbis
-``xblast-tnt-musics``      headerless PCM ``xbsng*.raw``: 8-bit unsigned, stereo interleaved,
-                           22 050 Hz (XBlast's sound server ``xbsndsrv.c``: ``SAMPLE_RATE 22050``,
-                           ``SAMPLE_SIZE 8``, songs flagged non-mono). They are 19-55 s game
-                           loops, so the 60 s jingle rule skips them with that reason.
-=========================  ====================================================================
+:func:`fetch_package` downloads a package with ``apt-get download`` and unpacks it with
+``dpkg-deb -x`` into the git-ignored cache (nothing is installed); :func:`music_files` lists its
+music, :func:`decode_file` decodes and resamples one file (formats listed there) and
+:func:`read_license` reads the licence from the package's ``/usr/share/doc/<package>/copyright``.
 """
 
 from __future__ import annotations
@@ -339,6 +325,20 @@ def decode_file(
     silence_dbfs: float = -60.0,
 ) -> Decoded:
     """Decode one candidate file to stereo at ``sample_rate``.
+
+    Formats met in the listed packages (Debian 12):
+
+    =========================  ====================================================================
+    ``asc-music``              MP3 (22.05 kHz stereo; upsampled, ``orig_sample_rate`` records it)
+    ``drascula-music``         Ogg Vorbis, 44.1 kHz stereo (many short cues: skipped as jingles)
+    ``fb-music-high``          FastTracker 2 module (``.xm``), rendered with Debian's ``xmp``
+    ``planetblupi-music-ogg``  Ogg Vorbis, 44.1 kHz stereo
+    ``wesnoth-1.16-music``     Ogg Vorbis
+    ``ufoai-music``            Ogg Vorbis
+    ``xblast-tnt-musics``      headerless PCM ``xbsng*.raw`` (:data:`RAW_FORMATS`): 8-bit unsigned,
+                               stereo interleaved, 22 050 Hz; 19-55 s game loops, so the 60 s
+                               jingle rule skips them with that reason.
+    =========================  ====================================================================
 
     Raises:
         SkipTrack: unsupported/undocumented format, decoding error, shorter than ``min_seconds``

@@ -1,58 +1,11 @@
 """Demastering: degrade mastered audio the way an unmastered mix differs from its master.
 
-Two steps, as in audiotools' ``instantiate``/``transform``: :func:`sample_params` draws every
-parameter from the documented ranges (:data:`PARAM_RANGES`) with an explicit ``seed``;
-:func:`apply` processes audio with given parameters and, with ``return_log=True``, also returns
-the record of what it did, including the values that depend on the signal (the dynamics
-threshold, the level gain). That record is what :func:`write_log` stores as JSON next to the
-pair, so the logged parameters are the applied ones (``tests/data/test_demaster.py`` measures it).
-
-The chain, in processing order (:data:`STAGE_ORDER`); each stage is present with probability
-``p`` (drawn per seed; an absent stage is ``None`` in the record):
-
-``dynamics``
-    Undo the master's limiting/compression, or change it. Modes ``expand`` (upward expansion
-    above a threshold ``depth_db`` below the input's sample peak: de-limiting), ``compress``
-    (a bus-compressor variant: mixes are often compressed differently than masters) or
-    ``none``. Processors: :func:`mastering.dsp.dynamics.expander` / ``compressor``
-    (Giannoulis, Massberg & Reiss, JAES 2012), stereo-linked peak detector.
-``tilt_eq``
-    Static spectral balance: a tilt of ``tilt_db`` around ``pivot_hz`` (low shelf ``-tilt/2``,
-    high shelf ``+tilt/2``) plus an independent low and high shelf; RBJ cookbook biquads
-    (:func:`mastering.dsp.eq.parametric_eq`, exact IIR with the torch backend: the numba
-    backend's OpenMP threads do not survive the ``fork`` of DataLoader workers).
-``gaussian_eq``
-    Time-varying EQ as in the thesis: ``bands`` Gaussian bumps on a log-frequency axis whose
-    centre, Q and gain are given per keyframe (every ``frame_s`` seconds, a bounded random walk)
-    and interpolated linearly (in octaves, log Q, dB) for every STFT frame. The gain of band k at
-    frequency f is ``gain_db * exp(-0.5 (log2(f / freq_hz) / sigma)^2)`` with ``sigma`` the
-    standard deviation (in octaves) of a Gaussian whose full width at half maximum equals the
-    RBJ bandwidth of a peaking filter of that Q, ``BW = 2 asinh(1 / (2 Q)) / ln 2`` octaves.
-    Applied as a zero-phase gain on a Hann STFT (2048 points, hop 512) and inverted by
-    overlap-add.
-``reverb``
-    Convolution with an exponentially decaying noise impulse response (60 dB decay in
-    ``rt60_s``; independent noise per channel, unit energy, after ``predelay_ms``), added at
-    ``wet_db`` to the dry signal.
-``echo``
-    One delayed copy: ``y[n] = x[n] + 10^(gain_db/20) x[n - delay]``.
-``level``
-    Level drop and headroom: the signal is scaled to ``target_lufs`` (ITU-R BS.1770-4 integrated
-    loudness, :func:`mastering.dsp.loudness.loudness`), then lowered further if needed so its
-    sample peak is at most ``-headroom_db`` dBFS. The applied ``gain_db`` and the loudness before
-    and after are logged.
-
-Reverb and echo tails beyond the input's end are cut, so the degraded audio is sample-aligned
-with the mastered audio and has the same length.
-
-Files of any length (:func:`demaster_file`, ``mastering demaster``) are processed by
-:func:`apply_stream` in blocks of :data:`BLOCK_FRAMES` samples, in bounded memory: every stage
-carries its state from block to block (the smoother of the dynamics detector, the EQ biquads'
-state, the STFT's overlap-add, the reverb's convolution tail, the echo's delay line), and the two
-whole-signal quantities are measured in earlier passes (the input's peak and loudness, which set
-the dynamics threshold and the record; the loudness and peak before the ``level`` stage, which set
-its gain). The result equals :func:`apply` on the whole signal to float rounding
-(``tests/data/test_demaster.py``). Resampling streams too (:func:`mastering.io.iter_audio`).
+:func:`sample_params` draws a seeded parameter record from :data:`PARAM_RANGES`. :func:`apply`
+runs the chain of :data:`STAGE_ORDER` (each stage is described in its docstring) and, with
+``return_log=True``, returns the record of what it applied, signal-dependent values included;
+:func:`write_log` / :func:`read_log` store that record as JSON. :func:`demaster` draws and applies.
+:func:`demaster_file` (``mastering demaster``) streams files of any length through
+:func:`apply_stream` in bounded memory, equal to :func:`apply` to float rounding.
 """
 
 from __future__ import annotations
@@ -307,7 +260,7 @@ def tilt_eq_bands(p: dict) -> tuple[list[float], list[float], list[float], tuple
 
 
 def _tilt_eq(x: torch.Tensor, sample_rate: int, p: dict) -> torch.Tensor:
-
+    # torch backend: the numba backend's OpenMP threads do not survive the fork of DataLoader workers
     f, g, q, kinds = tilt_eq_bands(p)
     return parametric_eq(x, sample_rate, torch.tensor([f], dtype=torch.float64),
                          torch.tensor([g], dtype=torch.float64), torch.tensor([q], dtype=torch.float64),
@@ -322,8 +275,11 @@ def _q_to_sigma_octaves(q: np.ndarray) -> np.ndarray:
 def gaussian_eq_gain_db(p: dict, times_s: np.ndarray, freqs_hz: np.ndarray) -> np.ndarray:
     """Gain in dB of the time-varying Gaussian EQ, ``[len(times_s), len(freqs_hz)]``.
 
-    Keyframe values are interpolated linearly in log2 frequency, log2 Q and dB; times past the
-    last keyframe hold it.
+    Band k adds ``gain_db * exp(-0.5 (log2(f / freq_hz) / sigma)^2)`` at frequency f, ``sigma`` the
+    standard deviation (octaves) of a Gaussian whose full width at half maximum is the RBJ
+    bandwidth of a peaking filter of that Q, ``2 asinh(1 / (2 Q)) / ln 2`` octaves. Keyframe values
+    (a bounded random walk, one keyframe every ``frame_s``) are interpolated linearly in log2
+    frequency, log2 Q and dB; times past the last keyframe hold it.
     """
     key_t = np.asarray(p["times_s"], float)
     times_s = np.asarray(times_s, float)
@@ -421,6 +377,25 @@ def _check_params(params: dict, samples: int) -> None:
 
 def apply(x, sample_rate: int, params: dict, return_log: bool = False):
     """Degrade one signal with ``params`` from :func:`sample_params` (or a logged record).
+
+    The stages, in :data:`STAGE_ORDER` (each present with probability ``p`` when drawn; an absent
+    stage is ``None``):
+
+    * ``dynamics``: mode ``expand`` (upward expansion above a threshold ``depth_db`` below the
+      input's sample peak: de-limiting) or ``compress`` (a different bus compressor), stereo-linked
+      peak detector (:func:`mastering.dsp.dynamics.expander` / ``compressor``).
+    * ``tilt_eq``: a tilt of ``tilt_db`` around ``pivot_hz`` (low shelf ``-tilt/2``, high shelf
+      ``+tilt/2``) plus independent low and high shelves (:func:`tilt_eq_bands`, exact RBJ biquads).
+    * ``gaussian_eq``: time-varying Gaussian bumps on a log-frequency axis, keyframed every
+      ``frame_s`` (:func:`gaussian_eq_gain_db`), applied as a zero-phase gain on a Hann STFT
+      (2048 points, hop 512) and inverted by overlap-add.
+    * ``reverb``: :func:`reverb_impulse_response` convolved and added at ``wet_db``.
+    * ``echo``: one delayed copy, ``y[n] = x[n] + 10^(gain_db/20) x[n - delay]``.
+    * ``level``: scaled to ``target_lufs`` (BS.1770-4, :func:`mastering.dsp.loudness.loudness`),
+      then lowered further if needed so the sample peak is at most ``-headroom_db`` dBFS.
+
+    Reverb and echo tails past the input's end are cut: the output is sample-aligned with the input
+    and as long.
 
     Args:
         x: ``[channels, samples]`` or ``[1, channels, samples]`` mastered audio (tensor or array).
@@ -762,7 +737,9 @@ def apply_stream(blocks: Blocks, sample_rate: int, params: dict, write: Callable
 
     Passes over ``blocks``: one measures the input (its peak sets the dynamics threshold), one
     runs the chain to the ``level`` stage and measures the loudness and peak it sets the gain from,
-    the last runs the chain again and hands the output to ``write``.
+    the last runs the chain again and hands the output to ``write``. Every stage carries its state
+    from block to block (detector smoother, biquad state, STFT overlap-add, reverb tail, echo delay
+    line).
 
     Args:
         blocks: the mastered signal (:data:`Blocks`: called once per pass).

@@ -1,38 +1,11 @@
 """Dynamics processors: a differentiable compressor and upward expander, and a true-peak limiter.
 
 Audio is ``[batch, channels, samples]``; processor parameters are tensors of shape ``[batch]`` (or
-Python floats, broadcast over the batch).
-
-Compressor and expander follow the log-domain feed-forward design recommended by Giannoulis,
-Massberg & Reiss, "Digital dynamic range compressor design -- a tutorial and analysis", J. Audio
-Eng. Soc. 60(6), 2012 (their Fig. 7(c)): the detected level ``x_G`` in dB goes through a static
-soft-knee gain computer (their eq. 4), the gain change ``x_L = |y_G - x_G|`` is smoothed by the
-*smooth branching peak detector* (their eq. 17)::
-
-    y_L[n] = a_A * y_L[n-1] + (1 - a_A) * x_L[n]    if x_L[n] > y_L[n-1]   (attack)
-    y_L[n] = a_R * y_L[n-1] + (1 - a_R) * x_L[n]    otherwise               (release)
-
-with ``a = exp(-1 / (tau * sample_rate))`` (their eq. 7), so ``attack_ms`` and ``release_ms`` are the
-times to cover ``1 - 1/e`` (63 %) of a step in gain change. The smoothed change is applied in dB.
-
-Differentiability. The attack/release switch depends on the previous output, so the smoother is a
-genuinely nonlinear recursion that neither ``lfilter`` nor frequency sampling can express (dasp-pytorch
-side-steps it with a single time constant). Here it is a custom :class:`torch.autograd.Function`: the
-forward pass runs the exact branching recursion in a numba-compiled loop and records nothing but its
-output; the backward pass recomputes each sample's branch from that output and runs the adjoint
-recursion ``lambda[n] = g[n] + a[n+1] * lambda[n+1]`` backwards in time, giving exact gradients for
-the input and both coefficients (the branch choice itself is piecewise constant). On a shared 2-core
-CPU an 8 x 2 x 10 s batch at 44.1 kHz takes 0.2-0.6 s forward and 0.8-1.1 s forward + backward, of
-which the two compiled recursions are about 0.15 s; the rest is element-wise torch work. Tensors on
-an accelerator are processed on the CPU for the recursion and moved back.
-
-The pedalboard (JUCE ``dsp::Compressor``) convention differs in two ways worth knowing when comparing:
-JUCE smooths the *linear* peak envelope before a hard-knee gain computer, and its ballistics use
-``exp(-2*pi*1000 / (sample_rate * time_ms))``, i.e. its ``attack_ms`` is ``2*pi`` times the 63 % time.
-JUCE also processes channels independently (``stereo_link=False`` here).
-
-The limiter is not differentiable: it is for final outputs and guarantees a true peak (ITU-R BS.1770-4
-Annex 2, 4x oversampling) at or below its ceiling.
+Python floats, broadcast over the batch); times are in ms, levels in dB. Entry points:
+:func:`compressor` / :func:`expander` (log-domain feed-forward design of Giannoulis, Massberg &
+Reiss, JAES 2012, differentiable in the audio and every parameter), their static curves
+:func:`compressor_gain_db` / :func:`expander_gain_db`, the modules :class:`Compressor` /
+:class:`Expander` (normalized parameters), and :func:`limiter` (true peak, not differentiable).
 """
 
 from __future__ import annotations
@@ -122,7 +95,14 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 class _BranchingSmoother(torch.autograd.Function):
-    """Differentiable smooth branching peak detector on ``[rows, samples]`` with ``[rows]`` coefficients."""
+    """Differentiable smooth branching peak detector on ``[rows, samples]`` with ``[rows]`` coefficients.
+
+    The attack/release switch depends on the previous output, a nonlinear recursion that neither
+    ``lfilter`` nor frequency sampling expresses. The forward pass runs it in a numba loop and saves
+    only its output; the backward pass re-derives each sample's branch from that output and runs the
+    adjoint recursion ``lambda[n] = g[n] + a[n+1] * lambda[n+1]`` backwards in time, giving exact
+    gradients for the input and both coefficients. Tensors on an accelerator go through the CPU.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha_att: torch.Tensor, alpha_rel: torch.Tensor) -> torch.Tensor:
@@ -368,6 +348,10 @@ def compressor(
 
     Returns:
         Compressed audio, same shape and dtype as ``x``. Differentiable in ``x`` and every parameter.
+
+    Compared with pedalboard (JUCE ``dsp::Compressor``): JUCE smooths the linear peak envelope
+    before a hard-knee gain computer, processes channels independently (``stereo_link=False`` here),
+    and its ``attack_ms`` is ``2 pi`` times the 63 % time used here.
 
     Raises:
         ValueError: for a badly shaped or non-finite input, ``ratio < 1``, non-positive times, a

@@ -1,47 +1,11 @@
 """Differentiable parametric equaliser: RBJ biquads applied as an exact IIR cascade or by frequency sampling.
 
-Every band is a second-order section designed with the Audio EQ Cookbook formulas (Bristow-Johnson,
-"Cookbook formulae for audio EQ biquad filter coefficients", W3C Audio EQ Cookbook, 2005), the
-design used for differentiable parametric EQ matching by Nercessian (2020), "Neural parametric
-equalizer matching using differentiable biquads", DAFx-20, and by dasp-pytorch (Steinmetz et al.,
-"Style transfer of audio effects with differentiable signal processing", JAES 70(9), 2022).
-
-Shapes follow the package convention: audio ``[batch, channels, samples]``, parameters
-``[batch, bands]``; one item's EQ is applied to all of its channels. The cascade can be applied in
-two ways (:func:`parametric_eq`):
-
-* ``mode="exact"``: recursive IIR filtering, sample by sample, as ``scipy.signal.sosfilt`` does. On
-  the CPU a compiled (numba) cascade with a hand-written adjoint gives the gradient with respect to
-  the audio and to every coefficient; elsewhere (GPU) ``torchaudio.functional.lfilter`` is used
-  band by band. Both agree with ``scipy.signal.sosfilt`` to float64 rounding.
-* ``mode="fast"``: frequency sampling (as dasp-pytorch's ``sosfilt_via_fsm``): the signal is
-  zero-padded by a tail, transformed with an FFT of length ``n >= samples + tail``, multiplied by the
-  product of the bands' ``B(e^jw)/A(e^jw)`` evaluated on the FFT grid, and transformed back. This is
-  a circular convolution with the impulse response aliased at period ``n``, so the result differs
-  from the exact IIR output by the part of the impulse response longer than the tail. Measured
-  with the default tail of :data:`DEFAULT_TAIL_S` = 0.5 s (pink noise, 44.1 kHz, 1 s and 3 s,
-  200 random 5-band settings over 20 Hz - 20 kHz, +-12 dB, Q 0.5 - 5): signal-to-error ratio
-  at least 66 dB, above 82 dB for 99 % of settings, median 250 dB. The slowest-decaying band in
-  range (a +12 dB peak at 20 Hz with Q = 5, decay time constant about 0.16 s) gives 45 dB; a
-  1 s tail raises that to 73 dB (and the random-setting minimum to 101 dB); no tail gives 14-17 dB.
-  ``tests/dsp/test_eq.py`` checks them with some margin (>= 60 dB random, >= 40 dB worst case).
-
-Band kinds (:data:`EQ_KINDS`): ``"peaking"``, ``"low_shelf"``, ``"high_shelf"``, ``"lowpass"``,
-``"highpass"``. Shelves use the cookbook's Q form, ``alpha = sin(w0) / (2 Q)``, with ``Q`` used directly
-as the shelf's Q (as dasp-pytorch does; Q = 1/sqrt(2) is the cookbook's steepest monotonic shelf,
-S = 1; larger Q gives the overshoot bump of a resonant shelf). Lowpass and highpass ignore
-``gain_db``.
-
-Speed (``benchmarks/bench_eq.py``: 10 bands, 8 x 2 ch x 10 s at 44.1 kHz, one CPU thread, quiet
-machine): the exact numba cascade's forward pass takes 0.8x the time of ``scipy.signal.sosfilt``
-and forward plus backward 3.5x; the fast mode's forward 1.15x (forward plus backward 3.3x);
-``torchaudio.functional.lfilter`` batched over rows (float64) 16x forward and 49x forward plus
-backward; a per-item, per-band loop of torchaudio biquads 6.6x and 29x (8.3x and 8.2x slower
-than the exact mode).
-
-Frequencies at or above :data:`MAX_FREQ_RATIO` x ``sample_rate`` (0.49, just below Nyquist) are
-clamped there, so every parameter value in range gives a stable filter at every sample rate, e.g.
-20 kHz at 22.05 kHz becomes 10.8 kHz; a clamped frequency receives no gradient.
+Audio is ``[batch, channels, samples]``, band parameters ``[batch, bands]``; one item's EQ is applied
+to all of its channels. Entry points: :func:`parametric_eq` (``mode="exact"``: recursive filtering
+equal to ``scipy.signal.sosfilt``; ``mode="fast"``: FFT frequency sampling, error at
+:data:`DEFAULT_TAIL_S`), :class:`ParametricEQ` (normalized ``[0, 1]`` parameters over
+:data:`PARAM_RANGES`), :func:`biquad_coefficients`, :func:`sos_from_params` and
+:func:`freq_response_db`. Band kinds: :data:`EQ_KINDS`.
 """
 
 from __future__ import annotations
@@ -86,10 +50,20 @@ PARAM_RANGES: dict[str, tuple[float, float, str]] = {
 """Physical range and scale of each band parameter, in the order of the normalized layout."""
 
 MAX_FREQ_RATIO = 0.49
-"""Band frequencies are clamped to at most this fraction of the sample rate (just below Nyquist)."""
+"""Band frequencies are clamped to at most this fraction of the sample rate (just below Nyquist),
+so every parameter value in range gives a stable filter at every rate (20 kHz at 22.05 kHz becomes
+10.8 kHz); a clamped frequency receives no gradient."""
 
 DEFAULT_TAIL_S = 0.5
-"""Zero padding (seconds) of the fast mode's FFT against circular wrap-around of the IIR tail."""
+"""Zero padding (seconds) of the fast mode's FFT against circular wrap-around of the IIR tail.
+
+The fast mode (as dasp-pytorch's ``sosfilt_via_fsm``) multiplies the FFT of the zero-padded signal
+(length ``n >= samples + tail``) by the bands' ``B(e^jw)/A(e^jw)`` on the FFT grid: a circular
+convolution, which differs from the exact IIR output by the part of the impulse response longer
+than the tail. Measured with 0.5 s (pink noise, 44.1 kHz, 1 s and 3 s, 200 random 5-band settings
+over :data:`PARAM_RANGES`): signal-to-error ratio at least 66 dB, above 82 dB for 99 % of settings,
+median 250 dB. The slowest-decaying band in range (+12 dB peak at 20 Hz, Q = 5) gives 45 dB; a
+1 s tail raises that to 73 dB, no tail gives 14-17 dB."""
 
 _MODES = ("exact", "fast")
 _PARALLEL_MIN_WORK = 1 << 22  # section-samples (or band-bins) below which kernels run on one thread
@@ -224,7 +198,8 @@ def biquad_coefficients(
         freq_hz: centre/corner frequency in Hz, > 0. Values above ``MAX_FREQ_RATIO * sample_rate``
             are clamped there (no gradient flows through a clamped value).
         gain_db: gain in dB (peaking and shelves).
-        q: quality factor, > 0 (shelves: the cookbook's shelf Q).
+        q: quality factor, > 0. Shelves use it directly as the cookbook's shelf Q, as dasp-pytorch
+            does: 1/sqrt(2) is the steepest monotonic shelf (S = 1), a larger Q overshoots.
         sample_rate: sample rate in Hz.
 
     The three parameters broadcast together (typically ``[batch, bands]``); they may be tensors
@@ -812,7 +787,7 @@ def parametric_eq(
         kinds: per-band kinds (:data:`EQ_KINDS`), one kind for every band, or ``None`` for
             :func:`default_kinds` (low shelf, peaking bands, high shelf).
         mode: ``"exact"`` (recursive IIR filtering, matches ``scipy.signal.sosfilt``) or ``"fast"``
-            (frequency sampling with an FFT; see the module docstring for its error).
+            (frequency sampling with an FFT; see :data:`DEFAULT_TAIL_S` for its error).
         tail_s: fast mode only: zero padding in seconds before the FFT, against circular wrap-around
             of the filters' decay (default :data:`DEFAULT_TAIL_S`).
         backend: ``"numba"`` (CPU: compiled exact cascade / grid response, each with a

@@ -4,28 +4,8 @@ Everything takes ``[batch, channels, samples]`` audio and returns one value per 
 :func:`loudness`, :func:`block_loudness` (:func:`momentary_loudness`, :func:`short_term_loudness`),
 :func:`true_peak` and :func:`normalize_loudness` are differentiable (torch); :func:`loudness_range`
 is a NumPy measurement; :class:`LoudnessMeter` and :func:`true_peak_stream` measure files of any
-length block by block (NumPy), giving the same readings.
-
-Integrated loudness (BS.1770-4, Annex 1)
-    K-weighting (:func:`mastering.dsp.weighting.k_weighting`), mean squares over 400 ms blocks
-    with 75 % overlap (a 100 ms hop; only complete blocks), channel weights G_i (1.0 for L, R, C;
-    1.41 for Ls, Rs of a 5-channel signal), block loudness ``-0.691 + 10 lg sum_i G_i z_ij``,
-    an absolute gate at -70 LUFS, a relative gate 10 LU below the loudness of the blocks above the
-    absolute gate, and the loudness of the mean power of the blocks that pass both gates.
-    The gates are masks computed without gradient; the gradient flows through the energies of the
-    kept blocks. Compared with pyloudnorm: pyloudnorm counts ``round((T - 0.4) / 0.1) + 1``
-    blocks and may add one final block that runs past the end of the signal; here only complete
-    blocks count, as in BS.1770-4 and libebur128. The difference vanishes for signals of whole
-    100 ms steps and is a few thousandths of an LU otherwise. With ``design="deman"`` (pyloudnorm's
-    ``"DeMan"`` filters) the readings equal pyloudnorm's to 1e-6 LU on complete blocks; the default
-    ``design="bs1770"`` reads 0.04-0.05 LU above pyloudnorm's default RBJ filters (see
-    :mod:`mastering.dsp.weighting`).
-
-Silence
-    Audio with no block above the absolute gate has no integrated loudness (pyloudnorm: -inf).
-    With the default ``floor_lufs=-70.0`` it reads -70 LUFS instead and its gradient is zero,
-    finite, so a training batch holding a silent example stays usable; ``floor_lufs=None``
-    returns -inf as pyloudnorm does (the gradient is still finite, zero).
+length block by block (NumPy), giving the same readings. Agreement with pyloudnorm and the
+handling of silence are documented in :func:`loudness`.
 """
 
 from __future__ import annotations
@@ -222,12 +202,21 @@ def loudness(
             gating the result is the loudness of the K-weighted mean square of the whole signal
             (BS.1770-4 eq. 2), which has no minimum length.
         floor_lufs: value for signals without a block above the gates (and lower bound of the
-            ungated result), with zero gradient; ``None`` returns -inf there, like pyloudnorm.
+            ungated result), with zero, finite gradient, so a training batch holding a silent
+            example stays usable; ``None`` returns -inf there, like pyloudnorm (the gradient is
+            still finite, zero).
         channel_weights: G_i per channel (default: :func:`channel_weights`).
         design: K-weighting design, see :func:`mastering.dsp.weighting.k_weighting_coefficients`.
 
     Returns:
         ``[batch]`` loudness in LUFS, dtype of ``x``.
+
+    The gates are masks computed without gradient; the gradient flows through the energies of the
+    kept blocks. Only complete 400 ms blocks count, as in BS.1770-4 and libebur128; pyloudnorm
+    counts ``round((T - 0.4) / 0.1) + 1`` blocks and may add a final block that runs past the end,
+    a difference of a few thousandths of an LU for signals that are not whole 100 ms steps. On
+    complete blocks ``design="deman"`` equals pyloudnorm's ``"DeMan"`` meter and ``design="rbj"``
+    its default meter to 1e-6 LU; the default ``"bs1770"`` reads 0.04-0.05 LU above the latter.
 
     Raises:
         ValueError: for a non-3-D or non-float tensor, gated measurement of audio shorter than one

@@ -1,37 +1,11 @@
 """Perceptual frequency weightings: IEC 61672-1 A-weighting and ITU-R BS.1770-4 K-weighting.
 
-Both weightings are designed as cascades of second-order sections (numpy, float64) and applied to
+Both are designed as cascades of second-order sections (NumPy, float64) and applied to
 ``[batch, channels, samples]`` tensors with :func:`sosfilt`, a differentiable recursive filter
-(``torchaudio.functional.lfilter`` per section, zero initial state, like ``scipy.signal.sosfilt``).
-
-A-weighting
-    The analogue prototype of IEC 61672-1:2013, Annex E (four zeros at 0 Hz, poles at
-    f1 = 20.598997 Hz (double), f2 = 107.65265 Hz, f3 = 737.86223 Hz, f4 = 12194.217 Hz
-    (double)), mapped to the z-plane with the bilinear transform and normalized to 0 dB at 1 kHz.
-    The bilinear transform squeezes the whole analogue axis into [0, fs/2], so the digital filter
-    falls below the analogue curve towards Nyquist: at the exact mid-band frequencies of the
-    8, 12.5 and 16 kHz bands it reads 0.65, 3.46 and 8.21 dB low at 44.1 kHz and 0.53, 2.74 and
-    6.21 dB low at 48 kHz (below 4 kHz the error is under 0.1 dB). That is inside
-    the class-1 acceptance limits of IEC 61672-1:2013 (-3.1, -6.0 and -17.0 dB there) from 10 Hz
-    to 16 kHz at 44.1 and 48 kHz (tested); at 22.05 kHz only up to 6.3 kHz.
-
-K-weighting
-    BS.1770-4 Annex 1, Tables 1 and 2 print the two biquads for 48 kHz only. As in libebur128
-    and pyloudnorm's ``"DeMan"`` filter class, the printed filters are described by analogue
-    parameters (a high shelf at 1681.97 Hz, +4.0 dB, Q 0.7072 and a 38.135 Hz high-pass,
-    Q 0.5003, fitted to the printed coefficients by B. De Man) and recomputed for any sample rate
-    with the bilinear transform; at 48 kHz this reproduces the printed numbers to 1e-15.
-    Three designs (``design=``):
-
-    * ``"bs1770"`` (default): as above, with the high-pass passband gain held at its 48 kHz value
-      (+0.043 dB, part of the -0.691 dB calibration) so that the response does not depend on
-      the rate;
-    * ``"deman"``: the numerator (1, -2, 1) at every rate, exactly pyloudnorm's ``"DeMan"`` and
-      libebur128, whose passband gain drifts with the rate (+0.094 dB at 22.05 kHz);
-    * ``"rbj"``: pyloudnorm's default ``"K-weighting"`` filters (RBJ-cookbook shelf 1500 Hz,
-      +4 dB, Q 1/sqrt(2); high-pass 38 Hz, Q 0.5) with unit passband gain, which differ from the
-      printed coefficients by up to 1e-2 (1e-4 apart from the gain) and read about 0.04 dB lower
-      than ``"bs1770"``.
+(zero initial state, like ``scipy.signal.sosfilt``). Entry points: :func:`a_weighting` /
+:func:`a_weighting_sos` (accuracy in :func:`a_weighting_zpk`) and :func:`k_weighting` /
+:func:`k_weighting_sos` (designs ``"bs1770"``, ``"deman"``, ``"rbj"`` in
+:func:`k_weighting_coefficients`).
 """
 
 from __future__ import annotations
@@ -189,6 +163,14 @@ def a_weighting_analog_db(freq_hz: np.ndarray | float) -> np.ndarray:
 def a_weighting_zpk(sample_rate: float) -> tuple[np.ndarray, np.ndarray, float]:
     """Digital A-weighting as zeros, poles and gain (bilinear transform, 0 dB at 1 kHz).
 
+    The analogue prototype of IEC 61672-1:2013, Annex E (four zeros at 0 Hz, poles
+    :data:`A_WEIGHTING_POLES_HZ`, f1 and f4 double) mapped with the bilinear transform. That squeezes
+    the analogue axis into [0, fs/2], so the digital filter falls below the analogue curve towards
+    Nyquist: at the exact mid-band frequencies of the 8, 12.5 and 16 kHz bands it reads 0.65, 3.46
+    and 8.21 dB low at 44.1 kHz and 0.53, 2.74 and 6.21 dB low at 48 kHz (under 0.1 dB below
+    4 kHz). That is inside the class-1 limits of IEC 61672-1:2013 (:data:`IEC_61672_A_TABLE`) from
+    10 Hz to 16 kHz at 44.1 and 48 kHz; at 22.05 kHz only up to 6.3 kHz.
+
     Args:
         sample_rate: sample rate in Hz; must exceed 2 kHz so that 1 kHz lies below Nyquist.
 
@@ -292,14 +274,22 @@ def k_weighting_coefficients(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """K-weighting of ITU-R BS.1770-4 (Annex 1) for any sample rate.
 
+    BS.1770-4 prints the two biquads for 48 kHz only (:data:`BS1770_K_WEIGHTING_48K`). As in
+    libebur128 and pyloudnorm's ``"DeMan"`` class, they are described by analogue parameters (a high
+    shelf at 1681.97 Hz, +4.0 dB, Q 0.7072; a 38.135 Hz high-pass, Q 0.5003; fitted by B. De Man)
+    and recomputed for any rate with the bilinear transform; at 48 kHz this reproduces the printed
+    numbers to 1e-15.
+
     Args:
         sample_rate: sample rate in Hz (> 3364 Hz, twice the shelf frequency).
-        design: ``"bs1770"`` (default) reproduces the coefficients printed in BS.1770-4 Tables 1
-            and 2 at 48 kHz and recomputes them for other rates from their analogue parameters,
-            with the 48 kHz passband gain; ``"deman"`` is pyloudnorm's ``filter_class="DeMan"``
-            (numerator (1, -2, 1) of stage 2 at every rate); ``"rbj"`` gives pyloudnorm's
-            default ``"K-weighting"`` filters (RBJ-cookbook shelf and high-pass). See the
-            module docstring.
+        design: ``"bs1770"`` (default): as above, with the high-pass passband gain held at its
+            48 kHz value (+0.043 dB, part of the -0.691 dB calibration) so that the response does
+            not depend on the rate. ``"deman"``: numerator (1, -2, 1) of stage 2 at every rate,
+            exactly pyloudnorm's ``filter_class="DeMan"`` and libebur128, whose passband gain
+            drifts with the rate (+0.094 dB at 22.05 kHz). ``"rbj"``: pyloudnorm's default
+            ``"K-weighting"`` filters (RBJ-cookbook shelf 1500 Hz, +4 dB, Q 1/sqrt(2); high-pass
+            38 Hz, Q 0.5) with unit passband gain, up to 1e-2 off the printed coefficients
+            (1e-4 apart from the gain), reading about 0.04 dB below ``"bs1770"``.
 
     Returns:
         ``((b1, a1), (b2, a2))``: stage 1 (high-shelf pre-filter) and stage 2 (RLB high-pass),

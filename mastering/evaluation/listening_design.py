@@ -2,24 +2,9 @@
 
 Listeners rate "how <target> this audio sounds" (:data:`TARGETS`) on a :data:`RATING_MIN` to
 :data:`RATING_MAX` scale for every clip processed by every condition (:data:`CONDITIONS`,
-``original`` being the unprocessed anchor). The web app (``listening_test``) serves this design
-and exports one row per participant x trial with the columns :data:`EXPORT_COLUMNS`, which the
-statistics (:mod:`mastering.evaluation.listening_analysis`) read.
-
-Per-participant trial schedules (:func:`build_schedule`): every manifest row (item x condition x
-target, :class:`~mastering.evaluation.listening_manifest.ManifestRow`) becomes one main trial,
-presented in an order drawn from ``numpy.random.default_rng(seed)``; the seed is stored with the
-participant so the order can be rebuilt. Two kinds of attention check are mixed in (as is usual in
-web listening tests, e.g. webMUSHRA's and BeaqleJS's catch trials):
-
-* ``fixed``: an ordinary-looking trial whose instruction fixes the answer ("please select 2");
-  a participant who does not select it was not reading.
-* ``repeat``: the anchor condition (the unprocessed ``original``) of one item/target presented a
-  second time, at least one trial after its first presentation; the two ratings of a consistent
-  listener agree closely.
-
-An optional training trial (phase ``training``) comes first; its rating is stored and exported
-but is not part of the analysis.
+``original`` being the unprocessed anchor). :func:`build_schedule` gives each participant's trial
+list (:class:`TrialSpec`); the web app (``listening_test``) serves it and exports the columns
+:data:`EXPORT_COLUMNS`, which :mod:`mastering.evaluation.listening_analysis` reads.
 """
 
 from __future__ import annotations
@@ -68,9 +53,12 @@ class TrialSpec:
     """One trial of a participant's schedule.
 
     Attributes:
-        phase: ``"training"`` or ``"main"``.
+        phase: ``"training"`` (stored and exported, not analysed) or ``"main"``.
         row: the stimulus and the question (its ``target``).
-        attention_check: ``""``, ``"fixed"`` or ``"repeat"``.
+        attention_check: ``""``; ``"fixed"``, an ordinary-looking trial whose instruction fixes the
+            answer ("please select 2"); or ``"repeat"``, the anchor condition of one item/target
+            presented a second time, at least one trial after the first (a consistent listener's
+            two ratings agree closely).
         expected_rating: the rating a ``fixed`` check asks for, else ``None``.
         repeat_of: for a ``repeat`` check, the schedule index of the first presentation.
     """
@@ -91,6 +79,9 @@ def build_schedule(
     anchor_condition: str = "original",
 ) -> list[TrialSpec]:
     """The trial list of one participant; index ``i`` of the list is trial index ``i``.
+
+    Every manifest row becomes one main trial, in an order drawn from
+    ``numpy.random.default_rng(seed)``, so the seed stored with the participant rebuilds it.
 
     Args:
         rows: the manifest rows; each appears exactly once as a main trial.

@@ -1,22 +1,10 @@
 """The listening test's stimuli manifest: one row per rating trial (item x condition x target).
 
-``manifest.csv`` lives at the root of a stimuli folder laid out as::
-
-    stimuli/
-      manifest.csv
-      original/<item>.wav                  # the unprocessed excerpt, shared by all targets
-      <condition>/<target>/<item>.wav      # a system under test asked for ``target``
-
-The app needs the columns ``item``, ``condition``, ``target`` and ``path`` (relative to the
-folder); ``placeholder`` (0/1) marks stimuli made by the placeholder systems rather than the
-systems under test, and is carried into every exported response. Other columns written by the
-app's stimuli generator (``listening_test.stimuli``: ``system``, ``source``, ``integrated_lufs``
-...) are kept for provenance and ignored by the app and the analysis.
-
-The app serves the stimuli a manifest lists, the trial schedules are built from its rows
-(:mod:`mastering.evaluation.listening_design`) and the objective analysis measures its files
-(:mod:`mastering.evaluation.listening_analysis`). This module imports only the standard library so
-that the server starts fast.
+``manifest.csv`` lives at the root of a stimuli folder; :func:`load_manifest` reads and validates
+it (the folder layout and the columns are described there), :func:`write_manifest` writes it. The
+app serves the stimuli it lists, the trial schedules are built from its rows
+(:mod:`mastering.evaluation.listening_design`) and the objective analysis measures its files. This
+module imports only the standard library so that the server starts fast.
 """
 
 from __future__ import annotations
@@ -99,6 +87,18 @@ def _parse_bool(value: str, where: str) -> bool:
 
 def load_manifest(stimuli_dir: str | os.PathLike, check_files: bool = True) -> Manifest:
     """Read and validate ``<stimuli_dir>/manifest.csv``.
+
+    Folder layout::
+
+        stimuli/
+          manifest.csv
+          original/<item>.wav                  # the unprocessed excerpt, shared by all targets
+          <condition>/<target>/<item>.wav      # a system under test asked for ``target``
+
+    Required columns :data:`REQUIRED_COLUMNS` (``path`` relative to the folder); ``placeholder``
+    (0/1) marks stimuli made by placeholder systems rather than the systems under test and is
+    carried into every exported response. Other columns (written by ``listening_test.stimuli``:
+    ``system``, ``source``, ``integrated_lufs`` ...) are kept for provenance and ignored.
 
     Args:
         stimuli_dir: the stimuli folder.

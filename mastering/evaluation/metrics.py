@@ -2,25 +2,9 @@
 
 Every function takes ``[channels, samples]`` (or ``[batch, channels, samples]``) audio as a
 tensor or array, the ``sample_rate`` where it matters, and returns a float (one number for the
-whole signal; a batch is measured as one signal per item and averaged).
-
-* :func:`mrstft_distance` -- multi-resolution STFT distance (spectral convergence + log-magnitude
-  L1 over FFT 2048/1024/512/256; Yamamoto et al. 2020, auraloss), the training loss of Phase 1;
-  content below 20 Hz is ignored (both signals high-passed), since the chain removes it.
-* :func:`third_octave_levels_db` / :func:`band_energy_error_db` -- energy in the 1/3-octave bands
-  of IEC 61260-1 (base-10 centre frequencies ``1000 * 10^(k/10)`` Hz, edges ``f_c * 10^(+-1/20)``)
-  from a Welch power spectrum, and the mean absolute difference of the band levels in dB.
-* :func:`loudness_error_lu` -- absolute difference of the integrated loudness (ITU-R BS.1770-4,
-  :func:`mastering.dsp.loudness.loudness`, which matches pyloudnorm).
-* :func:`true_peak_dbtp` -- true peak of ITU-R BS.1770-4 Annex 2 (4x oversampling).
-* :func:`a_weighted_l1` -- mean absolute A-weighted (IEC 61672-1) waveform difference.
-* :func:`si_sdr_db` -- scale-invariant SDR (Le Roux, Wisdom, Erdogan & Hershey 2019, "SDR --
-  half-baked or well done?"): ``10 lg(|a s|^2 / |a s - y|^2)`` with ``a = <y, s> / <s, s>``.
-
-:func:`evaluate_pair` computes them all; the level-sensitive ones (MR-STFT, band error, A-weighted
-L1) on the estimate brought to the reference's integrated loudness (:func:`match_loudness`), so
-they compare spectra and dynamics rather than playback level. Loudness error and true peak are
-measured on the estimate as it is (they *are* about level); SI-SDR is scale-invariant.
+whole signal; a batch is measured as one signal per item and averaged). :func:`evaluate_pair`
+computes every metric of :data:`METRICS`: :func:`mrstft_distance`, :func:`band_energy_error_db`,
+:func:`loudness_error_lu`, :func:`true_peak_dbtp`, :func:`a_weighted_l1` and :func:`si_sdr_db`.
 """
 
 from __future__ import annotations
@@ -131,8 +115,9 @@ def mrstft_distance(estimate, reference, sample_rate: int | None = None, ignore_
 
 
 def third_octave_centres_hz(sample_rate: int, low_hz: float = 25.0, high_hz: float = 20000.0) -> np.ndarray:
-    """Base-10 1/3-octave centre frequencies (IEC 61260-1) from ``low_hz`` to ``high_hz`` whose
-    upper band edge lies below the Nyquist frequency."""
+    """Base-10 1/3-octave centre frequencies (IEC 61260-1: ``1000 * 10^(k/10)`` Hz, band edges
+    ``f_c * 10^(+-1/20)``) from ``low_hz`` to ``high_hz`` whose upper band edge lies below the
+    Nyquist frequency."""
     sample_rate = _check_rate(sample_rate)
     k = np.arange(math.floor(10 * math.log10(low_hz / 1000.0)), math.ceil(10 * math.log10(high_hz / 1000.0)) + 1)
     centres = 1000.0 * 10.0 ** (k / 10.0)
@@ -181,7 +166,8 @@ def band_energy_error_db(estimate, reference, sample_rate: int, floor_db: float 
 
 
 def loudness_error_lu(estimate, reference, sample_rate: int) -> float:
-    """``|L(estimate) - L(reference)|`` in LU, integrated loudness of ITU-R BS.1770-4 (gated)."""
+    """``|L(estimate) - L(reference)|`` in LU, integrated loudness of ITU-R BS.1770-4 (gated;
+    :func:`mastering.dsp.loudness.loudness`, which matches pyloudnorm)."""
     est, ref = _pair(estimate, reference)
     sample_rate = _check_rate(sample_rate)
     diff = (loudness(est, sample_rate) - loudness(ref, sample_rate)).abs()
@@ -195,7 +181,7 @@ def true_peak_dbtp(x, sample_rate: int) -> float:
 
 
 def a_weighted_l1(estimate, reference, sample_rate: int) -> float:
-    """Mean absolute A-weighted difference (:class:`mastering.losses.AWeightedL1Loss`)."""
+    """Mean absolute A-weighted (IEC 61672-1) waveform difference (:class:`mastering.losses.AWeightedL1Loss`)."""
     est, ref = _pair(estimate, reference)
     return float(AWeightedL1Loss(_check_rate(sample_rate))(est, ref))
 
@@ -224,7 +210,9 @@ def evaluate_pair(estimate, reference, sample_rate: int) -> dict[str, float]:
     """Every metric of :data:`METRICS` for one estimate against its reference.
 
     The level-sensitive metrics (:data:`LEVEL_SENSITIVE`) are measured on the estimate brought to
-    the reference's integrated loudness; loudness error and true peak on the estimate as it is.
+    the reference's integrated loudness (:func:`match_loudness`), so they compare spectra and
+    dynamics rather than playback level; loudness error and true peak on the estimate as it is
+    (they *are* about level); SI-SDR is scale-invariant.
     """
     est, ref = _pair(estimate, reference)
     sample_rate = _check_rate(sample_rate)

@@ -1,17 +1,9 @@
 """Figures and tables of notebook 06 (evaluation on held-out music); one function per artefact.
 
 Each reads saved results (the frames of :mod:`mastering.evaluation.benchmark`) and writes through
-:func:`mastering.figures.save_figure` / :func:`save_table`, which stamp the profile:
-
-* :func:`table_evaluation_metrics` -- mean and 95 % bootstrap interval of every metric per system,
-  the best system of each metric marked (a baseline when a baseline wins).
-* :func:`table_evaluation_tests` -- paired tests of the best Phase 1 system against every other.
-* :func:`table_evaluation_speed` -- audio seconds mastered per second (CPU) and latency per 5 s
-  (CPU, GPU where measured) beside the design's targets.
-* :func:`fig_metric_distributions` -- per-track values of every metric per system.
-* :func:`fig_example_spectra` -- long-term spectra of one test track before and after each system.
-* :func:`fig_quality_speed` -- MR-STFT distance against CPU speed.
-* :func:`numbers_evaluation` -- the values the results text quotes.
+:func:`mastering.figures.save_figure` / :func:`save_table` / :func:`save_numbers`, which stamp the
+profile: ``table_evaluation_{metrics,tests,speed}``, ``fig_{metric_distributions,example_spectra,
+quality_speed}`` and :func:`numbers_evaluation` (registered in :data:`mastering.paper.ARTEFACTS`).
 """
 
 from __future__ import annotations

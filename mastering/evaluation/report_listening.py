@@ -1,17 +1,11 @@
 """Paper figures and tables of the listening test (notebook ``12_listening_test_anova``).
 
-The statistics live in :mod:`mastering.evaluation.listening_analysis`; this module only draws and
-tabulates their results, one function per artefact, through :mod:`mastering.figures` (profile
-footer, provenance sidecar). Three families of output are kept apart by name, title and caption:
-
-* real listeners (``listening_means``, ``listening_anova``, ``listening_mixed_model``,
-  ``listening_pairwise``): written only from a real export; every function refuses rows marked
-  ``simulated`` unless the output's name contains "simulated", and says so when the stimuli were
-  made by placeholder systems;
-* simulated (``listening_power_curve_simulated``, ``listening_power_simulated``): the power
-  analysis; "simulated" is in the file name, the figure title and the table caption;
-* objective (``listening_objective_anova``, ``listening_objective_proxies``): spectral measures of
-  the stimuli, not ratings; "objective" is in the name and caption.
+One function per artefact, drawing and tabulating the results of
+:mod:`mastering.evaluation.listening_analysis` through :mod:`mastering.figures` (profile footer,
+provenance sidecar). Real-listener outputs (``fig_listening_means``, ``table_listening_*``) refuse
+rows marked ``simulated`` unless the output's name contains "simulated" and note placeholder
+stimuli; the power analysis (``*_simulated``) and the OBJECTIVE outputs (``table_objective_anova``,
+``fig_objective_proxies``) say what they are in their names, titles and captions.
 """
 
 from __future__ import annotations

@@ -1,27 +1,9 @@
 """The systems compared in notebook 06: Phase 1A-1C and the baselines a user would pick instead.
 
-Each system masters ``[channels, samples]`` float audio at ``sample_rate`` through one method,
-``master(audio, sample_rate, target_lufs)``, and returns audio of the same shape (sample-aligned
-with the input). ``target_lufs`` is the loudness a user asks for; systems that cannot take a
-target ignore it (``takes_target`` is ``False``): the identity, matchering (which follows its
-reference track) and the thesis's system (which predicts its own gain).
-
-* :class:`IdentitySystem` -- do nothing.
-* :class:`LoudnessNormSystem` -- the chain's loudness finish alone: a gain to the target and the
-  true-peak limiter (:func:`mastering.pipeline.finish_audio`).
-* :class:`StaticEQSystem` -- one fixed EQ, the mean correction (mastered minus degraded, in dB,
-  loudness-matched) over the training pairs (:func:`fit_static_eq`), as a linear-phase FIR, then
-  the same gain and limiter.
-* :class:`MatcheringSystem` -- matchering 2 (Sergree, ``matchering.process``) with a mastered
-  *training* track as its reference.
-* :class:`Phase1System` -- a trained Phase 1 checkpoint through :func:`mastering.pipeline.master_audio`
-  (the chain of ``mastering master``: subsonic clean-up, whole-track analysis, processing, loudness
-  target, true-peak ceiling), the same code on every device.
-* :class:`ThesisSystem` -- the thesis's mel-spectrogram U-Net + LSTM parameter forecaster with
-  Griffin-Lim inversion (:mod:`mastering.models.thesis`).
-
-Every system that takes a target ends in the same loudness finish as ``mastering master``
-(:func:`mastering.pipeline.limit_to_target`), so each reaches it equally well.
+Every system (:class:`System`) masters through one method, ``master(audio, sample_rate,
+target_lufs)``: :class:`IdentitySystem`, :class:`LoudnessNormSystem`, :class:`StaticEQSystem`
+(fitted by :func:`fit_static_eq`), :class:`MatcheringSystem`, :class:`Phase1System` and
+:class:`ThesisSystem`.
 """
 
 from __future__ import annotations
@@ -80,7 +62,14 @@ def finish_loudness(x, sample_rate: int, target_lufs: float, true_peak_dbtp: flo
 
 class System:
     """A mastering system: ``name`` (key), ``label`` (for tables), ``group`` (``proposed``,
-    ``baseline`` or ``thesis``), ``takes_target`` and :meth:`master`."""
+    ``baseline`` or ``thesis``), ``takes_target`` and :meth:`master`.
+
+    ``master(audio, sample_rate, target_lufs)`` takes ``[channels, samples]`` float audio and
+    returns audio of the same shape, sample-aligned with the input. ``target_lufs`` is the loudness
+    a user asks for; a system that cannot take a target ignores it (``takes_target`` is ``False``:
+    the identity, matchering, which follows its reference, and the thesis's system, which predicts
+    its own gain). Every system that takes a target ends in the same loudness finish as ``mastering
+    master`` (:func:`mastering.pipeline.limit_to_target`), so each reaches it equally well."""
 
     name = "system"
     label = "system"
@@ -108,7 +97,8 @@ class IdentitySystem(System):
 
 
 class LoudnessNormSystem(System):
-    """Loudness normalisation only: the chain's gain to the target and true-peak limiter."""
+    """Loudness normalisation only: the chain's gain to the target and true-peak limiter
+    (:func:`mastering.pipeline.finish_audio`)."""
     name, label = "loudnorm", "loudness norm."
 
     def __init__(self, true_peak_dbtp: float = -1.0):
@@ -200,7 +190,8 @@ class StaticEQSystem(System):
 
 
 class MatcheringSystem(System):
-    """matchering 2 with a fixed mastered reference track (``matchering.process`` on temporary WAVs).
+    """matchering 2 (Sergree) with a fixed mastered *training* track as its reference
+    (``matchering.process`` on temporary WAVs).
 
     Args:
         reference: ``[channels, samples]`` mastered reference audio.
@@ -240,7 +231,8 @@ class Phase1System(System):
     """A trained Phase 1 model (1A, 1B or 1C).
 
     It masters through :func:`mastering.pipeline.master_audio`, the chain of ``mastering master``
-    in memory, on any device.
+    in memory (subsonic clean-up, whole-track analysis, processing, loudness target, true-peak
+    ceiling), the same code on every device.
 
     Args:
         phase: ``"1a"``, ``"1b"`` or ``"1c"``.

@@ -1,28 +1,11 @@
-"""Decoders of the Phase 1 mastering models: from the latent ``z`` to processor parameters.
+"""Decoders of the Phase 1 mastering models: from the latent ``z`` ``[batch, latent_dim]`` to processor parameters.
 
-A decoder is the *controller* half of the encoder -> controller -> processor split (DeepAFx-ST,
-Steinmetz et al. 2022): it maps ``z`` ``[batch, latent_dim]`` to physical parameters, and the
-processors of :mod:`mastering.dsp` apply them. Three decoders, one per phase of the architecture
-document:
-
-* :class:`ParametricDecoder` (Phase 1A): a shared MLP trunk and one head per band parameter,
-  giving ``num_bands`` (default 5) RBJ bands through :meth:`mastering.dsp.eq.ParametricEQ.from_logits`:
-  frequency log-mapped over 20 Hz - 20 kHz, gain linear over +-12 dB, Q log-mapped over 0.5 - 5
-  (Nercessian 2020, "Neural parametric equalizer matching using differentiable biquads").
-* :class:`ResidualDecoder` (Phase 1B): a Wave-U-Net (Stoller, Ewert & Dixon 2018) whose every
-  block is FiLM-modulated by ``z`` (Perez et al. 2018); its output is *added* to the EQ path, so
-  it models what a parametric EQ cannot (a grey-box + black-box hybrid). Its output convolution
-  starts at zero: at initialization the model is exactly its EQ path.
-* :class:`AdaptiveParametricDecoder` (Phase 1C): ``num_bands`` (default 10) bands and a sigmoid
-  band selector ``s_k in (0, 1)`` that gates each band's gain (``gain_db * s_k``), so an unneeded
-  band falls to 0 dB and the model chooses how many bands to use. Two regularizers shape the gates
-  (:meth:`AdaptiveParametricDecoder.regularization`): sparsity, the L1 norm of the gates
-  (Tibshirani 1996), and decisiveness, their mean binary entropy, which pushes each gate to 0 or 1
-  (the entropy penalty of Louizos, Welling & Kingma 2018, "Learning sparse neural networks
-  through L0 regularization", serves the same purpose with hard-concrete gates).
-
-All decoders start close to "do nothing": EQ gains at 0 dB (gain head initialized to zero),
-band frequencies spread log-uniformly over the range, Q = 1/sqrt(2).
+The controller half of the encoder -> controller -> processor split (DeepAFx-ST, Steinmetz et al.
+2022); the processors of :mod:`mastering.dsp` apply what they predict. One decoder per phase:
+:class:`ParametricDecoder` (1A, RBJ EQ bands), :class:`ResidualDecoder` (1B, FiLM-conditioned
+Wave-U-Net added to the EQ path) and :class:`AdaptiveParametricDecoder` (1C, gated bands). All start
+close to "do nothing": 0 dB gains, band frequencies spread log-uniformly, Q = 1/sqrt(2), a zero
+residual.
 """
 
 from __future__ import annotations
@@ -121,6 +104,10 @@ class _EQDecoder(nn.Module):
 class ParametricDecoder(_EQDecoder):
     """Phase 1A: ``z`` -> ``num_bands`` parametric EQ bands.
 
+    A shared MLP trunk and one head per band parameter, mapped by
+    :meth:`mastering.dsp.eq.ParametricEQ.from_logits`: frequency log-mapped over 20 Hz - 20 kHz,
+    gain linear over +-12 dB, Q log-mapped over 0.5 - 5.
+
     Args:
         latent_dim: size of ``z``.
         num_bands: number of EQ bands (the design uses 5).
@@ -147,6 +134,10 @@ class ParametricDecoder(_EQDecoder):
 
 class AdaptiveParametricDecoder(_EQDecoder):
     """Phase 1C: ``num_bands`` bands with a sigmoid band selector gating each band's gain.
+
+    The selector ``s_k in (0, 1)`` multiplies each band's gain, so an unneeded band falls to 0 dB and
+    the model chooses how many bands to use; :meth:`regularization` gives the L1 sparsity of the
+    gates and their binary entropy, which pushes each gate to 0 or 1.
 
     ``forward`` returns the *gated* gains in ``gain_db`` (what the EQ applies), plus ``gate``
     ``[batch, bands]`` in (0, 1) and ``raw_gain_db`` (the ungated head output).
@@ -194,6 +185,10 @@ class AdaptiveParametricDecoder(_EQDecoder):
 
 class ResidualDecoder(nn.Module):
     """Phase 1B: a FiLM-conditioned Wave-U-Net whose output is added to the EQ path.
+
+    Every block is FiLM-modulated by ``z``; the output is added to the EQ path, so it models what a
+    parametric EQ cannot. Its output convolution starts at zero: at initialization the model is
+    exactly its EQ path.
 
     Args:
         channels: audio channels.

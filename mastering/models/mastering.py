@@ -1,35 +1,11 @@
 """The Phase 1 mastering model: encoder -> controller -> processors -> loudness target -> limiter.
 
-::
-
-    x ──► AudioEncoder ──► z ──► decoder (1A: 5 bands; 1C: 10 gated bands) ──► EQ params
-    │                      ├──► DynamicsController ─────────────────────────► compressor params
-    │                      └──► (FiLM)
-    ├──► parametric EQ ───────────────────────────────┐
-    └──► ResidualDecoder (1B, 1C: Wave-U-Net + FiLM) ─┴─(+)─► compressor ─► loudness target ─► limiter
-
-The encoder and decoders are those of the architecture document (:mod:`mastering.models.encoder`,
-:mod:`mastering.models.decoders`). Beyond the design, three stages turn an equalized mix into a
-master; each is a separate module that a configuration switches on or off, so the 1A/1B/1C ablation
-can keep them fixed (or drop them) for every phase alike:
-
-* **dynamics** (grey box): the differentiable feed-forward compressor of
-  :mod:`mastering.dsp.dynamics` (Giannoulis, Massberg & Reiss 2012) with its six parameters
-  predicted from ``z`` by :class:`DynamicsController`. It starts nearly transparent (ratio 1.06).
-* **loudness target** (:class:`LoudnessTarget`): a gain that brings the integrated loudness
-  (ITU-R BS.1770-4) to ``target_lufs``. In training the target is the loudness of the reference
-  master, so the losses compare spectra and dynamics rather than playback level; when mastering it
-  is the user's target (e.g. -14 LUFS, the level streaming services normalize to).
-* **true-peak limiter** (:class:`TruePeakLimiter`): :func:`mastering.dsp.dynamics.limiter`, which
-  keeps the 4x-oversampled true peak at or below ``true_peak_dbtp`` (EBU R 128: -1 dBTP). It is
-  not differentiable and runs only at inference.
-
-The model owns its ``sample_rate`` and channel count. Parametric stages (EQ, compressor) work at
-any rate, so :meth:`MasteringModel.process` applies them at the input's own rate; the Wave-U-Net
-residual runs at the model rate (resampled in and out), as demucs' ``convert_audio`` does.
-
-:func:`build_model` builds a phase by name; :func:`model_from_checkpoint` rebuilds a model from a
-checkpoint, which carries its constructor arguments (demucs' ``capture_init`` habit).
+:class:`MasteringModel` (diagram in its docstring) combines :mod:`mastering.models.encoder`, the
+decoders of :mod:`mastering.models.decoders` and three switchable final stages,
+:class:`DynamicsController` (compressor), :class:`LoudnessTarget` and :class:`TruePeakLimiter`.
+:func:`build_model` builds a phase (``"1a"``, ``"1b"``, ``"1c"``) by name;
+:func:`model_from_checkpoint` rebuilds a model from a checkpoint, which carries its constructor
+arguments.
 """
 
 from __future__ import annotations
@@ -170,6 +146,19 @@ class TruePeakLimiter(nn.Module):
 class MasteringModel(nn.Module):
     """Encoder, controller (EQ decoder + optional dynamics head), processors and final stages.
 
+    ::
+
+        x ──► AudioEncoder ──► z ──► decoder (1A: 5 bands; 1C: 10 gated bands) ──► EQ params
+        │                      ├──► DynamicsController ─────────────────────────► compressor params
+        │                      └──► (FiLM)
+        ├──► parametric EQ ───────────────────────────────┐
+        └──► ResidualDecoder (1B, 1C: Wave-U-Net + FiLM) ─┴─(+)─► compressor ─► loudness target ─► limiter
+
+    The compressor starts nearly transparent; the loudness stage brings the output to
+    ``target_lufs`` (in training the reference master's loudness, so the losses compare spectra
+    and dynamics rather than level); the limiter keeps the 4x-oversampled true peak at or below
+    ``true_peak_dbtp`` and runs only at inference (``forward(limit=True)``).
+
     Args:
         phase: ``"1a"``, ``"1b"`` or ``"1c"`` (see :data:`PHASES`); sets the defaults of ``decoder``,
             ``num_bands`` and ``residual``.
@@ -286,6 +275,8 @@ class MasteringModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Apply the processors (EQ + residual, then the compressor) to ``x`` at ``sample_rate``.
 
+        The parametric stages work at any rate, so they run at ``sample_rate`` (default: the
+        model's); the Wave-U-Net residual runs at the model rate, resampled in and out.
         ``residual_scale`` multiplies the residual before it joins the EQ path (``mastering master
         --intensity``).
 

@@ -1,37 +1,11 @@
 """The thesis baseline: a mel-spectrogram U-Net with an LSTM parameter forecaster, Griffin-Lim phase.
 
-The design this compendium compares its Phase 1B model against. It works on magnitudes only:
-
-1. the STFT magnitude of the demastered input (Hann window of ``n_fft``, hop ``hop``, centred,
-   reflect padding) is projected onto ``n_mels`` triangular mel bands (HTK mel scale) and taken
-   in decibels: the log-mel spectrogram ``[batch, channels, n_mels, frames]``;
-2. a small 2-D U-Net over (mel band, frame) predicts a gain mask in dB, bounded by
-   ``tanh * max_gain_db`` (the spectrogram U-Net of Jansson et al. 2017, "Singing voice
-   separation with deep U-Net convolutional networks", ISMIR: 5x5 stride-2 convolutions with
-   leaky ReLU down, transposed convolutions with skip concatenations up, a mask out; group
-   normalization in place of batch normalization, so there is no train/eval gap in short runs);
-3. an LSTM over the frames, the "parameter forecaster", predicts per-frame global parameters
-   from the log-mel frames: a broadband ``gain_db`` (bounded by ``max_global_gain_db``) and a
-   spectral ``tilt_db`` per octave about 1 kHz (bounded by ``max_tilt_db``);
-4. the mel-band gain ``mask_db + gain_db + tilt_db * log2(f_mel / 1 kHz)`` goes back to the STFT
-   grid through the filterbank's row-normalized transpose (each STFT bin takes the weighted mean
-   of the band gains it feeds). This is the pseudo-inverse of the mel projection restricted to
-   gains: a constant band gain maps to the same constant on every bin, where the plain
-   Moore-Penrose ``pinv`` of the filterbank (``torchaudio.transforms.InverseMelScale``'s
-   least-squares target) spreads a band's value over the band's bins (a +6 dB gain on all 48
-   bands of a 1024-point STFT comes back as about +0.4 dB at 8 kHz) and is zero where no band reaches;
-5. the gain multiplies the input magnitude, and the mastered waveform is recovered with the
-   Griffin-Lim algorithm (Griffin & Lim 1984, "Signal estimation from modified short-time Fourier
-   transform", IEEE TASSP 32(2)): alternate projections between the consistent STFTs and the
-   target magnitude, from zero phase (the thesis's plain algorithm, ``momentum=0``). Starting
-   from the input's phase (``init="input"``) is offered as a variant; ``momentum > 0`` gives the
-   fast Griffin-Lim of Perraudin, Balazs & Søndergaard 2013.
-
-The output layers of the U-Net and the forecaster start at zero, so an untrained model is the
-identity on magnitudes. Training (:func:`mastering.training.thesis.fit_or_load_thesis`) uses the
-same paired data and the same budget (epochs, steps, batch size, segment length, learning-rate
-schedule) as Phase 1B, with :class:`ThesisLoss` (an L1 distance of log magnitudes plus spectral
-convergence, Arik et al. 2018, via auraloss) on the STFT grid as the loss.
+The design the Phase 1B model is compared against; it works on magnitudes only. Entry points:
+:class:`MelUNetLSTM` (the model; its docstring gives the processing), :func:`griffin_lim`,
+:func:`thesis_master` (master a whole signal), :class:`ThesisLoss`, and
+:func:`thesis_from_checkpoint` / :func:`thesis_from_state`. Training
+(:func:`mastering.training.thesis.fit_or_load_thesis`) uses the same paired data and budget as
+Phase 1B.
 """
 
 from __future__ import annotations
@@ -89,6 +63,22 @@ class _Up(nn.Module):
 
 class MelUNetLSTM(nn.Module):
     """Mel-spectrogram U-Net gain mask plus LSTM parameter forecaster (the thesis baseline).
+
+    1. :meth:`log_mel`: the STFT magnitude (Hann window of ``n_fft``, hop ``hop``, centred, reflect
+       padding) on ``n_mels`` triangular HTK mel bands, in dB: ``[batch, channels, n_mels, frames]``;
+    2. a small 2-D U-Net over (band, frame) predicts a gain mask in dB, ``tanh * max_gain_db`` (the
+       spectrogram U-Net of Jansson et al., ISMIR 2017: 5x5 stride-2 convolutions with leaky ReLU
+       down, transposed convolutions with skip concatenations up; group normalization in place of
+       batch normalization, so there is no train/eval gap in short runs);
+    3. an LSTM over the frames, the "parameter forecaster", predicts per frame a broadband
+       ``gain_db`` (bound ``max_global_gain_db``) and a spectral ``tilt_db`` per octave about 1 kHz
+       (bound ``max_tilt_db``);
+    4. the band gain ``mask_db + gain_db + tilt_db * log2(f_mel / 1 kHz)`` goes to the STFT grid
+       (:meth:`stft_gain_db`) and multiplies the input magnitude; :func:`thesis_master` recovers the
+       waveform with :func:`griffin_lim`.
+
+    The output layers of the U-Net and the forecaster start at zero: an untrained model is the
+    identity on magnitudes.
 
     Args:
         sample_rate: the model's rate in Hz (audio at other rates is resampled by :func:`thesis_master`).
@@ -228,11 +218,18 @@ class MelUNetLSTM(nn.Module):
         return {"mask_db": mask_db, "gain_db": gain_db, "tilt_db": tilt_db, "mel_gain_db": mel_gain_db}
 
     def stft_gain_db(self, mel_gain_db: torch.Tensor) -> torch.Tensor:
-        """Band gains ``[..., n_mels, frames]`` on the STFT grid ``[..., n_fft // 2 + 1, frames]``."""
+        """Band gains ``[..., n_mels, frames]`` on the STFT grid ``[..., n_fft // 2 + 1, frames]``.
+
+        Through the filterbank's row-normalized transpose: each STFT bin takes the weighted mean of
+        the band gains it feeds, so a constant band gain maps to the same constant on every bin.
+        (The Moore-Penrose ``pinv`` of the filterbank, ``torchaudio.transforms.InverseMelScale``'s
+        target, spreads a band's value over its bins: +6 dB on all 48 bands of a 1024-point STFT
+        comes back as about +0.4 dB at 8 kHz, and is zero where no band reaches.)
+        """
         return torch.einsum("...mn,fm->...fn", mel_gain_db, self.mel_to_stft.to(mel_gain_db.dtype))
 
     def forward(self, log_mel: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-        """Mastered linear magnitude: ``magnitude`` times the predicted gain (see the module docstring)."""
+        """Mastered linear magnitude: ``magnitude`` times the predicted gain (see the class docstring)."""
         _check_spec(magnitude, self.n_fft // 2 + 1, "magnitude")
         if magnitude.shape[-1] != log_mel.shape[-1] or magnitude.shape[:2] != log_mel.shape[:2]:
             raise ValueError(f"log_mel {tuple(log_mel.shape)} and magnitude {tuple(magnitude.shape)} disagree")

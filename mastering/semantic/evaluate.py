@@ -1,28 +1,9 @@
 """Objective evaluation of semantic EQ on real music: adaptive vs flowEQ-style vs static.
 
-For excerpts (*clips*) of held-out real-music tracks, every method (:data:`mastering.semantic.
-adaptive.METHODS`) processes every clip for every descriptor at a grid of intensities, and the
-evaluation measures:
-
-* **direction** -- the cosine between the applied EQ curve and the descriptor's mean SAFE curve
-  (both in dB on 256 log-spaced frequencies, 20 Hz-20 kHz, their means removed since only the
-  spectral *balance* matters): does "warm" move the balance the way SAFE's warm settings do, per
-  clip? ``direction_accuracy`` is the share of clips with a positive cosine.
-* **amount** -- the applied curve projected on the unit-RMS reference curve (dB): how much
-  "warm" EQ the clip gets.
-* **adaptivity** -- Spearman's rank correlation between how much of the quality a clip already has
-  (its latent position before processing, :meth:`SemanticEQ.positions`) and the amount it gets:
-  negative when a warm clip gets less "warm" than a thin one. The baselines give every clip the
-  same curve, so their correlation is undefined (reported as such).
-* **attainment** -- the clip's position after processing (encoded again), its spread over clips
-  (an adaptive EQ should leave clips more alike than a static one does), and an encoder-free
-  check: the change of the spectral tilt (dB/octave, least-squares slope of Welch band levels
-  against log frequency, 50 Hz-16 kHz).
-* **monotonicity** -- the share of clips whose amount and position after processing never fall
-  as the intensity rises.
-
-Confidence intervals are percentile bootstraps over *tracks* (clips of one track are resampled
-together), seeded.
+Entry points: :func:`music_clips` (excerpts of held-out tracks), :func:`evaluate_semantic_eq`
+(every method of :data:`mastering.semantic.adaptive.METHODS` on every clip, descriptor and
+intensity) and :func:`summarize_semantic_eq` (direction, amount, adaptivity, attainment and
+monotonicity per descriptor and method, with track-bootstrap intervals from :func:`bootstrap_ci`).
 """
 
 from __future__ import annotations
@@ -223,7 +204,17 @@ def _monotone(group: pd.DataFrame, column: str, tol: float) -> bool:
 
 
 def summarize_semantic_eq(results: pd.DataFrame, intensity: float = 1.0, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per descriptor x method (see the module docstring for the measures).
+    """One row per descriptor x method, from :func:`evaluate_semantic_eq`'s rows at ``intensity``.
+
+    The measures: *direction*, the cosine between the applied curve and the descriptor's mean SAFE
+    curve (:func:`curve_metrics`; ``direction_accuracy`` is the share of clips with a positive
+    cosine); *amount*, the curve projected on the unit-RMS reference (dB); *adaptivity*, Spearman's
+    rho between the clip's position before processing and its amount (negative when a warm clip gets
+    less "warm" than a thin one; undefined, NaN, for the baselines, which give every clip the same
+    curve); *attainment*, the position after processing and its spread over clips, and the
+    encoder-free change of :func:`spectral_tilt`; *monotonicity*, the share of clips whose amount
+    and position after processing never fall as the intensity rises (over all intensities).
+    Intervals are percentile bootstraps over tracks (:func:`bootstrap_ci`, seeded).
 
     Columns: ``clips``, ``tracks``, ``direction_accuracy`` (+ ``_lo``/``_hi``), ``cosine``,
     ``amount_db``, ``amount_sd_db``, ``adaptivity_rho`` (+ ``_lo``/``_hi``), ``position_before``,

@@ -1,29 +1,11 @@
 """SAFE-DB equaliser data: loading, cleaning, descriptor normalization and parameter conversion.
 
-The SAFE equaliser data (Stables et al., "SAFE: A system for the extraction and retrieval of
-semantic audio descriptors", ISMIR 2014) holds 1,680 settings of a five-band EQ, each saved by a
-contributor together with a free-text descriptor ("warm", "bright", ...). The file has no header;
-its 25 columns are documented in ``SOURCE.md`` beside it (names after flowEQ ``train/preprocess.py``).
-
-One SAFE setting is 13 numbers, always in this order (:data:`PARAM_NAMES`)::
-
-    low shelf   gain_db, freq_hz
-    peak 1      gain_db, freq_hz, q
-    peak 2      gain_db, freq_hz, q
-    peak 3      gain_db, freq_hz, q
-    high shelf  gain_db, freq_hz
-
-The shelves have no Q control in SAFE: the plugin uses the RBJ cookbook shelf with a fixed
-Q of 1/sqrt(2) (shelf slope S = 1, the steepest slope without overshoot; flowEQ's plugin and its
-``params2sos`` use 0.71), :data:`SHELF_Q`.
-
-Conversions:
-
-* :func:`safe_to_bands` to the ``(freq_hz, gain_db, q, kinds)`` bands of :mod:`mastering.dsp.eq`;
-* :func:`safe_to_dasp` to the keyword arguments of ``dasp_pytorch.functional.parametric_eq``
-  (dasp-pytorch 0.0.1: low shelf, four peaking bands, high shelf; the fourth peak is set to 0 dB);
-* :func:`normalize_params` / :func:`denormalize_params` to and from ``[0, 1]`` over the
-  documented ranges (:data:`PARAM_RANGES`), logarithmic for frequency and Q, linear for gain.
+The SAFE file (``SAFEEqualiserUserData.csv``, no header; its 25 columns are documented in
+``SOURCE.md`` beside it) holds settings of a five-band EQ, each saved with a free-text descriptor.
+One setting is 13 numbers in :data:`PARAM_NAMES` order. Entry points: :func:`load_safedb`,
+:func:`normalize_descriptor`, :func:`descriptor_counts`; conversions :func:`safe_to_bands` (bands
+of :mod:`mastering.dsp.eq`), :func:`safe_to_dasp` (dasp-pytorch's ``parametric_eq``),
+:func:`normalize_params` / :func:`denormalize_params` (``[0, 1]``) and :func:`safe_response_db`.
 """
 
 from __future__ import annotations
@@ -85,7 +67,8 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 #: Filter type of each of the five SAFE bands, in the names :mod:`mastering.dsp.eq` uses.
 BAND_KINDS: tuple[str, ...] = ("low_shelf", "peaking", "peaking", "peaking", "high_shelf")
 
-#: Q of the SAFE shelves (fixed in the plugin; RBJ cookbook shelf slope S = 1).
+#: Q of the SAFE shelves, which have no Q control: the plugin's RBJ cookbook shelf has a fixed
+#: Q of 1/sqrt(2) (shelf slope S = 1, the steepest without overshoot; flowEQ uses 0.71).
 SHELF_Q = 1.0 / math.sqrt(2.0)
 
 #: Word forms folded onto one descriptor after lower-casing and taking the first word. flowEQ's

@@ -75,7 +75,7 @@ def test_a_weighting_within_class1_limits(sample_rate, max_freq_hz):
 @pytest.mark.parametrize("sample_rate", (44100, 48000))
 def test_a_weighting_close_to_analog_where_bilinear_is_accurate(sample_rate):
     """Below 4 kHz the bilinear transform barely warps: the digital filter follows A(f) to 0.1 dB,
-    and 20 Hz-16 kHz stays within the errors documented in the module docstring."""
+    and 20 Hz-16 kHz stays within the errors documented in a_weighting_zpk's docstring."""
     f = np.geomspace(10.0, 4000.0, 200)
     err = response_db(a_weighting_sos(sample_rate), f, sample_rate) - a_weighting_analog_db(f)
     assert np.max(np.abs(err)) < 0.1
