@@ -848,6 +848,8 @@ def method_numbers(profile: str = "smoke") -> dict[str, Any]:
         "safe_params": len(safedb.PARAM_NAMES), "safe_bands": len(safedb.BAND_KINDS),
         "demaster_stages": len(demaster.STAGE_ORDER),
         "segment_s": p["segment_seconds"], "debian_packages": len(p["debian_packages"]),
+        "test_packages": ", ".join(p["heldout_packages"]["test"]),
+        "valid_packages": ", ".join(p["heldout_packages"]["valid"]),
         "train_segment_s": train["segment_seconds"], "train_batch": train["batch_size"],
         "train_epochs": train["epochs"], "train_lr": train["lr"],
         "train_items": train["data"]["train_items"], "valid_items": train["data"]["valid_items"],

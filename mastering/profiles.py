@@ -29,7 +29,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "unet_demo_steps": 80,
         "loudness_max_tracks": 4,
         # data
-        "debian_packages": ["asc-music", "drascula-music"],
+        "debian_packages": ["asc-music", "drascula-music", "fb-music-high"],
+        # whole packages (games, albums) held out: no album on two sides; the rest trains
+        "heldout_packages": {"valid": ["fb-music-high"], "test": ["drascula-music"]},
         "max_tracks_per_package": 4,
         "segment_seconds": 3.0,
         "min_track_seconds": 60.0,  # shorter files are sound effects / jingles
@@ -131,6 +133,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "drascula-music",
             "ufoai-music",
         ],
+        "heldout_packages": {"valid": ["asc-music", "fb-music-high"], "test": ["drascula-music"]},
         "max_tracks_per_package": None,
         "segment_seconds": 5.0,
         "min_track_seconds": 60.0,

@@ -110,44 +110,54 @@ def _unit_hash(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
 
 
-def split_of(source: str, track_id: str, seed: int) -> float:
-    """The hash that orders a track within its package for the split (exposed for tests)."""
-    return _unit_hash(f"{int(seed)}:{source}/{track_id}")
+def split_of(source: str, unit: str, seed: int) -> float:
+    """The hash that orders a split unit (a package or a piece) within its source (exposed for tests)."""
+    return _unit_hash(f"{int(seed)}:{source}/{unit}")
 
 
 def assign_splits(
-    tracks: pd.DataFrame, seed: int, fractions: dict[str, float] | None = None
+    tracks: pd.DataFrame, seed: int, fractions: dict[str, float] | None = None,
+    heldout: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Add a ``split`` column (``train``/``valid``/``test``) by track, fixed by ``seed``.
+    """Add a ``split`` column (``train``/``valid``/``test``): whole albums of real music, single
+    pieces of rendered music, fixed by ``seed``.
 
-    Within each (source, package) the tracks are ordered by a hash of ``seed:source/track_id``
-    (:func:`split_of`) and the first ``test`` fraction go to ``test``, the next ``valid`` fraction
-    to ``valid``, the rest to ``train`` (at least one test track from two tracks up, one valid
-    track from three up). Tracks whose dataset defines a split (``source_split``: FMA,
-    MUSDB18-HQ) keep it. The split depends only on the seed and the track set, so every segment of
-    a test track is a test segment: no leakage into training.
+    The unit of the split is the Debian package (one game's or album's music) for real music, so
+    no album has tracks on two sides, and the piece for rendered music (each is its own work).
+    ``heldout`` names the packages of ``valid`` and ``test`` (a profile's ``heldout_packages``);
+    every other real package is ``train``. Without it, and for rendered pieces, the units of each
+    source are ordered by a hash of ``seed:source/unit`` (:func:`split_of`) and the first ``test``
+    fraction go to ``test``, the next ``valid`` fraction to ``valid``, the rest to ``train`` (at
+    least one test unit from two up, one valid unit from three up). Tracks whose dataset defines a
+    split (``source_split``: FMA, MUSDB18-HQ) keep it.
 
     Raises:
-        ValueError: for fractions other than train/valid/test >= 0 summing to 1.
+        ValueError: fractions other than train/valid/test >= 0 summing to 1, or a package held out twice.
     """
     fractions = dict(DEFAULT_SPLIT_FRACTIONS if fractions is None else fractions)
     if set(fractions) != {"train", "valid", "test"} or any(v < 0 for v in fractions.values()):
         raise ValueError(f"split fractions must give train/valid/test >= 0, got {fractions}")
     if not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
         raise ValueError(f"split fractions must sum to 1, got {sum(fractions.values()):.3f}")
+    named = _heldout_map(heldout)
     out = tracks.copy()
     out["split"] = "train"
     if out.empty:
         return out
-    keys = [split_of(s, t, seed) for s, t in zip(out["source"], out["track_id"])]
-    out["_key"] = keys
+    real = (out["kind"] == "real") if "kind" in out else pd.Series(True, index=out.index)
+    out["_unit"] = out["package"].astype(str).where(real, out["track_id"].astype(str))
     own = (out["source_split"].astype(object).where(out["source_split"].notna(), "").astype(str)
            if "source_split" in out else pd.Series("", index=out.index))
     has_own = own.isin(["train", "valid", "test"])
     out.loc[has_own, "split"] = own[has_own]
-    for _, group in out[~has_own].groupby(["source", "package"], sort=False):
-        order = group.sort_values("_key").index
-        n = len(order)
+    rest = ~has_own
+    if heldout is not None:
+        listed = rest & real
+        out.loc[listed, "split"] = [named.get(u, "train") for u in out.loc[listed, "_unit"]]
+        rest &= ~real
+    for source, group in out[rest].groupby("source", sort=False):
+        units = sorted(set(group["_unit"]), key=lambda u: split_of(source, u, seed))
+        n = len(units)
         n_test = int(round(n * fractions["test"]))
         n_valid = int(round(n * fractions["valid"]))
         if n >= 2 and fractions["test"] > 0:
@@ -156,9 +166,25 @@ def assign_splits(
             n_valid = max(1, n_valid)
         n_test = min(n_test, n)
         n_valid = min(n_valid, n - n_test)
-        out.loc[order[:n_test], "split"] = "test"
-        out.loc[order[n_test:n_test + n_valid], "split"] = "valid"
-    return out.drop(columns="_key")
+        where = {u: "test" for u in units[:n_test]} | {u: "valid" for u in units[n_test:n_test + n_valid]}
+        out.loc[group.index, "split"] = [where.get(u, "train") for u in group["_unit"]]
+    return out.drop(columns="_unit")
+
+
+def _heldout_map(heldout: dict[str, list[str]] | None) -> dict[str, str]:
+    """``{package: split}`` of a profile's ``heldout_packages`` (checked)."""
+    if heldout is None:
+        return {}
+    bad = set(heldout) - {"valid", "test"}
+    if bad:
+        raise ValueError(f"heldout_packages may name 'valid' and 'test' packages only, got {sorted(bad)}")
+    named: dict[str, str] = {}
+    for split, packages in heldout.items():
+        for pkg in packages:
+            if pkg in named:
+                raise ValueError(f"package {pkg!r} is held out for both {named[pkg]!r} and {split!r}")
+            named[pkg] = split
+    return named
 
 
 def select_profile_tracks(tracks: pd.DataFrame, profile: str) -> pd.DataFrame:
@@ -223,7 +249,7 @@ def load_manifest(
     license        licence from the package's ``copyright`` file (or the corpus' licence)
     order          position of the file in the package's natural order (profile selection)
     source_split   the dataset's own split where it has one (FMA, MUSDB18-HQ), else empty
-    split          ``train`` | ``valid`` | ``test`` (:func:`assign_splits`)
+    split          ``train`` | ``valid`` | ``test`` (:func:`assign_splits`: whole packages)
     ============== ==========================================================================
 
     Args:
@@ -252,10 +278,10 @@ def load_manifest(
         params = get_profile(profile)
         raw = select_profile_tracks(raw, profile)
         seed = params["seed"] if seed is None else seed
-        fractions = params.get("split_fractions")
+        fractions, heldout = params.get("split_fractions"), params.get("heldout_packages")
     else:
-        fractions = None
-    df = assign_splits(raw.reset_index(drop=True), 0 if seed is None else int(seed), fractions)
+        fractions, heldout = None, None
+    df = assign_splits(raw.reset_index(drop=True), 0 if seed is None else int(seed), fractions, heldout)
     return _filter_tracks(_absolute(df), source, split, kind, check_files)
 
 
@@ -274,7 +300,7 @@ def _filter_tracks(
             raise ValueError(f"unknown split(s) {sorted(bad)}; use train, valid or test")
         df = df[df["split"].isin(splits)]
     if check_files:
-        df = df[[Path(p).exists() for p in df["path"]]]
+        df = df[np.array([Path(p).exists() for p in df["path"]], dtype=bool)]  # a list of none would select columns
     return df.reset_index(drop=True)
 
 

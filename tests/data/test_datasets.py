@@ -21,7 +21,7 @@ SR = 22050
 
 @pytest.fixture(scope="module")
 def tracks(tmp_path_factory):
-    """Six 6 s stereo tracks of distinct tones in two packages, with by-track splits."""
+    """Six 6 s stereo tracks of distinct tones in three packages, one package per split."""
     root = tmp_path_factory.mktemp("tracks")
     rows = []
     for i in range(6):
@@ -29,7 +29,7 @@ def tracks(tmp_path_factory):
         x = 0.3 * np.stack([np.sin(2 * np.pi * (200 + 50 * i) * t), np.sin(2 * np.pi * (210 + 50 * i) * t)], 1)
         path = root / f"t{i}.wav"
         sf.write(path, x.astype(np.float32), SR, subtype="PCM_16")
-        rows.append({"source": "debian", "kind": "real", "package": f"p{i % 2}", "track_id": f"p{i % 2}/t{i}",
+        rows.append({"source": "debian", "kind": "real", "package": f"p{i % 3}", "track_id": f"p{i % 3}/t{i}",
                      "path": str(path), "duration_s": 6.0, "sample_rate": SR, "license": "test", "order": i})
     return mf.assign_splits(pd.DataFrame(rows), seed=0, fractions={"train": 0.34, "valid": 0.33, "test": 0.33})
 

@@ -18,8 +18,12 @@ def _tracks(n_per_pkg=(3, 7, 20), source="debian"):
     return pd.DataFrame(rows)
 
 
+def _many_packages(n=12):
+    return _tracks(tuple(2 + (i % 4) for i in range(n)))
+
+
 def test_splits_are_reproducible_by_seed_and_change_with_it():
-    df = _tracks()
+    df = _many_packages()
     a = mf.assign_splits(df, seed=0)
     b = mf.assign_splits(df.sample(frac=1.0, random_state=3), seed=0).sort_index()
     assert (a["split"] == b["split"]).all()  # row order does not matter, only the seed
@@ -27,15 +31,42 @@ def test_splits_are_reproducible_by_seed_and_change_with_it():
     assert (a["split"] != c["split"]).any()
 
 
-def test_every_package_with_two_or_more_tracks_has_a_test_track():
-    out = mf.assign_splits(_tracks((2, 3, 20)), seed=5)
-    for pkg, g in out.groupby("package"):
-        counts = g["split"].value_counts()
-        assert counts.get("test", 0) >= 1, pkg
-        if len(g) >= 3:
-            assert counts.get("valid", 0) >= 1, pkg
-    big = out[out["package"] == "pkg2"]["split"].value_counts()
-    assert big["test"] == 2 and big["valid"] == 2 and big["train"] == 16
+def test_no_album_is_on_two_sides():
+    """Real music is split by package (a game's or an album's music): every package lies in one split."""
+    out = mf.assign_splits(_many_packages(), seed=5)
+    assert (out.groupby("package")["split"].nunique() == 1).all()
+    per_split = out.groupby("split")["package"].nunique()
+    assert per_split["test"] >= 1 and per_split["valid"] >= 1 and per_split["train"] > per_split["test"]
+    # two packages: one test, one train; three: one of each
+    two = mf.assign_splits(_tracks((3, 5)), seed=0)
+    assert sorted(two.groupby("package")["split"].first()) == ["test", "train"]
+    three = mf.assign_splits(_tracks((3, 5, 4)), seed=0)
+    assert sorted(three.groupby("package")["split"].first()) == ["test", "train", "valid"]
+
+
+def test_named_heldout_packages_and_rendered_pieces():
+    real = _tracks((3, 4, 2, 5))
+    rendered = _tracks((1, 1, 1), source="music21").assign(kind="rendered", package="corpus")
+    rendered["track_id"] = [f"corpus/piece{i}" for i in range(len(rendered))]
+    out = mf.assign_splits(pd.concat([real, rendered], ignore_index=True), seed=0,
+                           heldout={"valid": ["pkg2"], "test": ["pkg1", "not-prepared"]})
+    by_pkg = out[out["kind"] == "real"].groupby("package")["split"].agg(set)
+    assert by_pkg.to_dict() == {"pkg0": {"train"}, "pkg1": {"test"}, "pkg2": {"valid"}, "pkg3": {"train"}}
+    # rendered pieces are units of their own (one corpus, three works): one per split
+    assert sorted(out.loc[out["kind"] == "rendered", "split"]) == ["test", "train", "valid"]
+    with pytest.raises(ValueError, match="both"):
+        mf.assign_splits(real, seed=0, heldout={"valid": ["pkg1"], "test": ["pkg1"]})
+    with pytest.raises(ValueError, match="'valid' and 'test'"):
+        mf.assign_splits(real, seed=0, heldout={"train": ["pkg1"]})
+
+
+def test_profiles_hold_out_whole_packages_they_use():
+    from mastering.profiles import PROFILES
+
+    for name, params in PROFILES.items():
+        held = params["heldout_packages"]
+        assert set(held["valid"]).isdisjoint(held["test"]) and held["test"], name
+        assert set(held["valid"]) | set(held["test"]) < set(params["debian_packages"]), name  # some train
 
 
 def test_split_fractions_are_validated():
@@ -46,7 +77,7 @@ def test_split_fractions_are_validated():
 
 
 def test_no_segment_of_a_test_track_is_in_train():
-    tracks = mf.assign_splits(_tracks(), seed=0)
+    tracks = mf.assign_splits(_many_packages(), seed=0)
     tracks["split"] = tracks["split"].astype(str)
     tracks = tracks.assign(license="x", sample_rate=44100)
     seg = mf.segment_manifest(tracks, segment_seconds=5.0, loudness=False)

@@ -44,7 +44,8 @@ def test_statistics_table_counts_tracks_hours_splits_and_segments(fixture_cache)
     total = stats.iloc[-1]
     assert total["tracks"] == 6 and total["hours"] == pytest.approx(6 * 8 / 3600)
     assert total["segments"] == 6 * 2  # two full 3 s segments per 8 s track
-    assert stats.iloc[0]["train/valid/test"] == "1/1/1"
+    assert stats.iloc[0]["train/valid/test"] == "3/0/0"  # whole packages: asc-music trains
+    assert stats.iloc[1]["train/valid/test"] == "0/0/3"  # drascula-music is held out for test
     path = report.table_data_statistics(stats, "smoke")
     text = path.read_text()
     assert path.name == "data_statistics.tex" and "\\label{tab:data_statistics}" in text and "smoke" in text
