@@ -315,7 +315,12 @@ class Store:
 
     # -- admin -------------------------------------------------------------------------------
     def export_rows(self) -> Iterator[dict]:
-        """Every stored rating in long format (one row per participant x trial), see ``EXPORT_COLUMNS``."""
+        """Every stored rating in long format (one row per participant x trial), see ``EXPORT_COLUMNS``.
+
+        ``simulated`` is always 0 (the database holds real participants only) and
+        ``manifest_sha256`` is the hash of the stimuli manifest the participant was served; the
+        analysis (:func:`mastering.evaluation.listening_analysis.load_responses`) checks both.
+        """
         cur = self._con().execute(
             "SELECT p.public_id, p.seed, p.finished_at, p.manifest_sha256, t.trial_index, t.phase, t.item,"
             " t.condition, t.target, r.rating, t.attention_check, t.expected_rating, t.repeat_of,"
@@ -343,6 +348,7 @@ class Store:
                 "shown_at": row["first_shown_at"] or "",
                 "answered_at": row["answered_at"],
                 "manifest_sha256": row["manifest_sha256"],
+                "simulated": 0,  # the app stores real participants only; the analysis requires the column
             }
 
     def export_csv(self) -> str:

@@ -22,14 +22,16 @@ import torch
 from ..io import load_audio
 from ..paths import data_dir
 from .listening_design import CONDITIONS, EXPORT_COLUMNS, RATING_MAX, RATING_MIN, TARGETS, build_schedule
-from .listening_manifest import ManifestRow, load_manifest
+from .listening_manifest import Manifest, ManifestRow, load_manifest
 
 __all__ = [
     "REQUIRED_COLUMNS",
     "DEFAULT_EFFECT_PATTERN",
     "DEFAULT_PROXY_FOR_TARGET",
     "default_responses_path",
+    "default_stimuli_dir",
     "validate_responses",
+    "check_manifest",
     "load_responses",
     "apply_exclusions",
     "cell_means",
@@ -69,6 +71,11 @@ def default_responses_path() -> Path:
     return data_dir() / "listening_test" / "responses.csv"
 
 
+def default_stimuli_dir() -> Path:
+    """The stimuli folder ``make listening-test`` serves: ``<data>/listening_test/stimuli``."""
+    return data_dir() / "listening_test" / "stimuli"
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading and validating the export
 # ---------------------------------------------------------------------------------------------
@@ -86,6 +93,63 @@ def _as_bool(series: pd.Series, name: str) -> pd.Series:
     return text.isin(_TRUE).astype(bool)
 
 
+_NO_SIMULATED = (
+    "the response table has no 'simulated' column: every row must say whether it is simulated; exports of the "
+    "study app write it (0 for real participants), simulate_responses() writes True; re-export older files "
+    "with `python -m listening_test export`"
+)
+
+
+def _simulated(df: pd.DataFrame) -> pd.Series:
+    """The ``simulated`` column as booleans; no default: a missing column, an empty or unknown value is an error."""
+    if "simulated" not in df.columns:
+        raise ValueError(_NO_SIMULATED)
+    series = df["simulated"]
+    if pd.api.types.is_bool_dtype(series) and not series.isna().any():
+        return series.astype(bool)
+    text = series.astype("string").fillna("").str.strip().str.lower()
+    empty = text == ""
+    if empty.any():
+        raise ValueError(
+            f"column 'simulated' is empty in {int(empty.sum())} row(s): every row must say whether it is "
+            "simulated (exports of the study app write 0, simulate_responses() writes True)"
+        )
+    bad = ~text.isin(_TRUE | _FALSE)
+    if bad.any():
+        raise ValueError(f"column 'simulated' must hold 0/1 or true/false; found {sorted(set(text[bad]))[:5]}")
+    return text.isin(_TRUE).astype(bool)
+
+
+def _check_not_mixed(simulated: pd.Series) -> None:
+    n_sim = int(simulated.sum())
+    if 0 < n_sim < len(simulated):
+        raise ValueError(
+            f"the responses mix {n_sim} simulated and {len(simulated) - n_sim} real row(s); simulated and real "
+            "ratings are never pooled: analyse them separately"
+        )
+
+
+def _check_provenance(df: pd.DataFrame, simulated: pd.Series) -> None:
+    """Never pool simulated with real rows, nor real rows of different stimulus sets."""
+    _check_not_mixed(simulated)
+    if simulated.any() or "manifest_sha256" not in df.columns:
+        return
+    hashes = df["manifest_sha256"].astype("string").fillna("").str.strip()
+    flipped = hashes == "simulated"
+    if flipped.any():
+        raise ValueError(
+            f"{int(flipped.sum())} row(s) marked as real (simulated false) carry manifest_sha256 'simulated': "
+            "they come from simulate_responses(), not from the study app"
+        )
+    distinct = sorted(set(hashes))
+    if len(distinct) > 1:
+        raise ValueError(
+            f"the real responses were rated on {len(distinct)} different stimulus sets (manifest_sha256 "
+            f"{', '.join(repr(h) for h in distinct[:4])}); ratings of different stimuli are never pooled: export "
+            "and analyse each set against its own manifest"
+        )
+
+
 def _as_int(series: pd.Series, name: str, allow_missing: bool) -> pd.Series:
     text = series.astype("string").str.strip()
     text = text.mask(text == "")
@@ -101,15 +165,23 @@ def _as_int(series: pd.Series, name: str, allow_missing: bool) -> pd.Series:
     return values.astype("Int64")
 
 
-def validate_responses(df: pd.DataFrame) -> pd.DataFrame:
+def validate_responses(df: pd.DataFrame, manifest: Manifest | str | os.PathLike | None = None) -> pd.DataFrame:
     """Check and type a response table in the export's format; returns a typed copy.
 
-    Adds ``simulated=False`` when the column is absent (a real export has none).
+    Every row must say whether it is simulated (column ``simulated``, written by the app's export
+    and by :func:`simulate_responses`); there is no default. Simulated and real rows are never
+    pooled, and the real rows of one table must all come from one stimulus set (one
+    ``manifest_sha256``); given ``manifest`` (a
+    :class:`~mastering.evaluation.listening_manifest.Manifest` or its stimuli folder),
+    :func:`check_manifest` checks that it is that manifest's hash.
 
     Raises:
-        ValueError: missing columns, no rows, ratings that are not integers in 1..7, an unknown
-            phase or attention-check kind, a fixed check without its expected rating, a repeat
-            without the trial it repeats, or the same participant x trial twice.
+        ValueError: missing columns (``simulated`` included), no rows, an empty or unknown
+            ``simulated`` value, simulated and real rows together, real rows of several stimulus
+            manifests or with the simulated marker ``manifest_sha256="simulated"``, ratings that are
+            not integers in 1..7, an unknown phase or attention-check kind, a fixed check without its
+            expected rating, a repeat without the trial it repeats, the same participant x trial
+            twice, or (given ``manifest``) real rows of another stimulus set.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"expected a pandas DataFrame of responses, got {type(df).__name__}")
@@ -119,8 +191,14 @@ def validate_responses(df: pd.DataFrame) -> pd.DataFrame:
             f"the responses lack column(s) {missing}; expected the export of "
             "`python -m listening_test export` (columns: " + ", ".join(EXPORT_COLUMNS) + ")"
         )
+    if "simulated" not in df.columns:
+        raise ValueError(_NO_SIMULATED)
     if df.empty:
         raise ValueError("the responses hold no rows")
+    simulated = _simulated(df)
+    if manifest is not None:
+        check_manifest(df, manifest)
+    _check_provenance(df, simulated)
     out = df.copy()
     for col in ("participant", "phase", "item", "condition", "target"):
         out[col] = out[col].astype("string").str.strip().astype(str)
@@ -141,7 +219,7 @@ def validate_responses(df: pd.DataFrame) -> pd.DataFrame:
     out["repeat_of_trial_index"] = _as_int(out["repeat_of_trial_index"], "repeat_of_trial_index", allow_missing=True)
     out["participant_complete"] = _as_bool(out["participant_complete"], "participant_complete")
     out["placeholder"] = _as_bool(out["placeholder"], "placeholder")
-    out["simulated"] = _as_bool(out["simulated"], "simulated") if "simulated" in out else False
+    out["simulated"] = simulated
 
     phases = set(out["phase"]) - {"training", "main"}
     if phases:
@@ -165,11 +243,52 @@ def validate_responses(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def load_responses(path: str | os.PathLike) -> pd.DataFrame:
+def check_manifest(df: pd.DataFrame, manifest: Manifest | str | os.PathLike) -> None:
+    """Refuse real ratings that were not made on the stimuli of ``manifest``.
+
+    Every row of the app's export carries the SHA-256 of the ``manifest.csv`` its participant was
+    served (``manifest_sha256``; simulated rows: ``"simulated"``). Ratings of another stimulus set
+    must not be analysed, or have their stimuli measured, against this one.
+
+    Args:
+        df: responses in the export's format (with the explicit ``simulated`` column).
+        manifest: the stimuli manifest (:func:`~mastering.evaluation.listening_manifest.load_manifest`)
+            or its stimuli folder (read without checking the WAV files).
+
+    Raises:
+        ValueError: no ``simulated`` or ``manifest_sha256`` column, simulated and real rows together,
+            or real rows whose ``manifest_sha256`` is not the manifest's hash (the message gives
+            how many and both hashes). Simulated rows are not checked.
+    """
+    if not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest, check_files=False)
+    simulated = _simulated(df)
+    _check_not_mixed(simulated)
+    if simulated.all():
+        return
+    if "manifest_sha256" not in df.columns:
+        raise ValueError("the responses have no 'manifest_sha256' column; exports of the study app write it")
+    hashes = df["manifest_sha256"].astype("string").fillna("").str.strip()
+    wrong = hashes != manifest.sha256
+    if wrong.any():
+        found = sorted(set(hashes[wrong]))
+        raise ValueError(
+            f"{int(wrong.sum())} of {len(df)} real rating(s) were made on another stimulus set: their "
+            f"manifest_sha256 is {', '.join(repr(h) for h in found[:3])}, the manifest "
+            f"{manifest.root / 'manifest.csv'} has {manifest.sha256!r}; ratings of another stimulus set must "
+            "not be analysed against this one"
+        )
+
+
+def load_responses(path: str | os.PathLike, manifest: Manifest | str | os.PathLike | None = None) -> pd.DataFrame:
     """Read the app's CSV export (``python -m listening_test export``) and validate it.
 
     Args:
         path: the CSV file.
+        manifest: the stimuli manifest the participants were served (a
+            :class:`~mastering.evaluation.listening_manifest.Manifest` or its stimuli folder):
+            every real row must carry its hash (:func:`check_manifest`). Pass it whenever a real
+            export is analysed; ``None`` skips this check only.
 
     Returns:
         The typed table (see :func:`validate_responses`): ``rating`` int, booleans for
@@ -177,15 +296,15 @@ def load_responses(path: str | os.PathLike) -> pd.DataFrame:
         ``expected_rating`` and ``repeat_of_trial_index``.
 
     Raises:
-        ValueError: a missing file or any problem :func:`validate_responses` reports (the message
-            names the file).
+        ValueError: a missing file or any problem :func:`validate_responses` or
+            :func:`check_manifest` reports (the message names the file).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file; export the responses with `python -m listening_test export`")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     try:
-        return validate_responses(df)
+        return validate_responses(df, manifest)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
 
@@ -709,7 +828,7 @@ def simulate_responses(
     ``manifest_sha256="simulated"``.
 
     Returns:
-        The table with :data:`~mastering.evaluation.listening_design.EXPORT_COLUMNS` plus ``simulated``.
+        The table with :data:`~mastering.evaluation.listening_design.EXPORT_COLUMNS` (``simulated`` true).
     """
     sds = {"sd_residual": sd_residual, "sd_participant": sd_participant, "sd_item": sd_item,
            "sd_participant_condition": sd_participant_condition}
@@ -729,7 +848,7 @@ def simulate_responses(
         schedule = build_schedule(manifest, p_seed, n_fixed_checks=n_fixed_checks,
                                   n_anchor_repeats=n_anchor_repeats, training=training)
         records += _simulated_participant(rng, p, p_seed, kinds[p], schedule, index, mu[p], sd_residual)
-    return validate_responses(pd.DataFrame.from_records(records, columns=[*EXPORT_COLUMNS, "simulated"]))
+    return validate_responses(pd.DataFrame.from_records(records, columns=EXPORT_COLUMNS))
 
 
 def _simulated_manifest(n_items: int, conditions: list[str],

@@ -25,7 +25,10 @@ TARGETS = ("warm", "bright", "clear")
 RATING_MIN = 1
 RATING_MAX = 7
 
-#: Columns of the app's export (long format: one row per participant x trial).
+#: Columns of the app's export (long format: one row per participant x trial). ``simulated`` is
+#: explicit in every row (0 in the app's export of real participants, true in
+#: :func:`~mastering.evaluation.listening_analysis.simulate_responses`): the analysis refuses a
+#: table that does not say, and never pools simulated with real rows.
 EXPORT_COLUMNS = [
     "participant",
     "participant_seed",
@@ -45,6 +48,7 @@ EXPORT_COLUMNS = [
     "shown_at",
     "answered_at",
     "manifest_sha256",
+    "simulated",
 ]
 
 

@@ -18,7 +18,7 @@ from statsmodels.stats.multitest import multipletests
 from listening_test.store import Store
 from mastering.evaluation import listening_analysis as A
 from mastering.evaluation.listening_design import CONDITIONS, EXPORT_COLUMNS, TARGETS, build_schedule
-from mastering.evaluation.listening_manifest import ManifestRow, write_manifest
+from mastering.evaluation.listening_manifest import ManifestRow, load_manifest, write_manifest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -57,7 +57,7 @@ def test_load_responses_reads_the_apps_export(tmp_path):
     store.close()
 
     df = A.load_responses(path)
-    assert list(df.columns) == [*EXPORT_COLUMNS, "simulated"]
+    assert list(df.columns) == EXPORT_COLUMNS and EXPORT_COLUMNS[-1] == "simulated"
     assert len(df) == len(schedule) and not df["simulated"].any() and df["placeholder"].all()
     assert df["participant_complete"].all() and df["rating"].dtype.kind == "i"
     assert set(df["attention_check"]) == {"", "fixed", "repeat"}
@@ -76,7 +76,7 @@ def test_load_responses_reads_the_apps_export(tmp_path):
 ])
 def test_load_responses_refuses_malformed_exports(tmp_path, simulated, change, match):
     path = tmp_path / "bad.csv"
-    change(simulated.drop(columns=["simulated"])).to_csv(path, index=False)
+    change(simulated).to_csv(path, index=False)
     with pytest.raises(ValueError, match=match):
         A.load_responses(path)
     with pytest.raises(ValueError, match="no such file"):
@@ -86,6 +86,103 @@ def test_load_responses_refuses_malformed_exports(tmp_path, simulated, change, m
 def test_simulated_rows_stay_marked_through_a_csv(tmp_path, simulated):
     simulated.to_csv(tmp_path / "sim.csv", index=False)
     assert A.load_responses(tmp_path / "sim.csv")["simulated"].all()
+
+
+# ----------------------------------------------------------------------------- provenance: simulated? which stimuli?
+def _stimuli_manifest(root, n_items=2):
+    """A stimuli folder with only its ``manifest.csv`` (the hash check does not open the WAVs)."""
+    root.mkdir(parents=True, exist_ok=True)
+    records = [{"item": f"item0{i}", "condition": c, "target": t, "path": f"{c}/{t}/item0{i}.wav"}
+               for i in range(1, n_items + 1) for c in CONDITIONS for t in TARGETS]
+    write_manifest(root, records, ["item", "condition", "target", "path"])
+    return load_manifest(root, check_files=False)
+
+
+def _real_export(tmp_path, manifest, hashes):
+    """The app's CSV export of one finished participant per entry of ``hashes`` (the manifest they were served)."""
+    store = Store(tmp_path / "responses.sqlite")
+    for seed, sha in enumerate(hashes):
+        _, participant = store.create_participant(build_schedule(manifest.rows, seed, 2, 2), seed, sha)
+        while (trial := store.current_trial(participant.id)) is not None:
+            store.submit(participant.id, trial.id, trial.expected_rating or 4)
+    path = tmp_path / "responses.csv"
+    path.write_text(store.export_csv())
+    store.close()
+    return path
+
+
+def test_a_correct_real_export_passes_the_manifest_check(tmp_path, simulated):
+    manifest = _stimuli_manifest(tmp_path / "stimuli")
+    path = _real_export(tmp_path, manifest, [manifest.sha256] * 2)
+    header = path.read_text().splitlines()[0].split(",")
+    assert header == EXPORT_COLUMNS and "simulated" in header
+    for given in (manifest, tmp_path / "stimuli", str(tmp_path / "stimuli")):
+        df = A.load_responses(path, manifest=given)
+        assert not df["simulated"].any() and (df["manifest_sha256"] == manifest.sha256).all()
+    A.check_manifest(df, manifest)
+    A.check_manifest(simulated, manifest)  # simulated rows carry no manifest hash to check
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda d: d.drop(columns=["simulated"]), "has no 'simulated' column: every row must say whether it is simulated"),
+    (lambda d: d.assign(simulated=d["simulated"].where(d.index != 3, "")), r"'simulated' is empty in 1 row\(s\)"),
+    (lambda d: d.assign(simulated=d["simulated"].where(d.index != 3, "maybe")), "'simulated' must hold 0/1"),
+])
+def test_a_real_export_must_say_it_is_not_simulated(tmp_path, simulated, change, match):
+    manifest = _stimuli_manifest(tmp_path / "stimuli")
+    path = _real_export(tmp_path, manifest, [manifest.sha256])
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert (df["simulated"] == "0").all()
+    change(df).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=match):
+        A.load_responses(path)
+    with pytest.raises(ValueError, match=match):
+        A.validate_responses(change(df))
+    with pytest.raises(ValueError, match="has no 'simulated' column"):  # also when built in memory
+        A.apply_exclusions(simulated.drop(columns=["simulated"]))
+
+
+def test_ratings_of_another_stimulus_set_are_refused(tmp_path):
+    manifest = _stimuli_manifest(tmp_path / "stimuli")
+    other = _stimuli_manifest(tmp_path / "other", n_items=3)
+    assert other.sha256 != manifest.sha256
+    # every participant rated the other stimulus set
+    path = _real_export(tmp_path, other, [other.sha256])
+    n = len(pd.read_csv(path))
+    with pytest.raises(ValueError, match=rf"{n} of {n} real rating\(s\) were made on another stimulus set") as info:
+        A.load_responses(path, manifest=manifest)
+    assert other.sha256 in str(info.value) and manifest.sha256 in str(info.value) and str(path) in str(info.value)
+    A.load_responses(path, manifest=other)
+    # one row of a correct export carries another hash
+    path = _real_export(tmp_path / "one", manifest, [manifest.sha256])
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df.loc[3, "manifest_sha256"] = other.sha256
+    df.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=rf"1 of {len(df)} real rating\(s\)") as info:
+        A.load_responses(path, manifest=manifest)
+    assert other.sha256 in str(info.value) and manifest.sha256 in str(info.value)
+    with pytest.raises(ValueError, match="2 different stimulus sets"):  # pooled even without the manifest
+        A.load_responses(path)
+    # a real export without the hash column cannot be checked
+    with pytest.raises(ValueError, match="no 'manifest_sha256' column"):
+        A.check_manifest(A.validate_responses(df.drop(columns=["manifest_sha256"])), manifest)
+
+
+def test_simulated_and_real_rows_are_never_pooled(tmp_path, simulated):
+    manifest = _stimuli_manifest(tmp_path / "stimuli")
+    real = pd.read_csv(_real_export(tmp_path, manifest, [manifest.sha256]), dtype=str, keep_default_na=False)
+    mixed = pd.concat([real, simulated.astype(str)], ignore_index=True)
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    for call in (lambda: A.load_responses(tmp_path / "mixed.csv"),
+                 lambda: A.load_responses(tmp_path / "mixed.csv", manifest=manifest),
+                 lambda: A.apply_exclusions(mixed),
+                 lambda: A.check_manifest(mixed, manifest)):
+        with pytest.raises(ValueError, match=r"mix \d+ simulated and \d+ real row\(s\)"):
+            call()
+    # a simulated row relabelled as real is caught by its manifest marker
+    flipped = simulated.assign(simulated=False)
+    with pytest.raises(ValueError, match="marked as real .* carry manifest_sha256 'simulated'"):
+        A.validate_responses(flipped)
 
 
 # ----------------------------------------------------------------------------- exclusions
@@ -247,7 +344,8 @@ def test_vectorised_holm_equals_multipletests():
 # ----------------------------------------------------------------------------- simulation and power
 def test_simulated_responses_have_the_export_format_and_the_effect():
     df = A.simulate_responses(150, 10, effect_d=1.0, seed=2)
-    assert list(df.columns) == [*EXPORT_COLUMNS, "simulated"] and df["simulated"].all()
+    assert list(df.columns) == EXPORT_COLUMNS and df["simulated"].all()
+    assert (df["manifest_sha256"] == "simulated").all()
     kept, table = A.apply_exclusions(df, max_repeat_diff=7)
     assert not table["excluded"].any() and len(kept) == 150 * 120
     assert kept["rating"].between(1, 7).all()

@@ -261,6 +261,8 @@ def test_full_session_and_export_format(app, tiny_stimuli):
         assert int(r["trial_index"]) >= int(first["trial_index"]) + 2
     assert all(r["shown_at"] and r["shown_at"] <= r["answered_at"] for r in rows)
     assert all(r["placeholder"] == "1" and r["manifest_sha256"] == manifest.sha256 for r in rows)
+    # Every row says explicitly that it is real, so the analysis accepts it against this manifest.
+    assert "simulated" in rows[0] and all(r["simulated"] == "0" for r in rows)
     # The recorded seed rebuilds the order the participant saw.
     seed = int(rows[0]["participant_seed"])
     schedule = build_schedule(manifest.rows, seed, 2, 2, True)
@@ -271,6 +273,27 @@ def test_full_session_and_export_format(app, tiny_stimuli):
     assert answer(client, 10**6, 3).status_code == 404
     summary = app.test_client().get("/admin/summary", headers=AUTH).get_json()
     assert summary == {"participants": 1, "finished": 1, "responses": 21}
+
+
+def test_the_export_passes_the_analysis_checks_against_its_own_manifest_only(app, tiny_stimuli, tmp_path):
+    from mastering.evaluation.listening_analysis import load_responses
+
+    client, state = join(app)
+    while not state["finished"]:
+        instruction = state["trial"]["instruction"]
+        rating = int(instruction.split("please select ")[1][0]) if instruction else 4
+        assert answer(client, state["trial"]["id"], rating).status_code == 201
+        state = client.get("/api/state").get_json()
+    path = tmp_path / "responses.csv"
+    path.write_text(app.test_client().get("/admin/export.csv", headers=AUTH).get_data(as_text=True))
+    df = load_responses(path, manifest=tiny_stimuli)
+    assert len(df) == 21 and not df["simulated"].any()
+    # the same ratings claimed for another stimulus set are refused
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.csv").write_text((tiny_stimuli / "manifest.csv").read_text() + "\n")
+    with pytest.raises(ValueError, match="21 of 21 real rating.*another stimulus set"):
+        load_responses(path, manifest=other)
 
 
 def test_pages_follow_the_participant(app):
