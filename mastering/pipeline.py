@@ -108,9 +108,9 @@ def _to_model(x: np.ndarray, model: MasteringModel, device: str | torch.device =
 @torch.no_grad()
 def encode_excerpts(model: MasteringModel, excerpts: Iterable[np.ndarray], sample_rate: int,
                     device: str | torch.device = "cpu") -> torch.Tensor:
-    """One ``z`` for a whole track: the encoder's frame features averaged over all excerpts
+    """One ``z`` for a whole track: the encoder's pooled features averaged over all excerpts
     (its global average pooling taken across the track), then projected."""
-    feats = [model.encoder.features(resample(_to_model(x, model, device), sample_rate, model.sample_rate)).mean(dim=-1)
+    feats = [model.encoder.pooled(resample(_to_model(x, model, device), sample_rate, model.sample_rate))
              for x in excerpts]
     return model.encoder.project(torch.cat(feats).mean(dim=0, keepdim=True))
 

@@ -220,6 +220,7 @@ class MasteringModel(nn.Module):
         encoder = dict(encoder or {})
         encoder.pop("in_channels", None)
         encoder.pop("latent_dim", None)
+        encoder.pop("sample_rate", None)
         self.config = dict(
             phase=phase, sample_rate=int(sample_rate), channels=int(channels), latent_dim=int(latent_dim),
             encoder=encoder, decoder=decoder, num_bands=num_bands, decoder_hidden=int(decoder_hidden),
@@ -231,7 +232,8 @@ class MasteringModel(nn.Module):
         self.phase = phase
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self.encoder = AudioEncoder(in_channels=self.channels, latent_dim=latent_dim, **encoder)
+        self.encoder = AudioEncoder(in_channels=self.channels, latent_dim=latent_dim, sample_rate=self.sample_rate,
+                                    **encoder)
         self.eq_mode = eq_mode
         module_mode = "exact" if eq_mode == "auto" else eq_mode
         if decoder == "adaptive":

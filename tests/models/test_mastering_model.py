@@ -158,3 +158,15 @@ def test_a_mixed_precision_step_keeps_the_dsp_in_full_precision():
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_a_spectral_encoder_checkpoint_rebuilds_at_its_rate(tmp_path):
+    cfg = dict(TINY, encoder=dict(TINY["encoder"], spectral_bands=24, spectral_hidden=8))
+    model = build_model("1a", sample_rate=48000, **cfg).eval()
+    assert model.encoder.config["sample_rate"] == 48000 and model.encoder.spectral.bands == 24
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model_config": model.config, "model_state": model.state_dict()}, path)
+    again = model_from_checkpoint(path)
+    x = _music_like(1, 2, 24000, 48000)
+    with torch.no_grad():
+        assert torch.equal(model(x)["output"], again(x)["output"])
