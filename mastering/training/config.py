@@ -62,7 +62,9 @@ class TrainConfig:
         loss: weights of :class:`mastering.losses.MasteringLoss`.
         w_sparsity, w_decisiveness: weights of the 1C gate regularizers.
         data: ``ratios`` of the sources (pink / real / rendered), ``train_items``,
-            ``valid_items``, ``cache`` (materialize the pairs once in memory), ``num_workers``.
+            ``valid_items``, ``cache`` (``True``: make the pairs once, in memory; ``"disk"``: once, into
+            memory-mapped files shared by every run of the profile), ``num_workers`` (processes making
+            pairs; cached pairs are read in the training process).
         tensorboard, wandb: optional loggers (off by default).
         progress: tqdm progress bars.
     """

@@ -4,21 +4,35 @@
 music, pink noise; mixed with the configuration's ``ratios``) for the training and validation
 splits of the profile's manifest. Splits are by track, so no validation segment comes from a
 training track. ``cache=True`` generates the pairs once and keeps them in memory
-(:class:`CachedDataset`), which is what makes a CPU smoke run affordable; otherwise every epoch
-draws fresh offsets and degradations (``set_epoch``).
+(:class:`CachedDataset`), which is what makes a CPU smoke run affordable; ``cache="disk"`` writes
+them once to memory-mapped files under ``runs/pairs/`` (:class:`DiskPairs`), named by the data
+settings, the manifest and the code, so every phase and every resumed run of a profile reads the
+same pairs without making them again; otherwise every epoch draws fresh offsets and degradations
+(``set_epoch``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from ..data.datasets import MultiSourceDataset, PairedDataset, PinkNoiseSegments, TrackSegments, derive_seed
 from ..data.manifest import load_manifest
+from ..runs import run_folder, run_key
 
-__all__ = ["CachedDataset", "TensorPairs", "build_datasets", "collate"]
+__all__ = ["CachedDataset", "DiskPairs", "TensorPairs", "build_datasets", "collate", "pair_cache_folder"]
+
+_TENSORS = ("degraded", "mastered", "params")
 
 
 class CachedDataset(Dataset):
@@ -31,8 +45,6 @@ class CachedDataset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, progress: bool = False, desc: str = "pairs"):
-        from tqdm.auto import tqdm
-
         self.items = [dataset[i] for i in tqdm(range(len(dataset)), desc=desc, disable=not progress, leave=False)]
         self.sample_rate = getattr(dataset, "sample_rate", None)
 
@@ -41,6 +53,80 @@ class CachedDataset(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         return self.items[index]
+
+
+class DiskPairs(Dataset):
+    """The items of ``dataset`` made once (in order, by ``workers`` processes) into ``folder`` and
+    read back memory-mapped: ``degraded.npy``, ``mastered.npy``, ``params.npy`` ``[items, ...]`` and
+    ``items.json`` (the other fields). The folder is complete only once ``items.json`` exists
+    (written last, atomically); an incomplete folder is made again.
+
+    Args:
+        dataset: a map-style dataset of pairs (every item has the same shapes).
+        folder: where the pairs live.
+        workers: processes making the pairs (``0``: this one).
+        progress: show a tqdm bar while making them.
+        desc: bar label.
+    """
+
+    def __init__(self, dataset: Dataset, folder: str | Path, workers: int = 0, progress: bool = False,
+                 desc: str = "pairs"):
+        self.folder = Path(folder)
+        self.sample_rate = getattr(dataset, "sample_rate", None)
+        if not (self.folder / "items.json").is_file():
+            self._make(dataset, int(workers), progress, desc)
+        self.meta = json.loads((self.folder / "items.json").read_text())["items"]
+        self.arrays = {k: np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in _TENSORS
+                       if (self.folder / f"{k}.npy").is_file()}
+
+    def _make(self, dataset: Dataset, workers: int, progress: bool, desc: str) -> None:
+        tmp = self.folder.with_name(self.folder.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers)
+        arrays: dict[str, np.ndarray] = {}
+        meta = []
+        for i, item in enumerate(tqdm(loader, total=len(dataset), desc=desc, disable=not progress, leave=False)):
+            for key in _TENSORS:
+                if key in item:
+                    if key not in arrays:
+                        value = item[key].numpy()
+                        arrays[key] = np.lib.format.open_memmap(tmp / f"{key}.npy", mode="w+", dtype=value.dtype,
+                                                                shape=(len(dataset), *value.shape))
+                    arrays[key][i] = item[key].numpy()
+            meta.append({k: v for k, v in item.items() if k not in _TENSORS})
+        for array in arrays.values():
+            array.flush()
+        (tmp / "items.json").write_text(json.dumps({"items": meta}, default=_plain))
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        os.replace(tmp, self.folder)
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = {k: torch.from_numpy(np.array(a[index])) for k, a in self.arrays.items()}
+        item.update(self.meta[index])
+        return item
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the NumPy scalars and tensors in an item's metadata."""
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.tolist()
+    return str(value)
+
+
+def pair_cache_folder(config, split: str, tracks: pd.DataFrame) -> Path:
+    """``runs/pairs/<profile>-<split>-<hash>``: named by what makes the pairs (the data settings,
+    segment length, rate and seed), the split's tracks (paths, durations, loudness) and the code."""
+    settings = {"data": {k: v for k, v in config.data.items() if k not in ("cache", "num_workers")},
+                "segment_seconds": float(config.segment_seconds), "sample_rate": int(config.sample_rate),
+                "seed": int(config.seed), "split": split}
+    rows = tracks.sort_values("path")[["path", "duration_s", "loudness_lufs"]].astype(str).to_csv(index=False) if len(tracks) else ""
+    key = run_key(settings, ("mastering.training.data",), tracks=hashlib.sha1(rows.encode()).hexdigest())
+    return run_folder("pairs", config.profile, key, label=split)
 
 
 class TensorPairs(Dataset):
@@ -115,7 +201,10 @@ def build_datasets(config) -> tuple[Dataset, Dataset]:
         if mixture.datasets[mixture.names[0]].sample_rate != config.sample_rate:
             raise ValueError(f"the prepared data is at {mixture.datasets[mixture.names[0]].sample_rate} Hz, "
                              f"the configuration at {config.sample_rate} Hz")
-        if data.get("cache"):
+        if data.get("cache") == "disk":
+            mixture = DiskPairs(mixture, pair_cache_folder(config, split, tracks), workers=int(data["num_workers"]),
+                                progress=config.progress, desc=f"{split} pairs")
+        elif data.get("cache"):
             mixture = CachedDataset(mixture, progress=config.progress, desc=f"{split} pairs")
         out.append(mixture)
     return out[0], out[1]

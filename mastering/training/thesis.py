@@ -67,7 +67,7 @@ def _loader(data, config, train: bool, epoch: int):
     sampler = (RandomSampler(data, generator=torch.Generator().manual_seed(config.seed * 100003 + epoch))
                if train else SequentialSampler(data))  # the Phase 1B trainer's order
     return DataLoader(data, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
-                      num_workers=int(config.data.get("num_workers", 0)),
+                      num_workers=0 if config.data.get("cache") else int(config.data.get("num_workers", 0)),
                       drop_last=train and len(data) > config.batch_size)
 
 

@@ -195,7 +195,8 @@ class Trainer:
             sampler = RandomSampler(data, generator=generator)
         else:
             sampler = SequentialSampler(data)
-        workers = int(self.config.data.get("num_workers", 0))
+        # pairs already made (in memory or on disk) are read here; workers only make fresh pairs
+        workers = 0 if self.config.data.get("cache") else int(self.config.data.get("num_workers", 0))
         return DataLoader(data, batch_size=self.config.batch_size, sampler=sampler, collate_fn=collate,
                           num_workers=workers, drop_last=train and len(data) > self.config.batch_size,
                           pin_memory=self.device.type == "cuda", persistent_workers=False)
