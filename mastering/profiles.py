@@ -1,7 +1,8 @@
 """The run profiles: every size that depends on the profile, in one registry.
 
-``smoke`` is tiny and runs on a 2-core CPU in minutes (tests and CI); ``full`` is the real run for
-the paper (GPU where there is one). Both take the same code path: only these numbers differ.
+``smoke`` is tiny and runs on a 2-core CPU in minutes (tests and CI); ``cpu`` gives the paper's
+numbers on a 2-core CPU in hours (all the real music, a narrow model); ``full`` is the design's
+recipe (GPU where there is one). Both take the same code path: only these numbers differ.
 Notebooks receive ``profile`` as a papermill parameter and read the rest from here, so a figure
 or table can always say which profile made it.
 
@@ -115,6 +116,92 @@ PROFILES: dict[str, dict[str, Any]] = {
         # 12: the power analysis grid and the objective stimuli set
         "listening": {"power_grid": [6, 12, 24], "power_sims": 40, "power_effect_d": 0.5,
                       "stimuli_items": 2, "stimuli_clip_s": 5.0, "stimuli_split": "test"},
+    },
+    "cpu": {
+        # the paper's numbers on a 2-core CPU: all the real music and rendered pieces (as ``full``),
+        # a narrow model with the spectral front end, pairs made once to disk, a CPU-sized budget
+        "sample_rate": 44100,
+        "seed": 0,
+        "device": "cpu",
+        "eq_fit_steps": 300,
+        "eq_fit_seconds": 1.0,
+        "unet_demo_steps": 200,
+        "loudness_max_tracks": 24,
+        "debian_packages": [
+            "wesnoth-1.16-music",
+            "fb-music-high",
+            "asc-music",
+            "planetblupi-music-ogg",
+            "xblast-tnt-musics",
+            "drascula-music",
+            "ufoai-music",
+        ],
+        "heldout_packages": {"valid": ["asc-music", "fb-music-high"], "test": ["drascula-music"]},
+        "max_tracks_per_package": None,
+        "segment_seconds": 5.0,
+        "min_track_seconds": 60.0,
+        "rendered_tracks": 60,
+        "split_fractions": {"train": 0.8, "valid": 0.1, "test": 0.1},
+        "source_ratios": {"pink": 0.1, "real": 0.7, "rendered": 0.2},
+        "pairs_per_epoch": 1024,
+        "note": "cpu profile: all the real music on a 2-core CPU",
+        "train": {
+            "device": "cpu",
+            "segment_seconds": 1.5,
+            "batch_size": 8,
+            "epochs": 6,
+            "lr": 2e-3,
+            "lr_patience": 1,
+            "model": {
+                "latent_dim": 64,
+                "encoder": {"stem_channels": 32, "block_channels": [32, 48, 64, 64], "spectral_bands": 40},
+                "decoder_hidden": 64,
+                "residual_channels": [8, 16, 24],
+                "dynamics_hidden": 32,
+            },
+            "data": {"ratios": {"pink": 0.1, "real": 0.7, "rendered": 0.2}, "train_items": 1024, "valid_items": 128,
+                     "cache": "disk", "num_workers": 2},
+        },
+        "thesis": {
+            "model": {"n_fft": 1024, "hop": 256, "n_mels": 64, "unet_channels": [8, 16, 32], "lstm_hidden": 64,
+                      "max_gain_db": 12.0, "max_global_gain_db": 24.0, "max_tilt_db": 3.0, "griffin_lim_iters": 32},
+            "loss": {"w_log_mag": 1.0, "w_sc": 1.0},
+            "train": {},
+        },
+        "vae": {
+            "train": {
+                "latent_dim": 2, "hidden_sizes": [128, 128], "beta": 0.02, "spectral_weight": 0.01,
+                "epochs": 1000, "batch_size": 128, "lr": 3e-3, "patience": 100, "val_fraction": 0.2,
+                "seed": 0,
+            },
+            "latent_dims": [1, 2, 3, 8],
+            "min_count": 5,
+        },
+        "encoder": {
+            "model": {"arch": "cnn", "sample_rate": 44100, "n_fft": 2048, "hop_length": 1024, "n_mels": 64,
+                      "width": 24},
+            "train": {"loss": "mse", "steps": 2000, "batch_size": 32, "lr": 1e-3, "segment_seconds": 1.5, "seed": 0},
+        },
+        "semantic_eval": {"clip_seconds": 6.0, "clips_per_track": 4, "max_tracks": None, "n_boot": 1000,
+                          "pool_seconds": 3.0, "pool_clips_per_track": 8},
+        "e2e": {
+            "train": {"steps": 200, "batch_size": 8, "segment_seconds": 1.0, "lr_encoder": 1e-4, "lr_head": 3e-3,
+                      "trainable": ["encoder", "head"], "intensity_range": [0.25, 1.5],
+                      "weights": {"prior": 0.01, "loudness": 0.001, "cap": 0.01}, "cap_db": 6.0, "hidden": 64,
+                      "seed": 0},
+            "eval": {"intensities": [0.0, 0.5, 1.0, 1.5], "clip_seconds": 4.0, "clips_per_track": 4},
+            "refine": {"steps": [0, 10, 50, 200], "lr": 0.05, "clips_per_track": 1, "clip_seconds": 2.0,
+                       "descriptor": "warm", "intensity": 1.0},
+        },
+        "ablation": {"max_eval": 200, "n_train_examples": 500, "steps": 600, "batch_size": 32, "lr": 2e-3,
+                     "hidden": 64, "embed_batch_size": 16},
+        # every test track, 30 s each; the thesis baseline on Phase 1B's pairs and budget
+        "evaluation": {"max_tracks": None, "max_seconds": 30.0, "kind": "real", "n_boot": 2000,
+                       "static_eq_items": 256, "reference_seconds": 30.0, "latency_seconds": 5.0,
+                       "latency_repeats": 3, "latency_warmup": True, "true_peak_dbtp": -1.0, "train_missing": True,
+                       "thesis_shared_data": True, "thesis_valid_items": 32, "thesis_overrides": None},
+        "listening": {"power_grid": [8, 16, 24, 32], "power_sims": 200, "power_effect_d": 0.5,
+                      "stimuli_items": 6, "stimuli_clip_s": 8.0, "stimuli_split": "test"},
     },
     "full": {
         "sample_rate": 44100,
