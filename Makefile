@@ -14,7 +14,7 @@ STAMP   := $(VENV)/.stamp-$(shell cat requirements.txt requirements-clap.txt pyp
 # headless browser for the listening-test app's end-to-end tests (chromium + chromedriver).
 APT_PACKAGES := xmp fluidsynth fluid-soundfont-gm chromium chromium-driver
 
-.PHONY: help setup sysdeps data reproduce test test-fast lint lab bench listening-test listening-test-stimuli listening-test-analysis clean distclean
+.PHONY: help setup sysdeps data reproduce test test-fast lint lab bench weights listening-test listening-test-stimuli listening-test-analysis clean distclean
 
 help:
 	@echo "make reproduce [PROFILE=smoke|full] [ONLY=01,03]  set up, prepare data, run the notebooks"
@@ -22,6 +22,7 @@ help:
 	@echo "make lint                                     ruff on the package, the app, the tests and the benchmarks"
 	@echo "make lab                                      JupyterLab on notebooks/"
 	@echo "make bench                                    benchmarks/ (printed tables)"
+	@echo "make weights [WEIGHTS_PROFILE=cpu]            train (if needed), choose on validation, write weights/"
 	@echo "make data [PROFILE=...]                       fetch and decode the real-music sources"
 	@echo "make listening-test                           serve the listening-test web app on 127.0.0.1:8765"
 	@echo "make listening-test-stimuli / -analysis       real stimuli (semantic EQ systems); export + notebook 12"
@@ -88,6 +89,13 @@ LT_RESPONSES ?= data/listening_test/responses.csv
 listening-test-analysis: setup
 	$(PY) -m listening_test export --db $(LT_DB) --out $(LT_RESPONSES)
 	$(PY) -m mastering.notebooks run --profile $(PROFILE) --only 12 --param responses_csv=$(abspath $(LT_RESPONSES)) --param stimuli_dir=$(abspath $(LT_STIMULI))
+
+# The released default weights (weights/mastering.pt + .json): every phase of the profile trained
+# where no run exists, the best on validation written in float16 with its model card.
+WEIGHTS_PROFILE ?= cpu
+weights:
+	$(MAKE) data PROFILE=$(WEIGHTS_PROFILE)
+	$(PY) -m mastering.evaluation.release --profile $(WEIGHTS_PROFILE)
 
 bench: setup
 	$(PY) benchmarks/bench_eq.py

@@ -35,6 +35,7 @@ from .paths import runs_dir
 from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, clean, encode_excerpts, excerpt_starts, limit_to_target,
                        load_model, process_block, scale_params, subsonic_highpass_sos)
 from .training.trainer import latest_checkpoint
+from .weights import WeightsError, default_weights
 
 __all__ = [
     "BANDS_HZ",
@@ -250,10 +251,12 @@ def analyze_file(path: str | os.PathLike, block_s: float = 10.0, n_fft: int = 40
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> tuple[Path, str]:
-    """The checkpoint to use and a sentence saying where it came from.
+    """The checkpoint to use and a sentence saying where it came from: ``checkpoint`` when given,
+    else the last local training run, else the released default weights (``weights/``, checked
+    against their model card).
 
     Raises:
-        MasterError: no checkpoint given and none trained yet (the message says how to get one).
+        MasterError: a missing file, a damaged release, or no model at all (the message says how to get one).
     """
     if checkpoint is not None:
         path = Path(checkpoint)
@@ -261,15 +264,22 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> tuple[Path, str]
             raise MasterError(f"checkpoint {path} does not exist")
         return path, f"checkpoint {path}"
     record = latest_checkpoint()
-    if record is None:
+    if record is not None:
+        path = Path(record["checkpoint"])
+        return path, (f"checkpoint {path} (phase {record.get('phase')}, profile {record.get('profile')}, "
+                      f"trained {record.get('date', '?')}; the last training run)")
+    try:
+        release = default_weights()
+    except WeightsError as exc:
+        raise MasterError(str(exc)) from None
+    if release is None:
         raise MasterError(
-            f"no trained model found under {runs_dir() / 'mastering'}; train one with `make reproduce` "
-            "(the Phase 1 notebooks) or `python -m mastering.training --phase 1b --profile smoke`, or pass "
-            "--checkpoint PATH"
+            f"no trained model found under {runs_dir() / 'mastering'} and no released weights in weights/; "
+            "`make weights` builds them, `make reproduce` trains the notebooks' models, or pass --checkpoint PATH"
         )
-    path = Path(record["checkpoint"])
-    return path, (f"checkpoint {path} (phase {record.get('phase')}, profile {record.get('profile')}, "
-                  f"trained {record.get('date', '?')}; the last training run)")
+    path, card = release
+    return path, (f"released weights {path.name} (phase {card.get('phase')}, profile {card.get('profile')}, "
+                  f"commit {str(card.get('commit', '?'))[:10]}, sha256 {card['sha256'][:12]}...)")
 
 
 def _prepare_input(src: AudioReader, block: int, report: dict[str, Any]) -> tuple[_Scan, np.ndarray, float]:

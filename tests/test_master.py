@@ -56,7 +56,9 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture()
 def empty_runs(tmp_path, monkeypatch):
+    """No local run and no released weights."""
     monkeypatch.setenv("MASTERING_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MASTERING_WEIGHTS_DIR", str(tmp_path / "weights"))
     return tmp_path / "runs"
 
 
@@ -119,7 +121,7 @@ def test_bad_outputs_and_options_are_refused(tmp_path, checkpoints, capsys, empt
         ((src, tmp_path / "out.mp3"), r"write \.wav or \.flac"),
         ((src, tmp_path / "out.wav", "--checkpoint", tmp_path / "none.pt"), "does not exist"),
         ((src, tmp_path / "out.wav", "--checkpoint", src), r"not a PyTorch checkpoint \(neither torch.s zip format nor a pickle\)"),
-        ((src, tmp_path / "out.wav"), "no trained model found.*make reproduce"),  # empty runs folder
+        ((src, tmp_path / "out.wav"), "no trained model found.*make weights"),  # no run, no release
     ]
     if os.geteuid() == 0:
         cases.append(((src, "/sys/master.wav"), "not writable"))  # root writes anywhere but there
@@ -210,6 +212,24 @@ def test_default_checkpoint_is_the_last_trained(tmp_path, checkpoints, capsys, e
     assert rc == 0 and "the last training run" in out and "phase 1a" in out
     y, rate = sf.read(str(tmp_path / "m.wav"))
     assert pyln.Meter(rate).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
+
+
+def test_without_a_run_the_released_weights_master(tmp_path, checkpoints, capsys, empty_runs):
+    from mastering.evaluation.release import release_weights
+
+    weights = tmp_path / "weights"
+    pt, card = release_weights(checkpoints["1a"], {"phase": "1a", "profile": "smoke", "commit": "abc"}, folder=weights)
+    src = _write(tmp_path / "mix.wav", _music(2.0, 44100), 44100)
+    rc, out, err = _master(capsys, src, tmp_path / "m.wav", "--target-lufs", "-16")
+    assert rc == 0, err
+    assert "released weights mastering.pt (phase 1a, profile smoke" in out
+    y, rate = sf.read(str(tmp_path / "m.wav"))
+    assert pyln.Meter(rate).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
+    data = bytearray(pt.read_bytes())  # a damaged release is refused, not used
+    data[-100] ^= 0xFF
+    pt.write_bytes(bytes(data))
+    rc, out, err = _master(capsys, src, tmp_path / "m2.wav")
+    assert rc == 1 and "differs from its card" in err and not (tmp_path / "m2.wav").exists()
 
 
 @pytest.mark.needs_data

@@ -1,0 +1,153 @@
+"""Release the default mastering weights: choose a Phase 1 model on validation, write ``weights/``.
+
+``make weights`` (``python -m mastering.evaluation.release --profile cpu``) trains every phase of
+the profile that has no run yet, chooses the one with the lowest validation loss (never the test
+split), and writes ``weights/<name>.pt`` (float16 weights, the model's constructor arguments and
+training configuration; no optimizer) and ``weights/<name>.json``, its model card. The loader and
+the check live in :mod:`mastering.weights`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..data import list_tracks
+from ..profiles import PROFILES, get_profile
+from ..provenance import atomic_torch_save, atomic_write_text, git_commit, safe_torch_load
+from ..weights import DEFAULT_NAME, sha256, weights_dir
+from .benchmark import phase_checkpoint
+
+__all__ = ["MAX_BYTES", "validation_record", "choose_phase", "data_card", "release_weights", "build_release", "main"]
+
+MAX_BYTES = 10 * 1024 * 1024
+"""The largest release file (10 MiB)."""
+
+
+def validation_record(checkpoint: str | Path) -> dict[str, Any]:
+    """The validation losses of a training checkpoint at its best epoch, beside the identity's.
+
+    Returns:
+        ``{"epoch", "valid_perceptual", "valid_stft", "identity_perceptual",
+        "identity_matched_perceptual", "epochs_trained"}`` (NaN where the run did not record it).
+    """
+    state = safe_torch_load(Path(checkpoint))
+    history = state.get("history") or []
+    if not history:
+        raise ValueError(f"{checkpoint}: no validation history (not a finished training checkpoint)")
+    best = min(history, key=lambda r: r.get("valid_total", math.inf))
+    identity = state.get("identity") or {}
+    nan = math.nan
+    return {"epoch": int(best.get("epoch", 0)), "epochs_trained": int(state.get("epoch", len(history))),
+            "valid_perceptual": float(best.get("valid_perceptual", nan)),
+            "valid_stft": float(best.get("valid_stft", nan)),
+            "identity_perceptual": float(identity.get("identity_perceptual", nan)),
+            "identity_matched_perceptual": float(identity.get("identity_matched_perceptual", nan))}
+
+
+def choose_phase(profile: str, phases: Sequence[str] = ("1a", "1b", "1c"), train_missing: bool = True,
+                 progress: bool = True) -> tuple[str, list[dict[str, Any]]]:
+    """The phase with the lowest validation perceptual loss, and every candidate's record.
+
+    All phases of a profile are validated on the same pairs (one seed, one mixture), so their
+    losses compare directly.
+    """
+    rows = []
+    for phase in phases:
+        path, note = phase_checkpoint(phase, profile, seed=get_profile(profile)["seed"],
+                                      train_missing=train_missing, progress=progress)
+        rows.append({"phase": phase, "checkpoint": str(path), "run": note, **validation_record(path)})
+    best = min(rows, key=lambda r: r["valid_perceptual"])
+    return best["phase"], rows
+
+
+def data_card(profile: str) -> dict[str, Any]:
+    """What the profile trains on: packages, the held-out ones, and tracks and hours per split."""
+    params = get_profile(profile)
+    splits = {}
+    for split in ("train", "valid", "test"):
+        tracks = list_tracks(profile=profile, split=split)
+        splits[split] = {"tracks": len(tracks), "hours": round(sum(t.duration_s for t in tracks) / 3600.0, 2),
+                         "packages": sorted({t.package for t in tracks if t.kind == "real"})}
+    return {"debian_packages": list(params["debian_packages"]), "heldout_packages": params["heldout_packages"],
+            "rendered_tracks": params["rendered_tracks"], "splits": splits,
+            "source_ratios": params["train"]["data"]["ratios"]}
+
+
+def release_weights(checkpoint: str | Path, card: dict[str, Any], name: str = DEFAULT_NAME,
+                    folder: str | Path | None = None) -> tuple[Path, Path]:
+    """Write ``<folder>/<name>.pt`` (float16 weights) and ``<folder>/<name>.json`` (``card`` plus the
+    file's name, size and SHA-256), both atomically.
+
+    Raises:
+        ValueError: not a mastering checkpoint, or a file over :data:`MAX_BYTES`.
+    """
+    state = safe_torch_load(Path(checkpoint))
+    if "model_config" not in state or "model_state" not in state:
+        raise ValueError(f"{checkpoint} is not a mastering-model checkpoint")
+    weights = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model_state"].items()}
+    slim = {"model_config": state["model_config"], "model_state": weights, "config": state.get("config"),
+            "format": "release-1"}
+    folder = Path(folder or weights_dir())
+    path = atomic_torch_save(slim, folder / f"{name}.pt")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        path.unlink()
+        raise ValueError(f"{path.name} would be {size / 2**20:.1f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB limit")
+    card = {**card, "name": name, "file": path.name, "bytes": size, "dtype": "float16", "sha256": sha256(path)}
+    card_path = folder / f"{name}.json"
+    atomic_write_text(card_path, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return path, card_path
+
+
+def build_release(profile: str = "cpu", phases: Sequence[str] = ("1a", "1b", "1c"), name: str = DEFAULT_NAME,
+                  folder: str | Path | None = None, train_missing: bool = True) -> tuple[Path, Path]:
+    """Choose the phase on validation, then :func:`release_weights` with the full model card."""
+    phase, candidates = choose_phase(profile, phases, train_missing=train_missing)
+    chosen = next(r for r in candidates if r["phase"] == phase)
+    state = safe_torch_load(Path(chosen["checkpoint"]))
+    card = {
+        "model": "auto-mastering Phase 1 mastering model", "phase": phase, "profile": profile,
+        "profile_note": get_profile(profile)["note"], "commit": git_commit(),
+        "trained_commit": (state.get("code") or {}).get("commit", "unknown"),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__, "sample_rate": state["model_config"]["sample_rate"],
+        "chosen_by": "lowest validation perceptual loss (MR-STFT + A-weighted) of the candidates; test split unseen",
+        "candidates": candidates, "metrics": {"validation": {k: chosen[k] for k in chosen
+                                                             if k.startswith(("valid", "identity"))}},
+        "data": data_card(profile),
+        "licence": "trained on GPL/free-licensed Debian game soundtracks and public-domain music21 scores; "
+                   "see data/manifests/tracks.csv for each track's licence",
+        "use": "mastering master IN OUT (used when no --checkpoint is given and no local run exists)",
+    }
+    return release_weights(chosen["checkpoint"], card, name=name, folder=folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mastering.evaluation.release", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    parser.add_argument("--phases", default="1a,1b,1c", help="comma-separated candidates (default 1a,1b,1c)")
+    parser.add_argument("--name", default=DEFAULT_NAME)
+    parser.add_argument("--out", default=None, help="folder (default weights/)")
+    parser.add_argument("--no-train", action="store_true", help="use existing runs only")
+    args = parser.parse_args(argv)
+    try:
+        path, card = build_release(args.profile, [p.strip() for p in args.phases.split(",") if p.strip()],
+                                   args.name, args.out, train_missing=not args.no_train)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    info = json.loads(card.read_text())
+    print(f"{path} ({info['bytes'] / 2**20:.2f} MiB, phase {info['phase']}, sha256 {info['sha256'][:12]}...)\n{card}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

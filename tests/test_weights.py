@@ -1,0 +1,73 @@
+import json
+
+import pytest
+import torch
+
+from mastering.evaluation.release import MAX_BYTES, release_weights, validation_record
+from mastering.models.mastering import build_model, model_from_checkpoint
+from mastering.weights import DEFAULT_NAME, WeightsError, default_weights, sha256, verified, weights_dir
+
+TINY = dict(latent_dim=8, encoder={"stem_channels": 8, "block_channels": [8, 8, 8, 8], "spectral_bands": 16,
+                                   "spectral_hidden": 8},
+            decoder_hidden=8, residual_channels=[4, 8, 8], dynamics_hidden=8)
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    model = build_model("1b", **TINY)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    history = [{"epoch": 1, "valid_total": 0.9, "valid_perceptual": 0.88, "valid_stft": 0.8},
+               {"epoch": 2, "valid_total": 0.7, "valid_perceptual": 0.69, "valid_stft": 0.6},
+               {"epoch": 3, "valid_total": 0.8, "valid_perceptual": 0.79, "valid_stft": 0.7}]
+    path = tmp_path / "best.pt"
+    torch.save({"model_config": model.config, "model_state": model.state_dict(), "config": {"segment_seconds": 1.5},
+                "history": history, "epoch": 3, "optimizer": {"big": torch.zeros(1000)},
+                "identity": {"identity_perceptual": 1.5, "identity_matched_perceptual": 0.8}}, path)
+    return path, model.eval()
+
+
+def test_a_release_is_float16_with_a_card_that_checks_it(tmp_path, checkpoint):
+    path, model = checkpoint
+    pt, card_path = release_weights(path, {"phase": "1b", "profile": "smoke"}, folder=tmp_path / "w")
+    card = json.loads(card_path.read_text())
+    assert card["sha256"] == sha256(pt) and card["bytes"] == pt.stat().st_size <= MAX_BYTES
+    assert card["file"] == f"{DEFAULT_NAME}.pt" and card["phase"] == "1b" and card["dtype"] == "float16"
+    state = torch.load(pt, weights_only=True)
+    assert "optimizer" not in state and "history" not in state
+    assert all(v.dtype == torch.float16 for v in state["model_state"].values() if v.is_floating_point())
+    assert verified(folder=tmp_path / "w")[0] == pt and default_weights(tmp_path / "w")[0] == pt
+    again = model_from_checkpoint(state)  # float16 weights load into the float32 model
+    x = torch.randn(1, 2, 22050) * 0.1
+    with torch.no_grad():
+        a, b = model(x)["output"], again(x)["output"]
+    assert (a - b).abs().max() < 2e-2 * a.abs().max()
+
+
+def test_a_damaged_or_missing_release_is_refused(tmp_path, checkpoint):
+    folder = tmp_path / "w"
+    assert default_weights(folder) is None  # nothing shipped: no release, no error
+    pt, card_path = release_weights(checkpoint[0], {"phase": "1b"}, folder=folder)
+    data = bytearray(pt.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pt.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="differs from its card"):
+        default_weights(folder)
+    pt.unlink()
+    with pytest.raises(WeightsError, match="does not exist"):
+        verified(folder=folder)
+    card_path.write_text("{not json")
+    with pytest.raises(WeightsError, match="unreadable"):
+        verified(folder=folder)
+
+
+def test_validation_record_reads_the_best_epoch(checkpoint):
+    record = validation_record(checkpoint[0])
+    assert record["epoch"] == 2 and record["valid_perceptual"] == 0.69 and record["epochs_trained"] == 3
+    assert record["identity_matched_perceptual"] == 0.8
+
+
+def test_the_weights_folder_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASTERING_WEIGHTS_DIR", str(tmp_path))
+    assert weights_dir() == tmp_path
