@@ -343,5 +343,6 @@ def test_readme_tables_show_the_map_and_the_timings(tmp_path):
         json.dumps({"02_other": {"seconds": 7200.0, "profile": "full", "date": "2025-01-03", "device": "GPU"}}))
     text = paper.readme_tables(REGISTRY, build_dir=tmp_path)
     assert "| `01_demo` | `demo_fig`, `unused_fig` |  | `demo` | `mastering.demo` |" in text
-    assert "| `01_demo` | 1.6 min | not run | smoke 2025-01-02 |" in text
-    assert "| `02_other` | not run | 2.0 h (GPU) | full 2025-01-03 |" in text
+    # one timing column per registered profile (smoke, cpu, full), in registry order
+    assert "| `01_demo` | 1.6 min | not run | not run | smoke 2025-01-02 |" in text
+    assert "| `02_other` | not run | not run | 2.0 h (GPU) | full 2025-01-03 |" in text
