@@ -107,12 +107,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         # 06: test tracks (None: all) and their length (None: whole), bootstrap resamples, static EQ
         # pairs, matchering reference, latency runs, the ceiling, whether a missing Phase 1 run is
         # trained, and the thesis system's training (shared: on the static EQ's pairs, cut to Phase
-        # 1B's segment, plus thesis_valid_items validation pairs, with thesis_overrides)
+        # 1B's segment, plus thesis_valid_items validation pairs, with thesis_overrides); excerpts of
+        # max_seconds per test track (evenly spaced, each its own pair; a whole track is one) and the
+        # degradation chains evaluated ("demaster": training's; "simple": simple_degrade; the first
+        # is load_test_pairs' default)
         "evaluation": {"max_tracks": 2, "max_seconds": 8.0, "kind": "real", "n_boot": 200, "static_eq_items": 16,
                        "reference_seconds": 20.0, "latency_seconds": 5.0, "latency_repeats": 1,
                        "latency_warmup": False, "true_peak_dbtp": -1.0, "train_missing": True,
                        "thesis_shared_data": True, "thesis_valid_items": 2,
-                       "thesis_overrides": {"train": {"epochs": 1}}},
+                       "thesis_overrides": {"train": {"epochs": 1}}, "excerpts_per_track": 1,
+                       "chains": ["demaster"]},
         # 12: the power analysis grid and the objective stimuli set
         "listening": {"power_grid": [6, 12, 24], "power_sims": 40, "power_effect_d": 0.5,
                       "stimuli_items": 2, "stimuli_clip_s": 5.0, "stimuli_split": "test"},
@@ -199,7 +203,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "evaluation": {"max_tracks": None, "max_seconds": 30.0, "kind": "real", "n_boot": 2000,
                        "static_eq_items": 256, "reference_seconds": 30.0, "latency_seconds": 5.0,
                        "latency_repeats": 3, "latency_warmup": True, "true_peak_dbtp": -1.0, "train_missing": True,
-                       "thesis_shared_data": True, "thesis_valid_items": 32, "thesis_overrides": None},
+                       "thesis_shared_data": True, "thesis_valid_items": 32, "thesis_overrides": None,
+                       "excerpts_per_track": 3, "chains": ["demaster", "simple"]},
         "listening": {"power_grid": [8, 16, 24, 32], "power_sims": 200, "power_effect_d": 0.5,
                       "stimuli_items": 6, "stimuli_clip_s": 8.0, "stimuli_split": "test"},
     },
@@ -277,7 +282,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "evaluation": {"max_tracks": None, "max_seconds": None, "kind": "real", "n_boot": 10000,
                        "static_eq_items": 2000, "reference_seconds": None, "latency_seconds": 5.0,
                        "latency_repeats": 5, "latency_warmup": True, "true_peak_dbtp": -1.0, "train_missing": True,
-                       "thesis_shared_data": False, "thesis_valid_items": 0, "thesis_overrides": None},
+                       "thesis_shared_data": False, "thesis_valid_items": 0, "thesis_overrides": None,
+                       "excerpts_per_track": 4, "chains": ["demaster", "simple"]},
         # test+valid: 10 tracks the systems never saw
         "listening": {"power_grid": [8, 16, 24, 32, 40, 48], "power_sims": 500, "power_effect_d": 0.5,
                       "stimuli_items": 10, "stimuli_clip_s": 8.0, "stimuli_split": "test+valid"},

@@ -6,6 +6,8 @@ runs the chain of :data:`STAGE_ORDER` (each stage is described in its docstring)
 :func:`write_log` / :func:`read_log` store that record as JSON. :func:`demaster` draws and applies.
 :func:`demaster_file` (``mastering demaster``) streams files of any length through
 :func:`apply_stream` in bounded memory, equal to :func:`apply` to float rounding.
+:func:`simple_degrade` is a simpler chain than training's (two shelves, one peaking band, a level
+drop) for evaluating on inputs degraded otherwise than the training data.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ __all__ = [
     "BLOCK_FRAMES",
     "apply_stream",
     "demaster_file",
+    "SIMPLE_RANGES",
+    "simple_degrade",
 ]
 
 VERSION = 1
@@ -100,6 +104,14 @@ PARAM_VECTOR_NAMES: tuple[str, ...] = (
     "reverb_wet_db", "reverb_rt60_s", "echo_gain_db", "echo_delay_ms",
     "level_gain_db", "level_target_lufs", "level_headroom_db",
 )
+
+#: Ranges of :func:`simple_degrade` (same notation as :data:`PARAM_RANGES`; every band always present).
+SIMPLE_RANGES: dict[str, tuple] = {
+    "low_shelf_freq_hz": (100.0, 200.0, "log"), "low_shelf_gain_db": (-6.0, 6.0),
+    "high_shelf_freq_hz": (4000.0, 10000.0, "log"), "high_shelf_gain_db": (-6.0, 6.0),
+    "peak_freq_hz": (200.0, 5000.0, "log"), "peak_gain_db": (-6.0, 6.0), "peak_q": (0.7, 2.0, "log"),
+    "level_db": (-12.0, -3.0),
+}
 
 _STFT_N = 2048
 _STFT_HOP = 512
@@ -446,6 +458,60 @@ def demaster(x, sample_rate: int, seed: int, ranges: dict | None = None):
     xb, _ = _as_batch(x)
     params = sample_params(seed, duration_s=xb.shape[-1] / sample_rate, ranges=ranges)
     return apply(x, sample_rate, params, return_log=True)
+
+
+def _simple_params(seed: int) -> dict:
+    """The drawn parameters of :func:`simple_degrade` (``numpy.random.default_rng(seed)``, in
+    :data:`SIMPLE_RANGES` order), the shelves' Q fixed at 1/sqrt(2)."""
+    _check_seed(seed)
+    rng = np.random.default_rng(int(seed))
+    params = {k: _draw(rng, spec) for k, spec in SIMPLE_RANGES.items()}
+    params["shelf_q"] = 1.0 / math.sqrt(2.0)
+    return params
+
+
+def _apply_simple(x: torch.Tensor, sample_rate: int, p: dict) -> torch.Tensor:
+    """The simple chain of parameters ``p`` on ``[batch, channels, samples]``: three exact RBJ
+    biquads (:func:`mastering.dsp.eq.parametric_eq`), then the level drop."""
+    f = [p["low_shelf_freq_hz"], p["peak_freq_hz"], p["high_shelf_freq_hz"]]
+    g = [p["low_shelf_gain_db"], p["peak_gain_db"], p["high_shelf_gain_db"]]
+    q = [p["shelf_q"], p["peak_q"], p["shelf_q"]]
+    y = parametric_eq(x, sample_rate, torch.tensor(f, dtype=torch.float64), torch.tensor(g, dtype=torch.float64),
+                      torch.tensor(q, dtype=torch.float64), kinds=("low_shelf", "peaking", "high_shelf"),
+                      mode="exact", backend="torch")
+    return y * (10.0 ** (p["level_db"] / 20.0))
+
+
+def simple_degrade(x, sample_rate: int, seed: int) -> tuple[torch.Tensor, dict]:
+    """Degrade with a simpler chain than :func:`demaster`'s: an evaluation input unlike training's.
+
+    Drawn once from ``numpy.random.default_rng(seed)`` (:data:`SIMPLE_RANGES`): a low shelf
+    (100-200 Hz, +-6 dB), a peaking band (200 Hz-5 kHz, +-6 dB, Q 0.7-2) and a high shelf (4-10 kHz,
+    +-6 dB), exact RBJ biquads, shelves of Q 1/sqrt(2) (frequencies above ``0.49 * sample_rate`` are
+    clamped there, as every EQ of the package); then a level drop of 3-12 dB. Every item of a batch
+    gets the same parameters.
+
+    Args:
+        x: ``[channels, samples]`` or ``[batch, channels, samples]`` mastered audio (tensor or array).
+        sample_rate: Hz.
+        seed: non-negative integer; the same seed gives the same parameters and output.
+
+    Returns:
+        ``(y, record)``: the degraded audio (float32, the shape of ``x``) and
+        ``{"chain": "simple", "seed", "sample_rate", <every drawn parameter>}``.
+
+    Raises:
+        ValueError: a negative or non-integer seed, a shape other than 2-D or 3-D.
+    """
+    params = _simple_params(seed)
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if x.ndim not in (2, 3):
+        raise ValueError(f"simple_degrade takes [channels, samples] or [batch, channels, samples], got {tuple(x.shape)}")
+    xb = x[None] if x.ndim == 2 else x
+    y = _apply_simple(xb.float(), sample_rate, params).float()
+    record = {"chain": "simple", "seed": int(seed), "sample_rate": int(sample_rate), **params}
+    return (y[0] if x.ndim == 2 else y), record
 
 
 def params_vector(record: dict) -> np.ndarray:

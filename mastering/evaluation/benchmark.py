@@ -1,19 +1,22 @@
 """Running every system over the held-out test tracks: data, metrics, intervals, tests, speed.
 
 Test data. The test split's real tracks (split by track, so no excerpt of them was ever trained
-on), at full length in the ``full`` profile (an excerpt from the middle of each in ``smoke``), are
-degraded by the data pipeline's demastering chain (:func:`mastering.data.demaster.demaster`) with
-the seed :func:`evaluation_seed` ``= derive_seed("evaluation", seed, track)``. Training and
-validation draw their demastering seeds as ``derive_seed(item_seed, "demaster")`` from their own
-item seeds (:mod:`mastering.data.datasets`); :func:`training_demaster_seeds` lists every such
-seed the profile's training and validation can use and :func:`load_test_pairs` checks that no
-evaluation seed is among them.
+on), at full length in the ``full`` profile (excerpts of each in ``smoke`` and ``cpu``: the
+profile's ``excerpts_per_track``, evenly spaced, each its own pair), are degraded by one of
+:data:`CHAINS`: the data pipeline's demastering chain (:func:`mastering.data.demaster.demaster`)
+or a simpler one training never used (:func:`mastering.data.demaster.simple_degrade`), with the
+seed :func:`evaluation_seed` ``= derive_seed("evaluation", seed, track)`` (excerpt ``i > 0``: of
+``"<track>#<i>"``). Training and validation draw their demastering seeds as
+``derive_seed(item_seed, "demaster")`` from their own item seeds (:mod:`mastering.data.datasets`);
+:func:`training_demaster_seeds` lists every such seed the profile's training and validation can
+use and :func:`load_test_pairs` checks that no evaluation seed is among them.
 
-Statistics. Per system and metric: the mean over tracks and a 95 % percentile bootstrap interval
-resampling tracks (:func:`scipy.stats.bootstrap`, percentile, seeded); paired tests of the
-best Phase 1 system against every other system on the per-track values: Wilcoxon signed-rank
-(:func:`scipy.stats.wilcoxon`) and paired t (:func:`scipy.stats.ttest_rel`), Holm-corrected over
-the comparisons of each metric.
+Statistics (on the results of one chain). Per system and metric: the mean over excerpts and a
+95 % percentile cluster bootstrap interval resampling tracks (:func:`cluster_bootstrap_ci`: the
+excerpts of a track go together; :func:`scipy.stats.bootstrap`, seeded); paired tests of the
+best Phase 1 system against every other system on the per-track values (means over a track's
+excerpts): Wilcoxon signed-rank (:func:`scipy.stats.wilcoxon`) and paired t
+(:func:`scipy.stats.ttest_rel`), Holm-corrected over the comparisons of each metric.
 
 Speed. Seconds of audio mastered per second of wall time on the CPU (torch's thread count as set),
 over the whole evaluation; and the latency of mastering a 5 s excerpt on each device a system
@@ -31,6 +34,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import paths
@@ -52,6 +56,8 @@ __all__ = [
     "TEST_METRICS",
     "evaluation_seed",
     "training_demaster_seeds",
+    "CHAINS",
+    "excerpt_offsets",
     "load_test_pairs",
     "phase_checkpoint",
     "static_eq_curve",
@@ -60,6 +66,7 @@ __all__ = [
     "thesis_system",
     "build_systems",
     "run_benchmark",
+    "cluster_bootstrap_ci",
     "summarize",
     "best_system",
     "paired_tests",
@@ -112,22 +119,61 @@ def training_demaster_seeds(profile: str, seed: int | None = None, epochs: int |
     return out
 
 
-def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | None = None,
-                    max_seconds: float | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-    """The demastered test tracks: ``[{"track", "mastered", "degraded", "sample_rate", "seed",
-    "offset_s", "duration_s", "record"}]`` with ``[channels, samples]`` tensors.
+CHAINS = ("demaster", "simple")
+"""Degradations of the test inputs: the training data's chain (:func:`mastering.data.demaster.demaster`)
+and a simpler one it never saw (:func:`mastering.data.demaster.simple_degrade`)."""
 
-    Defaults come from the profile's ``evaluation`` section; ``max_seconds`` takes an excerpt from the
-    middle of each track (``None``: the whole track).
+
+def excerpt_offsets(duration_s: float, max_seconds: float | None, n: int) -> list[float]:
+    """Offsets (s) of ``n`` evenly spaced excerpts of ``max_seconds`` of a track of ``duration_s``.
+
+    A track of at least ``n * max_seconds`` is cut into ``n`` equal parts and each excerpt is the
+    middle of its part (no two overlap; ``n = 1`` is the middle of the track); a shorter track gets
+    ``n`` excerpts from its start to its end, evenly spaced (overlapping); a track no longer than
+    ``max_seconds`` (or ``max_seconds=None``) is one excerpt, the whole track (offset 0). Offsets
+    are rounded to the millisecond, duplicates dropped.
+    """
+    n = max(int(n), 1)
+    if max_seconds is None or duration_s <= max_seconds:
+        return [0.0]
+    m = float(max_seconds)
+    if n == 1:
+        offsets = [(duration_s - m) / 2.0]
+    elif duration_s >= n * m:
+        offsets = [(i + 0.5) * duration_s / n - m / 2.0 for i in range(n)]
+    else:
+        offsets = [i * (duration_s - m) / (n - 1) for i in range(n)]
+    return list(dict.fromkeys(round(min(max(o, 0.0), duration_s - m), 3) for o in offsets))
+
+
+def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | None = None,
+                    max_seconds: float | None = None, kind: str | None = None, chain: str | None = None,
+                    excerpts_per_track: int | None = None) -> list[dict[str, Any]]:
+    """The degraded test tracks: ``[{"track", "item", "excerpt", "chain", "mastered", "degraded",
+    "sample_rate", "seed", "offset_s", "duration_s", "record"}]`` with ``[channels, samples]`` tensors.
+
+    Defaults come from the profile's ``evaluation`` section (``chain``: the first of its ``chains``).
+    Each track gives ``excerpts_per_track`` excerpts of ``max_seconds`` (:func:`excerpt_offsets`:
+    evenly spaced, one from the middle when 1; ``max_seconds=None`` or a shorter track: the whole
+    track once), each its own pair: ``item`` is ``"<track>#<excerpt>"`` and ``track`` the track (the
+    unit :func:`summarize` resamples). Excerpt 0 is degraded with :func:`evaluation_seed` of the
+    track, excerpt ``i > 0`` with that of ``"<track>#<i>"``; ``chain`` ``"demaster"`` degrades with
+    the training data's chain, ``"simple"`` with :func:`mastering.data.demaster.simple_degrade`.
 
     Raises:
         FileNotFoundError: the profile's data is not prepared.
-        ValueError: no test tracks, or an evaluation seed that training could also draw.
+        ValueError: no test tracks, an unknown chain, or an evaluation seed that training could also draw.
     """
     ev = get_profile(profile)["evaluation"]
     max_tracks = ev["max_tracks"] if max_tracks is None else max_tracks
     max_seconds = ev["max_seconds"] if max_seconds is None else max_seconds
     kind = ev["kind"] if kind is None else kind
+    chain = ev["chains"][0] if chain is None else chain
+    excerpts_per_track = ev["excerpts_per_track"] if excerpts_per_track is None else excerpts_per_track
+    if chain not in CHAINS:
+        raise ValueError(f"unknown degradation chain {chain!r}; choose one of {CHAINS}")
+    if int(excerpts_per_track) < 1:
+        raise ValueError(f"excerpts_per_track must be >= 1, got {excerpts_per_track}")
     tracks = sorted(list_tracks(profile=profile, split="test", kind=kind), key=lambda t: t.key)
     if not tracks:
         raise ValueError(f"no {kind} test tracks in the {profile} profile; prepare the data (`make data PROFILE={profile}`)")
@@ -136,18 +182,20 @@ def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | Non
     forbidden = training_demaster_seeds(profile, seed)
     pairs = []
     for t in tracks:
-        s = evaluation_seed(t.key, seed)
-        if s in forbidden:
-            raise ValueError(f"evaluation seed of {t.key} is one training draws; change the evaluation seed")
-        offset = 0.0
-        duration = None
-        if max_seconds is not None and t.duration_s > max_seconds:
-            offset = round((t.duration_s - max_seconds) / 2.0, 3)
-            duration = float(max_seconds)
-        x, sr = load_audio(t.path, offset_s=offset, duration_s=duration, channels=2)
-        y, record = dm.demaster(x, sr, seed=s)
-        pairs.append({"track": t.key, "mastered": x, "degraded": y.float(), "sample_rate": int(sr), "seed": s,
-                      "offset_s": offset, "duration_s": x.shape[-1] / sr, "record": record})
+        offsets = excerpt_offsets(t.duration_s, max_seconds, int(excerpts_per_track))
+        duration = float(max_seconds) if max_seconds is not None and t.duration_s > max_seconds else None
+        for i, offset in enumerate(offsets):
+            s = evaluation_seed(t.key if i == 0 else f"{t.key}#{i}", seed)
+            if s in forbidden:
+                raise ValueError(f"evaluation seed of {t.key} (excerpt {i}) is one training draws; change the evaluation seed")
+            x, sr = load_audio(t.path, offset_s=offset, duration_s=duration, channels=2)
+            if chain == "demaster":
+                y, record = dm.demaster(x, sr, seed=s)
+            else:
+                y, record = dm.simple_degrade(x, sr, seed=s)
+            pairs.append({"track": t.key, "item": f"{t.key}#{i}", "excerpt": i, "chain": chain, "mastered": x,
+                          "degraded": y.float(), "sample_rate": int(sr), "seed": s, "offset_s": offset,
+                          "duration_s": x.shape[-1] / sr, "record": record})
     return pairs
 
 
@@ -296,66 +344,103 @@ def run_benchmark(systems: Sequence[System], pairs: Sequence[dict[str, Any]], ke
     would ask for; systems that take no target ignore it).
 
     Returns:
-        ``(results, outputs)``: one row per system x track (``system``, ``label``, ``group``,
-        ``track``, ``duration_s``, ``seconds`` of wall time, ``target_lufs``, every metric of
+        ``(results, outputs)``: one row per system x pair (``system``, ``label``, ``group``,
+        ``track``, ``item`` (the pair's, else its track), ``excerpt`` (else 0), ``chain`` (else
+        ``"demaster"``), ``duration_s``, ``seconds`` of wall time, ``target_lufs``, every metric of
         :data:`mastering.evaluation.metrics.METRICS`), and the outputs of the first
-        ``keep_outputs`` tracks as ``{track: {system: audio}}`` (plus ``"degraded"`` and
+        ``keep_outputs`` pairs as ``{item: {system: audio}}`` (plus ``"degraded"`` and
         ``"mastered"``).
     """
     rows: list[dict[str, Any]] = []
     outputs: dict[str, dict[str, torch.Tensor]] = {}
     for k, pair in enumerate(pairs):
         sr = pair["sample_rate"]
+        item = pair.get("item", pair["track"])
         target = float(loudness(pair["mastered"][None].double(), sr))
         keep = k < keep_outputs
         if keep:
-            outputs[pair["track"]] = {"degraded": pair["degraded"], "mastered": pair["mastered"]}
-        for system in tqdm(systems, desc=pair["track"], disable=not progress, leave=False):
+            outputs[item] = {"degraded": pair["degraded"], "mastered": pair["mastered"]}
+        for system in tqdm(systems, desc=item, disable=not progress, leave=False):
             start = time.perf_counter()
             y = system.master(pair["degraded"], sr, target)
             seconds = time.perf_counter() - start
             row = {"system": system.name, "label": system.label, "group": system.group, "track": pair["track"],
+                   "item": item, "excerpt": int(pair.get("excerpt", 0)), "chain": pair.get("chain", "demaster"),
                    "duration_s": pair["duration_s"], "seconds": seconds, "target_lufs": target}
             row.update(evaluate_pair(y, pair["mastered"], sr))
             rows.append(row)
             if keep:
-                outputs[pair["track"]][system.name] = y
+                outputs[item][system.name] = y
     return pd.DataFrame(rows), outputs
+
+
+def _one_chain(results: pd.DataFrame) -> None:
+    if "chain" in results and results["chain"].nunique() > 1:
+        raise ValueError(f"results of several degradation chains ({sorted(results['chain'].unique())}); "
+                         "summarize and test each chain's results on their own")
+
+
+def _ratio_of_sums(sums: np.ndarray, counts: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.sum(sums, axis=axis) / np.sum(counts, axis=axis)
+
+
+def cluster_bootstrap_ci(values, groups, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+                         ) -> tuple[float, float, float, int]:
+    """Mean of ``values`` and its percentile bootstrap interval resampling ``groups`` (tracks).
+
+    Each resample draws as many groups as there are, with replacement, and takes the mean over
+    every value of the drawn groups (a group drawn twice counts twice): excerpts of one track are
+    never treated as independent, so repeating a track's rows never narrows the interval. With one
+    value per group this is :func:`scipy.stats.bootstrap` of the mean over groups (the same
+    resamples from ``numpy.random.default_rng(seed)``, the same interval). Fewer than two groups
+    give NaN bounds; groups whose means are all equal give that value as both bounds.
+
+    Returns:
+        ``(mean, ci_low, ci_high, groups)``.
+    """
+    frame = pd.DataFrame({"value": np.asarray(values, float), "group": np.asarray(groups)})
+    g = frame.groupby("group", sort=True)["value"]
+    sums, counts = g.sum().to_numpy(float), g.count().to_numpy(float)
+    mean = float(sums.sum() / counts.sum())
+    lo = hi = math.nan
+    if len(sums) >= 2 and np.ptp(sums / counts) > 0:
+        ci = stats.bootstrap((sums, counts), _ratio_of_sums, n_resamples=int(n_boot), confidence_level=level,
+                             method="percentile", vectorized=True, paired=True,
+                             random_state=np.random.default_rng(seed)).confidence_interval
+        lo, hi = float(ci.low), float(ci.high)
+    elif len(sums) >= 2:
+        lo = hi = float(sums[0] / counts[0])
+    return mean, lo, hi, int(len(sums))
 
 
 def summarize(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Mean and bootstrap interval (resampling tracks) of every metric per system.
 
-    The interval is the percentile bootstrap of the mean over tracks (:func:`scipy.stats.bootstrap`,
-    vectorized, ``n_boot`` resamples from ``numpy.random.default_rng(seed)``): the same interval
-    as :func:`mastering.semantic.evaluate.bootstrap_ci` with ``groups="track"`` for one value per
-    track, fast enough for 10 000 resamples of every system and metric. Fewer than two tracks give
-    NaN bounds.
+    The mean is over every row (excerpt) of the system; the interval is the cluster percentile
+    bootstrap of :func:`cluster_bootstrap_ci`: tracks drawn with replacement, the mean over all
+    excerpts of the drawn tracks (vectorized, ``n_boot`` resamples from
+    ``numpy.random.default_rng(seed)``). With one excerpt per track it is
+    :func:`scipy.stats.bootstrap` of the mean over tracks, the same interval as
+    :func:`mastering.semantic.evaluate.bootstrap_ci` with ``groups="track"``; fast enough for
+    10 000 resamples of every system and metric. Fewer than two tracks give NaN bounds.
 
     Returns:
         One row per system x metric: ``system``, ``label``, ``group``, ``metric``, ``mean``,
         ``ci_low``, ``ci_high``, ``n`` (tracks), ``rank`` (1 = best where the metric has a better
         direction) and ``best`` (the system ranked first).
-    """
-    from scipy import stats
 
+    Raises:
+        ValueError: results of more than one degradation chain (summarize each on its own).
+    """
+    _one_chain(results)
     rows = []
     order = list(dict.fromkeys(results["system"]))
     for metric in [m for m in METRICS if m in results]:
         for system in order:
             part = results[results["system"] == system]
-            values = part.groupby("track", sort=True)[metric].mean().to_numpy(float)
-            lo = hi = math.nan
-            if len(values) >= 2 and np.ptp(values) > 0:
-                ci = stats.bootstrap((values,), np.mean, n_resamples=int(n_boot), confidence_level=level,
-                                     method="percentile", vectorized=True,
-                                     random_state=np.random.default_rng(seed)).confidence_interval
-                lo, hi = float(ci.low), float(ci.high)
-            elif len(values) >= 2:
-                lo = hi = float(values[0])
+            mean, lo, hi, n = cluster_bootstrap_ci(part[metric], part["track"], n_boot=n_boot, seed=seed, level=level)
             rows.append({"system": system, "label": part["label"].iloc[0], "group": part["group"].iloc[0],
-                         "metric": metric, "mean": float(values.mean()), "ci_low": lo, "ci_high": hi,
-                         "n": int(len(values))})
+                         "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi, "n": n})
     out = pd.DataFrame(rows)
     out["rank"] = np.nan
     for metric, better in ((m, METRICS[m]["better"]) for m in out["metric"].unique()):
@@ -381,17 +466,28 @@ def best_system(summary: pd.DataFrame, metric: str = "mrstft", group: str | None
 def paired_tests(results: pd.DataFrame, best: str, metrics: Iterable[str] = TEST_METRICS) -> pd.DataFrame:
     """Paired tests of ``best`` against every other system on the per-track values.
 
-    For each metric and other system: the mean difference (best minus other; negative favours
-    ``best`` where lower is better), Wilcoxon signed-rank and paired-t p-values, and Holm-adjusted
-    p-values over the comparisons of the metric (``statsmodels``). Tests that are undefined (fewer
-    than two tracks, all differences zero) give NaN.
+    A track with several excerpts enters as the mean over its excerpts (the tests' units are the
+    tracks, not their correlated excerpts; one excerpt per track: its value). For each metric and
+    other system: the mean difference over tracks (best minus other; negative favours ``best``
+    where lower is better), Wilcoxon signed-rank and paired-t p-values, and Holm-adjusted p-values
+    over the comparisons of the metric (``statsmodels``). Tests that are undefined (fewer than two
+    tracks, all differences zero) give NaN.
+
+    Raises:
+        ValueError: ``best`` not in the results; results of more than one degradation chain; two
+            rows of one system for one item (one track, where there is no ``item`` column).
     """
-    from scipy import stats
     from statsmodels.stats.multitest import multipletests
 
     if best not in set(results["system"]):
         raise ValueError(f"system {best!r} is not in the results")
-    wide = {m: results.pivot(index="track", columns="system", values=m) for m in metrics}
+    _one_chain(results)
+    metrics = list(metrics)
+    item = "item" if "item" in results else "track"
+    if results.duplicated(["system", item]).any():  # one row per system and excerpt
+        raise ValueError(f"several rows of one system for one {item}")
+    wide = {m: results.pivot_table(index="track", columns="system", values=m, aggfunc="mean", dropna=False)
+            for m in metrics}
     labels = dict(zip(results["system"], results["label"]))
     rows = []
     for metric in metrics:

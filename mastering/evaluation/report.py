@@ -88,7 +88,8 @@ def _digits(metric: str) -> int:
 
 
 def table_evaluation_metrics(summary: pd.DataFrame, profile: str, sources: pd.DataFrame | None = None,
-                             tracks: int | None = None, seconds: float | None = None) -> Path:
+                             tracks: int | None = None, seconds: float | None = None,
+                             excerpts: int | None = None) -> Path:
     """Mean [95 % CI] of every metric (columns) per system (rows); the best of each metric in bold.
 
     Args:
@@ -96,6 +97,7 @@ def table_evaluation_metrics(summary: pd.DataFrame, profile: str, sources: pd.Da
         profile: the profile that made it.
         sources: :func:`mastering.evaluation.benchmark.build_systems`'s table (recorded in the sidecar).
         tracks, seconds: how many test tracks and how long each was (for the caption).
+        excerpts: how many excerpts of ``seconds`` each track gave (for the caption; ``None`` or 1: one).
     """
     metrics = [m for m in METRICS if m in set(summary["metric"])]
     systems = list(dict.fromkeys(summary["system"]))
@@ -117,7 +119,9 @@ def table_evaluation_metrics(summary: pd.DataFrame, profile: str, sources: pd.Da
     winners = summary[summary["best"]]
     baseline_wins = sorted({_esc(METRICS[m]["label"]) for m, g in zip(winners["metric"], winners["group"]) if g != "proposed"})
     what = (f" on {tracks} held-out test track{'s' if tracks != 1 else ''}" if tracks else " on the held-out test tracks")
-    length = f" ({seconds:g}-s excerpts)" if seconds else " (whole tracks)"
+    several = excerpts is not None and excerpts > 1
+    length = ((f" ({excerpts} {seconds:g}-s excerpts each)" if several else f" ({seconds:g}-s excerpts)") if seconds
+              else " (whole tracks)")
     caption = (f"Objective comparison against the original master{what}{length}: mean and, below it, 95\\% "
                "bootstrap interval over tracks; bold: best of each metric. MR-STFT: multi-resolution STFT distance; "
                "band err.: 1/3-octave band-energy error; loud. err.: integrated-loudness error; TP: true peak "
@@ -169,7 +173,7 @@ def table_evaluation_speed(speed: pd.DataFrame, profile: str, device_note: str =
 
 
 def fig_metric_distributions(results: pd.DataFrame, profile: str) -> Path:
-    """Per-track value of every metric per system (dots) with the system mean (bar)."""
+    """Per-item value (each excerpt of each track) of every metric per system (dots) with the system mean (bar)."""
     plt = _plt()
     metrics = [m for m in METRICS if m in results]
     systems = list(dict.fromkeys(results["system"]))
@@ -195,7 +199,10 @@ def fig_metric_distributions(results: pd.DataFrame, profile: str) -> Path:
             ax.axvline(-1.0, color="tab:red", lw=0.8, ls="--")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    fig.suptitle(f"Metrics per test track ({results['track'].nunique()} tracks; bars: mean)", fontsize=9)
+    tracks = results["track"].nunique()
+    items = results["item"].nunique() if "item" in results else tracks
+    what = f"{tracks} tracks" + (f", {items} excerpts" if items > tracks else "")
+    fig.suptitle(f"Metrics per test {'excerpt' if items > tracks else 'track'} ({what}; bars: mean)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, "eval_metric_distributions", profile)
 

@@ -548,3 +548,86 @@ def test_demaster_command_removes_its_temporary_file_when_terminated(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+# --------------------------------------------------------------------------------------------
+# the simple chain of the evaluation (simple_degrade)
+
+
+def test_simple_degrade_is_seeded_and_records_every_drawn_parameter():
+    x = pink(2.0, 22050, 2, seed=3)
+    ya, ra = dm.simple_degrade(x, 22050, seed=7)
+    yb, rb = dm.simple_degrade(x, 22050, seed=7)
+    assert torch.equal(ya, yb) and ra == rb
+    yc, rc = dm.simple_degrade(x, 22050, seed=8)
+    assert rc != ra and not torch.allclose(ya, yc)
+    assert ya.shape == x.shape and ya.dtype == torch.float32
+    assert ra["chain"] == "simple" and ra["seed"] == 7 and ra["sample_rate"] == 22050
+    assert set(dm.SIMPLE_RANGES) <= set(ra) and json.loads(json.dumps(ra)) == ra
+    batch = torch.stack([x, 0.5 * x])  # [batch, channels, samples]: the same parameters for every item
+    yd, rd = dm.simple_degrade(batch, 22050, seed=7)
+    assert yd.shape == batch.shape and rd == ra
+    assert torch.allclose(yd[0], ya, atol=1e-6) and torch.allclose(yd[1], 0.5 * ya, atol=1e-6)
+    for seed in range(200):
+        r = dm.simple_degrade(x[..., :2048], 22050, seed=seed)[1]
+        for k, spec in dm.SIMPLE_RANGES.items():
+            assert spec[0] <= r[k] <= spec[1], k
+    with pytest.raises(ValueError, match="seed"):
+        dm.simple_degrade(x, 22050, seed=-1)
+    with pytest.raises(ValueError, match="channels, samples"):
+        dm.simple_degrade(x[0], 22050, seed=1)
+
+
+@pytest.mark.parametrize("sample_rate", [22050, 44100])
+def test_simple_degrade_level_drop_is_the_measured_loudness_change(sample_rate):
+    x = pink(3.0, sample_rate, 2, seed=1, level_dbfs=-14.0)
+    meter = pyln.Meter(sample_rate)
+    before = meter.integrated_loudness(x.numpy().T.astype(np.float64))
+    for seed in range(3):
+        p = dm._simple_params(seed)
+        flat = dict(p, low_shelf_gain_db=0.0, peak_gain_db=0.0, high_shelf_gain_db=0.0)  # the level stage alone
+        y = dm._apply_simple(x[None], sample_rate, flat)[0]
+        after = meter.integrated_loudness(y.numpy().T.astype(np.float64))
+        assert after - before == pytest.approx(p["level_db"], abs=0.5)
+        assert -12.0 <= p["level_db"] <= -3.0
+        # the whole chain: a 1 kHz tone changes by the drop plus the drawn bands' response there
+        t = torch.arange(sample_rate * 2, dtype=torch.float64) / sample_rate
+        tone = (0.1 * torch.sin(2 * np.pi * 1000.0 * t)).repeat(2, 1).float()
+        yt, r = dm.simple_degrade(tone, sample_rate, seed=seed)
+        sos = np.stack([_rbj_sos(k, r[f], r[g], r["shelf_q"], sample_rate)
+                        for k, f, g in (("low_shelf", "low_shelf_freq_hz", "low_shelf_gain_db"),
+                                        ("high_shelf", "high_shelf_freq_hz", "high_shelf_gain_db"))])
+        _, h = ss.sosfreqz(sos, worN=[1000.0], fs=sample_rate)
+        peak = ss.tf2sos(*_rbj_peak(r["peak_freq_hz"], r["peak_gain_db"], r["peak_q"], sample_rate))
+        _, hp = ss.sosfreqz(peak, worN=[1000.0], fs=sample_rate)
+        expected = r["level_db"] + 20 * np.log10(np.abs(h[0] * hp[0]))
+        half = slice(sample_rate // 2, None)  # past the filters' onset
+        measured = 20 * np.log10(float(yt[..., half].pow(2).mean().sqrt() / tone[..., half].pow(2).mean().sqrt()))
+        assert measured == pytest.approx(expected, abs=0.1)
+
+
+def _rbj_peak(f0, gain_db, q, fs):
+    """RBJ Audio-EQ-Cookbook peaking filter, ``(b, a)``, written out here as the independent reference."""
+    a = 10 ** (gain_db / 40)
+    w0 = 2 * np.pi * f0 / fs
+    alpha = np.sin(w0) / (2 * q)
+    c = np.cos(w0)
+    return [1 + alpha * a, -2 * c, 1 - alpha * a], [1 + alpha / a, -2 * c, 1 - alpha / a]
+
+
+def test_simple_degrade_shelves_move_the_low_and_high_band_in_the_drawn_direction():
+    sample_rate = 44100
+    x = pink(6.0, sample_rate, 2, seed=4)
+    f, px = psd_db(x.numpy(), sample_rate)
+    low, high = (f > 20) & (f < 50), (f > 16000) & (f < 20000)
+    checked = 0
+    for seed in range(12):
+        y, r = dm.simple_degrade(x, sample_rate, seed=seed)
+        _, py = psd_db(y.numpy(), sample_rate)
+        d_low = float(np.mean(py[low] - px[low])) - r["level_db"]
+        d_high = float(np.mean(py[high] - px[high])) - r["level_db"]
+        for change, gain in ((d_low, r["low_shelf_gain_db"]), (d_high, r["high_shelf_gain_db"])):
+            if abs(gain) > 1.5:  # the peaking band's skirt is well under this far from it
+                assert np.sign(change) == np.sign(gain), (seed, change, gain)
+                checked += 1
+    assert checked >= 10

@@ -9,11 +9,13 @@ import torch
 from scipy import stats
 
 from mastering.data import demaster as dm
+from mastering.data import list_tracks
 from mastering.data.datasets import PairedDataset, PinkNoiseSegments, derive_seed
 from mastering.dsp.signals import pink_noise
 from mastering.evaluation import benchmark as B
 from mastering.evaluation import report as R
 from mastering.evaluation import systems as S
+from mastering.io import load_audio
 
 
 def test_training_seeds_are_the_ones_training_draws_and_evaluation_avoids_them(monkeypatch):
@@ -72,6 +74,69 @@ def test_summarize_means_intervals_and_ranks():
     assert B.best_system(summary, group=None) == "loudnorm"
 
 
+def test_summarize_with_one_excerpt_per_track_is_the_bootstrap_of_the_track_means():
+    results = _synthetic_results()
+    part = results[results.system == "phase1a"]
+    summary = B.summarize(results, n_boot=500, seed=4)
+    row = summary[(summary.system == "phase1a") & (summary.metric == "mrstft")].iloc[0]
+    values = part.sort_values("track")["mrstft"].to_numpy(float)
+    ci = stats.bootstrap((values,), np.mean, n_resamples=500, method="percentile", vectorized=True,
+                         random_state=np.random.default_rng(4)).confidence_interval  # the interval before excerpts
+    assert (row["ci_low"], row["ci_high"]) == (float(ci.low), float(ci.high))
+    assert row["mean"] == pytest.approx(values.mean(), abs=1e-15)
+
+
+def _with_excerpts(results, n, noise=0.0, seed=0):
+    """Each row repeated as excerpts 0..n-1 of its track (``noise``: independent excerpt noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        part = results.copy()
+        part["excerpt"] = i
+        part["item"] = part["track"] + f"#{i}"
+        part["mrstft"] = part["mrstft"] + rng.normal(0, noise, len(part)) if noise else part["mrstft"]
+        rows.append(part)
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_cluster_bootstrap_resamples_tracks_not_excerpts():
+    results = _synthetic_results(n_tracks=10)
+    one = B.summarize(results, n_boot=400, seed=2).set_index(["system", "metric"])
+    three = B.summarize(_with_excerpts(results, 3), n_boot=400, seed=2).set_index(["system", "metric"])
+    # identical excerpts: the same mean, the same interval, n counts tracks (duplicating rows never narrows it)
+    for col in ("mean", "ci_low", "ci_high"):
+        np.testing.assert_allclose(three[col].to_numpy(float), one[col].to_numpy(float), rtol=0, atol=1e-12)
+    assert (three["n"] == 10).all()
+    # strongly correlated excerpts (a track effect, little excerpt noise): wider than a naive row bootstrap
+    rng = np.random.default_rng(5)
+    values = np.repeat(rng.normal(0, 1.0, 12), 4) + rng.normal(0, 0.05, 48)
+    groups = np.repeat([f"t{k}" for k in range(12)], 4)
+    mean, lo, hi, n = B.cluster_bootstrap_ci(values, groups, n_boot=2000, seed=0)
+    naive = stats.bootstrap((values,), np.mean, n_resamples=2000, method="percentile",
+                            random_state=np.random.default_rng(0)).confidence_interval
+    assert n == 12 and mean == pytest.approx(values.mean())
+    assert hi - lo > 1.5 * (naive.high - naive.low)
+    # unequal excerpt counts: the statistic is the mean over every excerpt of the drawn tracks
+    mean, lo, hi, n = B.cluster_bootstrap_ci([0.0, 0.0, 0.0, 3.0], ["a", "a", "a", "b"], n_boot=200)
+    assert mean == pytest.approx(0.75) and lo == pytest.approx(0.0) and hi == pytest.approx(3.0)
+    assert np.isnan(B.cluster_bootstrap_ci([1.0, 2.0], ["a", "a"])[1])  # one track: no interval
+    with pytest.raises(ValueError, match="chains"):
+        B.summarize(pd.concat([results.assign(chain="demaster"), results.assign(chain="simple")]))
+
+
+def test_paired_tests_use_the_per_track_means_of_several_excerpts():
+    results = _synthetic_results()
+    tests = B.paired_tests(results, "phase1b")
+    three = B.paired_tests(_with_excerpts(results, 3), "phase1b")
+    pd.testing.assert_frame_equal(three, tests)  # identical excerpts: the same tests on the same 8 tracks
+    noisy = _with_excerpts(results, 3, noise=0.01, seed=1)
+    row = B.paired_tests(noisy, "phase1b").set_index(["metric", "other"]).loc[("mrstft", "identity")]
+    means = noisy.groupby(["system", "track"])["mrstft"].mean()
+    assert row["n"] == 8 and row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(means["phase1b"], means["identity"]).pvalue)
+    with pytest.raises(ValueError, match="several rows"):
+        B.paired_tests(pd.concat([results, results]), "phase1b")
+
+
 def test_paired_tests_match_scipy_and_holm():
     results = _synthetic_results()
     tests = B.paired_tests(results, "phase1b")
@@ -104,6 +169,11 @@ def test_run_benchmark_latency_and_speed_table():
     systems = [S.IdentitySystem(), S.LoudnessNormSystem()]
     results, outputs = B.run_benchmark(systems, pairs, keep_outputs=1)
     assert len(results) == 4 and list(outputs) == ["t0"]
+    assert list(results["item"]) == list(results["track"]) and set(results["chain"]) == {"demaster"}
+    excerpts = [dict(p, track="t0", item=f"t0#{i}", excerpt=i, chain="simple") for i, p in enumerate(pairs)]
+    several, kept = B.run_benchmark(systems[:1], excerpts, keep_outputs=2)
+    assert list(several["item"]) == ["t0#0", "t0#1"] and list(several["excerpt"]) == [0, 1]
+    assert set(several["track"]) == {"t0"} and set(several["chain"]) == {"simple"} and list(kept) == ["t0#0", "t0#1"]
     assert set(outputs["t0"]) == {"degraded", "mastered", "identity", "loudnorm"}
     ident = results[results.system == "identity"].set_index("track")
     assert ident.loc["t0", "loudness_error_lu"] == pytest.approx(6.0, abs=1e-3)
@@ -133,6 +203,50 @@ def test_load_test_pairs_demasters_with_evaluation_seeds():
     assert p["duration_s"] == pytest.approx(2.0, abs=1e-3)
     assert not torch.allclose(p["mastered"], p["degraded"])
     assert p["record"]["seed"] == p["seed"] and "level" in p["record"]["stages"]  # the chain's record
+    # one excerpt of the demastering chain is the pair made before excerpts and chains (the middle)
+    track = sorted(list_tracks(profile="smoke", split="test", kind="real"), key=lambda t: t.key)[0]
+    offset = round((track.duration_s - 2.0) / 2.0, 3)
+    x, sr = load_audio(track.path, offset_s=offset, duration_s=2.0, channels=2)
+    y, record = dm.demaster(x, sr, seed=B.evaluation_seed(track.key, 0))
+    assert p["track"] == track.key and p["offset_s"] == offset and p["record"] == record
+    assert torch.equal(p["mastered"], x) and torch.equal(p["degraded"], y.float())
+
+
+def test_excerpt_offsets_are_evenly_spaced_and_apart_where_the_track_allows():
+    assert B.excerpt_offsets(100.0, 8.0, 1) == [46.0]  # the middle, as before excerpts
+    four = B.excerpt_offsets(100.0, 8.0, 4)
+    assert len(four) == 4 and all(b - a >= 8.0 for a, b in zip(four, four[1:]))  # no overlap
+    assert four[0] > 0 and four[-1] + 8.0 < 100.0 and np.ptp(np.diff(four)) < 1e-2
+    short = B.excerpt_offsets(12.0, 8.0, 3)  # too short for 3 apart: start to end, evenly
+    assert short == [0.0, 2.0, 4.0]
+    assert B.excerpt_offsets(6.0, 8.0, 3) == [0.0] and B.excerpt_offsets(100.0, None, 4) == [0.0]
+
+
+def test_load_test_pairs_gives_several_excerpts_and_the_simple_chain():
+    try:
+        old = B.load_test_pairs("smoke", max_tracks=1, max_seconds=2.0)
+        pairs = B.load_test_pairs("smoke", max_tracks=1, max_seconds=2.0, excerpts_per_track=3)
+    except FileNotFoundError:
+        pytest.skip("smoke data not prepared (make data)")
+    assert len(old) == 1 and old[0]["excerpt"] == 0 and old[0]["chain"] == "demaster"
+    assert old[0]["item"] == old[0]["track"] + "#0"
+    assert [p["excerpt"] for p in pairs] == [0, 1, 2] and len({p["item"] for p in pairs}) == 3
+    assert len({p["track"] for p in pairs}) == 1
+    offsets = [p["offset_s"] for p in pairs]
+    assert all(b >= a + 2.0 for a, b in zip(offsets, offsets[1:]))  # distinct, non-overlapping
+    seeds = [p["seed"] for p in pairs]
+    assert len(set(seeds)) == 3 and seeds[0] == old[0]["seed"] == B.evaluation_seed(pairs[0]["track"], 0)
+    assert seeds[1] == B.evaluation_seed(pairs[0]["track"] + "#1", 0)
+    assert not set(seeds) & B.training_demaster_seeds("smoke", 0)
+    for p in pairs:
+        assert p["duration_s"] == pytest.approx(2.0, abs=1e-3) and p["mastered"].shape == p["degraded"].shape
+    assert not torch.equal(pairs[0]["mastered"], pairs[1]["mastered"])
+    simple = B.load_test_pairs("smoke", max_tracks=1, max_seconds=2.0, chain="simple")
+    assert simple[0]["chain"] == "simple" and simple[0]["record"]["chain"] == "simple"
+    assert simple[0]["seed"] == old[0]["seed"] and torch.equal(simple[0]["mastered"], old[0]["mastered"])
+    assert not torch.allclose(simple[0]["degraded"], old[0]["degraded"])
+    with pytest.raises(ValueError, match="chain"):
+        B.load_test_pairs("smoke", max_tracks=1, max_seconds=2.0, chain="nope")
 
 
 def test_report_writes_every_artefact_with_its_profile(paper_dir):
@@ -151,6 +265,9 @@ def test_report_writes_every_artefact_with_its_profile(paper_dir):
     assert "270" in R.table_evaluation_speed(speed, "smoke", device_note="2 CPU threads").read_text()
     sr = 8000
     x = pink_noise(sr, channels=2, batch=1, seed=1)[0]
+    assert "(3 8-s excerpts each)" in R.table_evaluation_metrics(summary, "smoke", tracks=4, seconds=8.0,
+                                                                 excerpts=3).read_text()
+    R.fig_metric_distributions(_with_excerpts(results, 2), "smoke")  # several excerpts per track
     figures = [R.fig_metric_distributions(results, "smoke"),
                R.fig_example_spectra({"degraded": 0.5 * x, "mastered": x, "loudnorm": x}, sr, "smoke", track="t0"),
                R.fig_quality_speed(summary, speed, "smoke")]
