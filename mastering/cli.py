@@ -107,9 +107,9 @@ def _register_master(subparsers: argparse._SubParsersAction) -> None:
     """Add ``master`` and ``analyze`` (:mod:`mastering.master`)."""
     p = subparsers.add_parser(
         "master", help="master an audio file with a trained model",
-        description="Master IN into OUT (.wav/.flac): the DC offset is removed and everything below "
-                    f"--highpass-hz (default {HIGHPASS_HZ:g} Hz; {HIGHPASS_ORDER}th-order Butterworth high-pass, "
-                    "minimum phase) filtered out; then the model's EQ and compression, loudness to "
+        description="Master IN into OUT (.wav/.flac): the DC offset is removed (and, with --highpass-hz, "
+                    f"everything below it: {HIGHPASS_ORDER}th-order Butterworth high-pass, minimum phase; off by "
+                    "default); then the model's EQ and compression, loudness to "
                     "--target-lufs and true-peak limiting to --true-peak. OUT is written atomically and an "
                     "existing OUT is refused unless --force is given; IN is never modified.")
     p.add_argument("input", metavar="IN", help="input audio (any rate, mono or stereo)")
@@ -130,7 +130,7 @@ def _register_master(subparsers: argparse._SubParsersAction) -> None:
                         "style's (default 1)")
     p.add_argument("--highpass-hz", type=_bounded(*HIGHPASS_HZ_RANGE, off=0.0), default=HIGHPASS_HZ, metavar="HZ",
                    help=f"corner of the subsonic high-pass, {_span(HIGHPASS_HZ_RANGE)} Hz, 0 turns it off (default "
-                        f"%(default)g; {HIGHPASS_ORDER}th-order Butterworth, minimum phase, -3 dB at the corner)")
+                        f"%(default)g: off; {HIGHPASS_ORDER}th-order Butterworth, minimum phase, -3 dB at the corner)")
     p.add_argument("--semantic-model", metavar="DIR", help="semantic EQ bundle (default: the newest built by "
                                                            "`python -m mastering.semantic build`)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import signal
 
-from .defaults import HIGHPASS_HZ, HIGHPASS_ORDER, TRUE_PEAK_DBTP
+from .defaults import HIGHPASS_HZ, HIGHPASS_ORDER, SUBSONIC_HZ, TRUE_PEAK_DBTP
 from .dsp.dynamics import limiter
 from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
 from .io import resample
@@ -48,7 +48,7 @@ LIMITER_MARGIN_DB = 0.05  # the limiter aims this far under the ceiling (block-w
 _SHORTFALL_LU = 0.3  # limiting may cost this much loudness before the gain is raised and the pass repeated
 
 
-def subsonic_highpass_sos(sample_rate: int, freq_hz: float = HIGHPASS_HZ,
+def subsonic_highpass_sos(sample_rate: int, freq_hz: float = SUBSONIC_HZ,
                           order: int = HIGHPASS_ORDER) -> np.ndarray | None:
     """Second-order sections of the chain's subsonic high-pass (Butterworth, minimum phase); None for 0 Hz."""
     if not freq_hz:
