@@ -117,7 +117,7 @@ def format_value(value: Any, digits: int = 2) -> str:
     """LaTeX text for one number or string of a number file.
 
     Integers print exactly, floats with ``digits`` decimals; integer parts of five digits or more
-    are grouped with thin spaces; negative values use a true minus (``\\textminus``); booleans
+    are grouped with thin spaces; negative values use a true minus (``\\ensuremath{-}``: valid in text and inside ``$...$``); booleans
     print as ``yes``/``no``; strings are escaped with :func:`latex_escape`.
 
     Raises:
@@ -130,7 +130,7 @@ def format_value(value: Any, digits: int = 2) -> str:
         return latex_escape(value)
     if isinstance(value, numbers.Integral):
         text = _group_digits(str(abs(int(value))))
-        return (r"\textminus{}" if value < 0 else "") + text
+        return (r"\ensuremath{-}" if value < 0 else "") + text
     if isinstance(value, numbers.Real):
         value = float(value)
         if not math.isfinite(value):
@@ -141,7 +141,7 @@ def format_value(value: Any, digits: int = 2) -> str:
         integer, _, fraction = text.partition(".")
         text = _group_digits(integer) + (f".{fraction}" if fraction else "")
         negative = value < 0 and float(text.replace(r"\,", "")) != 0.0
-        return (r"\textminus{}" if negative else "") + text
+        return (r"\ensuremath{-}" if negative else "") + text
     raise ValueError(f"cannot print a value of type {type(value).__name__} ({value!r}); "
                      "give a number or a string")
 

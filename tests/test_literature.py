@@ -107,6 +107,6 @@ def test_numbers_literature_reads_the_saved_results(paper_dir, tmp_path, monkeyp
     assert values["unet_no_skip_snr_db"] == "12.3"
     assert values["loudness_tracks"] == "2" and values["loudness_max_abs_diff_lu"] == "0.012"
     assert values["loudness_above_target"] == "1"  # -9.5 LUFS is above the loudest platform target
-    assert values["loudness_min_lufs"] == r"\textminus{}17.3" and values["loudness_max_true_peak_dbtp"] == "0.3"
+    assert values["loudness_min_lufs"] == r"\ensuremath{-}17.3" and values["loudness_max_true_peak_dbtp"] == "0.3"
     used = referenced_values(paths.REPO_ROOT / "paper" / "main.tex")["literature"]
     assert used - set(values) == set(), f"the text prints literature numbers never written: {used - set(values)}"

@@ -79,7 +79,7 @@ def test_method_numbers_define_every_method_value_the_text_prints():
 
 # ----------------------------------------------------------------------------- number files (mastering.figures)
 def test_format_value_prints_numbers_and_escapes_text():
-    assert figures.format_value(-1.234, 2) == r"\textminus{}1.23"
+    assert figures.format_value(-1.234, 2) == r"\ensuremath{-}1.23"
     assert figures.format_value(-0.0001, 2) == "0.00"  # no minus on a value that rounds to zero
     assert figures.format_value(1234567) == r"1\,234\,567"
     assert figures.format_value(4096) == "4096"
@@ -100,7 +100,7 @@ def test_save_numbers_writes_macros_with_provenance(paper_dir):
     assert path == paper_dir / "tables" / "numbers_demo.tex"
     text = path.read_text()
     assert "% profile: smoke" in text and "% commit: " in text and "do not edit" in text
-    assert figures.read_numbers(path) == {"gain_db": r"\textminus{}3.5", "tracks": "12",
+    assert figures.read_numbers(path) == {"gain_db": r"\ensuremath{-}3.5", "tracks": "12",
                                           "label": r"Rock \& Roll\_1 (50\%)", "ok": "yes"}
     # every macro line is a balanced definition that ends without a spurious space
     for line in text.splitlines():

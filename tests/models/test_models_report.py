@@ -87,6 +87,6 @@ def test_validation_numbers_carry_signed_changes(paper_dir):
     assert path.name == "numbers_phase1b_results.tex"
     v = read_numbers(path)
     assert v["best_epoch"] == "2" and v["valid_loss"] == "0.600" and v["identity_loss"] == "1.800"
-    assert v["vs_identity_pct"] == r"\textminus{}67"  # 0.6 / 1.8 - 1
+    assert v["vs_identity_pct"] == r"\ensuremath{-}67"  # 0.6 / 1.8 - 1
     assert v["vs_matched_pct"] == "20"  # worse than the loudness-matched input: printed as a rise
     assert v["epochs"] == "2" and v["train_items"] == "96"

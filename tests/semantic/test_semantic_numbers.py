@@ -26,7 +26,7 @@ def test_encoder_numbers(paper_dir):
     table = pd.DataFrame([{"variant": a, "evaluated_on": w, "r2": r, "pair_accuracy": acc, "n": 301}
                           for a, w, r, acc in rows])
     v = read_numbers(report.numbers_encoder(table, "smoke"))
-    assert v["main_pink_r2"] == "0.63" and v["main_music_r2"] == r"\textminus{}5.10"
+    assert v["main_pink_r2"] == "0.63" and v["main_music_r2"] == r"\ensuremath{-}5.10"
     assert v["music_trained_music_r2"] == "0.09" and v["music_trained_music_acc"] == "0.67"
     assert v["settings"] == "301" and v["variants"] == "2"
 
@@ -38,7 +38,7 @@ def test_semantic_eq_numbers_compare_adaptive_with_static(paper_dir):
             rows.append({"descriptor": d, "method": m, "clips": 8, "tracks": 2, "adaptivity_rho": rho if m == "adaptive"
                          else math.nan, "direction_accuracy": 0.9, "tilt_change": -0.35, "position_after_sd": sd})
     v = read_numbers(report.numbers_semantic_eq(pd.DataFrame(rows), "smoke"))
-    assert v["warm_rho"] == r"\textminus{}0.74" and v["bright_rho"] == r"\textminus{}0.98"
+    assert v["warm_rho"] == r"\ensuremath{-}0.74" and v["bright_rho"] == r"\ensuremath{-}0.98"
     assert v["warm_sd_adaptive"] == "0.50" and v["warm_sd_static"] == "1.80"
     assert v["clips"] == "8" and v["intensity"] == "1.0"
 
@@ -56,7 +56,7 @@ def test_e2e_numbers_give_a_verdict_only_from_the_interval(paper_dir):
                                for n, dist, s, red, c in ((0, 1.0, 0.0, 0.0, 0.5), (10, 0.8, 1.0, 0.2, 0.5),
                                                           (200, 0.4, 20.0, 0.6, 0.3))])
     v = read_numbers(report_e2e.numbers_e2e(pd.DataFrame(rows), refinement, "smoke"))
-    assert v["iir_attain"] == r"\textminus{}0.200" and v["iir_verdict"] == "lower"
+    assert v["iir_attain"] == r"\ensuremath{-}0.200" and v["iir_verdict"] == "lower"
     assert v["dasp_verdict"] == "not measurably different" and v["dasp_attain_hi"] == "0.200"
     assert v["refine_steps_max"] == "200" and v["refine_distance_0"] == "1.00" and v["refine_distance_max"] == "0.40"
     assert v["refine_reduction_pct"] == "60" and v["refine_seconds_max"] == "20.0"
@@ -70,5 +70,5 @@ def test_clap_numbers_say_which_arms_ran(paper_dir):
                                           ("clap-random", "music", np.nan), ("clap-random", "pink", 0.1))])
     v = read_numbers(report_clap.numbers_clap(table, arms, "smoke"))
     assert v["arms_ran"] == "2" and v["arms_total"] == "3" and v["pretrained_ran"] == "no"
-    assert v["custompink_music_r2"] == r"\textminus{}1.50" and v["claprandom_pink_r2"] == "0.10"
+    assert v["custompink_music_r2"] == r"\ensuremath{-}1.50" and v["claprandom_pink_r2"] == "0.10"
     assert "claprandom_music_r2" not in v  # a NaN is left out, never printed
