@@ -123,8 +123,10 @@ def _register_master(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--intensity", type=_bounded(*INTENSITY_RANGE), default=1.0, metavar="X",
                    help=f"with --style: the style's intensity, {_span(INTENSITY_RANGE)} (0 = none, 1 = the "
                         "descriptor); without: the scale of the predicted processing (default %(default)g)")
-    p.add_argument("--style", metavar="WORD", help="semantic EQ descriptor after mastering, e.g. warm, bright, clear "
-                                                  "(input-adaptive: a track that is already warm gets less)")
+    p.add_argument("--style", metavar="WORD", help="semantic EQ after mastering: a SAFE-DB descriptor with enough "
+                                                  "settings to be offered, e.g. warm or bright (another word is "
+                                                  "refused with the list of those offered); input-adaptive: a track "
+                                                  "that is already warm gets less")
     p.add_argument("--processing-intensity", type=_bounded(*INTENSITY_RANGE), metavar="X",
                    help=f"scale of the predicted processing, {_span(INTENSITY_RANGE)}, when --intensity is the "
                         "style's (default 1)")

@@ -52,3 +52,34 @@ def shelf_pairs(n: int, seed: int, sample_rate: int, gain_db: float = 0.0):
                       kinds=("high_shelf",), mode="exact") * 10 ** (gain_db / 20)
     return TensorPairs(x, y)
 
+
+
+@pytest.fixture(scope="module")
+def tiny_semantic_bundle(tmp_path_factory):
+    """An untrained semantic EQ bundle built like :func:`mastering.semantic.adaptive.build_semantic_eq`
+    from the real SAFE-DB (centroids, medoids and reference curves of the VAE split's training
+    contributors, descriptors with >= 5 training settings), saved to a folder: ``(bundle, folder)``.
+    Its VAE and encoder are random, so it is only good for what does not depend on training
+    (which words are offered, where centroids come from, the command line's checks). Skipped
+    without SAFE-DB, like the other SAFE-DB tests."""
+    from mastering import paths
+    from mastering.semantic.adaptive import _REFERENCE_FREQS, SemanticEQ, medoid_settings
+    from mastering.semantic.descriptors import descriptor_centroids, training_index
+    from mastering.semantic.encoder import AudioLatentEncoder
+    from mastering.semantic.safedb import SAFEDB_FILENAME, load_safedb
+    from mastering.semantic.vae import SemanticVAE, response_freqs
+
+    if not (paths.safedb_dir() / SAFEDB_FILENAME).is_file():
+        pytest.skip("SAFE-DB not found (set MASTERING_SAFEDB_DIR or run `make data`)")
+    df = load_safedb()
+    train = training_index(df, "smoke")
+    torch.manual_seed(0)
+    vae = SemanticVAE(latent_dim=2, hidden_sizes=(8,)).eval()
+    enc = AudioLatentEncoder(latent_dim=2, n_fft=1024, hop_length=512, n_mels=16, width=4).eval()
+    centroids = descriptor_centroids(vae, df, train, min_count=5)
+    static, curves = {}, {}
+    for d in centroids.index:
+        static[d], curves[d] = medoid_settings(df.iloc[train], d)
+    bundle = SemanticEQ(vae, enc, centroids, static, curves, response_freqs(**_REFERENCE_FREQS), np.zeros(2),
+                        config={"profile": "smoke"})
+    return bundle, bundle.save(tmp_path_factory.mktemp("semantic") / "bundle")

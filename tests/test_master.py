@@ -279,6 +279,37 @@ def test_memory_stays_bounded_for_long_files(tmp_path, checkpoints):
     assert peaks[10] - peaks[1] < 0.5 * whole_file_mb, peaks
 
 
+def test_style_offers_only_descriptors_with_enough_settings(tmp_path, checkpoints, capsys, tiny_semantic_bundle):
+    """`--style WORD` for a word SAFE-DB has too few training settings for (or a non-word) is one
+    error line listing the offered words, exit 1, nothing written; analyze scores only those words."""
+    _, bundle_dir = tiny_semantic_bundle
+    src = _write(tmp_path / "mix.wav", _music(4.0, 44100), 44100)
+    for word in ("clear", "re27", "purple", "Clearer"):
+        rc, out, err = _master(capsys, src, tmp_path / "out.wav", "--checkpoint", checkpoints["1b"], "--style", word,
+                               "--semantic-model", bundle_dir)
+        assert rc == 1 and out == "", (word, out)
+        assert err.startswith(f"mastering master: error: unknown style '{word}'"), err
+        assert ("available: bright, warm (descriptors with >= 50 SAFE-DB settings from the training contributors)"
+                in err) and len(err.strip().splitlines()) == 1, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.wav"], word
+    assert cli.main(["analyze", str(src), "--semantic-model", str(bundle_dir)]) == 0
+    scores = json.loads(capsys.readouterr().out)["semantic_scores"]
+    assert scores["available"] and set(scores["scores"]) == {"warm", "bright"}
+
+
+def test_style_help_suggests_only_offered_words(capsys, tiny_semantic_bundle):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["master", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    start = text.rindex("--style WORD")  # the option's entry, after the usage line
+    style = text[start:text.index("--processing-intensity", start)]
+    assert "warm" in style and "bright" in style
+    offered = set(tiny_semantic_bundle[0].descriptors)
+    for word in ("clear", "air", "thin", "full", "re27"):
+        assert word not in offered and not re.search(rf"\b{word}\b", style), (word, style)
+
+
 def test_analyze_matches_reference_meters(tmp_path, capsys):
     rate = 48000
     t = np.arange(5 * rate) / rate

@@ -1,5 +1,6 @@
 """``python -m mastering.semantic build --profile smoke|full``: train or reuse the semantic EQ bundle;
-``python -m mastering.semantic scores IN``: how warm/bright/... a file already sounds."""
+``python -m mastering.semantic scores IN``: how much of each offered descriptor (warm, bright, ...) a file
+already has."""
 
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
 
         bundle, folder = build_semantic_eq(args.profile, progress=not args.no_progress)
         ev = bundle.config.get("encoder_evaluation", {})
-        print(f"semantic EQ bundle ({args.profile}) in {folder}: {len(bundle.descriptors)} descriptors, "
+        offered = bundle.config.get("descriptors", {}).get("offered", {})
+        print(f"semantic EQ bundle ({args.profile}) in {folder}: offers "
+              f"{', '.join(f'{d} ({n} training settings)' for d, n in offered.items())} of "
+              f"{len(bundle.known_descriptors)} descriptors with centroids, "
               f"encoder held-out R2 {ev.get('r2', float('nan')):.2f}")
         return 0
     from ..io import AudioError, load_audio

@@ -41,7 +41,8 @@ from .safedb import (
     safe_response_db,
     safe_to_bands,
 )
-from .vae import decode_settings, descriptor_embeddings, fit_or_load, latent_codes, load_vae, response_freqs, save_vae
+from .descriptors import MIN_DESCRIPTOR_SETTINGS, descriptor_centroids, offered_from_centroids, unknown_style_message
+from .vae import decode_settings, fit_or_load, load_vae, response_freqs, save_vae
 
 __all__ = [
     "METHODS",
@@ -62,13 +63,16 @@ __all__ = [
 
 #: The three ways of turning a descriptor into an EQ that the evaluation compares.
 METHODS = ("adaptive", "floweq", "static")
-#: Descriptors evaluated by default (the listening test's targets).
+#: Descriptors evaluated by default (the listening test's targets). Only some of them are offered
+#: to users (:data:`mastering.semantic.descriptors.MIN_DESCRIPTOR_SETTINGS`): "clear" has too few
+#: SAFE-DB settings and is evaluated as a research target only.
 DEFAULT_DESCRIPTORS = ("warm", "bright", "clear")
 #: Largest intensity accepted (1 = the descriptor's centroid; above 1 exaggerates).
 INTENSITY_MAX = 2.0
 #: Slope of the logistic that maps a latent position to a 0-1 score.
 SCORE_SLOPE = 2.0
-BUNDLE_FORMAT = 1
+#: 2: centroids, counts, medoids and reference curves from the VAE's training contributors only.
+BUNDLE_FORMAT = 2
 _REFERENCE_FREQS = dict(n_freqs=256, f_min_hz=20.0, f_max_hz=20000.0)
 
 
@@ -186,10 +190,15 @@ class SemanticEQ:
     Attributes:
         vae: the β-VAE (:class:`mastering.semantic.vae.SemanticVAE`, unconditional).
         encoder: the audio encoder (:class:`mastering.semantic.encoder.AudioLatentEncoder`).
-        centroids: per descriptor, its latent centroid ``z_0..`` plus ``count`` and ``spread``
-            (:func:`mastering.semantic.vae.descriptor_embeddings`).
-        static_settings: per descriptor, its medoid SAFE setting (13 physical parameters).
-        reference_curves: per descriptor, the mean SAFE response in dB on :attr:`reference_freqs_hz`.
+        centroids: per word-like descriptor, its latent centroid ``z_0..`` plus ``count`` and
+            ``spread`` over the VAE's training contributors' settings only
+            (:func:`mastering.semantic.descriptors.descriptor_centroids`). Those with at least
+            :data:`~mastering.semantic.descriptors.MIN_DESCRIPTOR_SETTINGS` are offered
+            (:attr:`descriptors`); the rarer ones serve the research code only.
+        static_settings: per descriptor, its medoid SAFE setting (13 physical parameters) among
+            the training contributors' settings.
+        reference_curves: per descriptor, the mean SAFE response in dB on :attr:`reference_freqs_hz`
+            over the training contributors' settings.
         reference_freqs_hz: 256 log-spaced frequencies, 20 Hz-20 kHz.
         neutral_z: the encoder's code of pink noise (a flat spectral balance).
         music_reference_z: the encoder's mean code over real-music training excerpts (``None``:
@@ -212,7 +221,13 @@ class SemanticEQ:
 
     @property
     def descriptors(self) -> list[str]:
-        """Descriptors the bundle knows (those with enough SAFE examples), most examples first."""
+        """The descriptors offered to users: word-like, with at least
+        :data:`~mastering.semantic.descriptors.MIN_DESCRIPTOR_SETTINGS` training settings, most first."""
+        return offered_from_centroids(self.centroids)
+
+    @property
+    def known_descriptors(self) -> list[str]:
+        """Every descriptor with a centroid (offered or not), most training settings first."""
         return list(self.centroids.index)
 
     @property
@@ -220,11 +235,24 @@ class SemanticEQ:
         return int(self.vae.latent_dim)
 
     def descriptor(self, word: str) -> str:
-        """Normalize ``word`` and check that the bundle knows it."""
+        """Normalize ``word`` and check that the bundle has its centroid (offered or not: the
+        research code evaluates rare descriptors too; users get :meth:`offered`)."""
         d = normalize_descriptor(word)
         if d not in self.centroids.index:
-            known = ", ".join(self.descriptors[:12])
+            known = ", ".join(self.known_descriptors[:12])
             raise ValueError(f"unknown descriptor {word!r}; known descriptors (SAFE-DB, most examples first): {known}")
+        return d
+
+    def offered(self, word: str) -> str:
+        """Normalize ``word`` and check that it is offered (:attr:`descriptors`).
+
+        Raises:
+            ValueError: "unknown style 'clear': available: bright, warm (descriptors with >= 50
+                SAFE-DB settings ...)".
+        """
+        d = normalize_descriptor(word)
+        if d not in self.descriptors:
+            raise ValueError(unknown_style_message(word, self.descriptors, MIN_DESCRIPTOR_SETTINGS))
         return d
 
     def target_z(self, word: str) -> np.ndarray:
@@ -311,7 +339,10 @@ class SemanticEQ:
             raise FileNotFoundError(f"no semantic EQ bundle in {folder} (semantic_eq.json missing)")
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != BUNDLE_FORMAT:
-            raise ValueError(f"{meta_path}: bundle format {meta.get('format')!r}, this code reads {BUNDLE_FORMAT}")
+            profile = meta.get("config", {}).get("profile", "smoke")
+            raise ValueError(f"{meta_path}: bundle format {meta.get('format')!r}, this code reads {BUNDLE_FORMAT} "
+                             "(descriptor centroids from training contributors only); rebuild it with "
+                             f"`python -m mastering.semantic build --profile {profile}`")
         centroids = pd.DataFrame(meta["centroids"]).set_index("descriptor")
         return cls(
             vae=load_vae(folder / "vae.pt", device=device),
@@ -360,10 +391,13 @@ def build_semantic_eq(
     The VAE is :func:`mastering.semantic.vae.fit_or_load` with the profile's ``vae`` ``train``
     settings (the run notebook 07 makes), the encoder
     :func:`mastering.semantic.encoder.fit_or_load_encoder` with its ``encoder`` settings (notebook
-    08's main encoder, ``cnn-mse``), trained on the VAE's training contributors. Centroids are
-    computed over all SAFE-DB settings of descriptors with at least ``min_count`` examples
-    (default the profile's). ``seed`` seeds both trainings (notebooks 07-09
-    pass theirs, so the runs they made are reused).
+    08's main encoder, ``cnn-mse``), trained on the VAE's training contributors. Centroids, medoid
+    settings and reference curves are computed over the same training contributors' settings only
+    (the VAE run's recorded ``train_index``: :mod:`mastering.semantic.descriptors`), for word-like
+    descriptors with at least ``min_count`` training settings (default the profile's); of those,
+    the ones with at least :data:`~mastering.semantic.descriptors.MIN_DESCRIPTOR_SETTINGS` are
+    offered to users. ``seed`` seeds both trainings (notebooks 07-09 pass theirs, so the runs they
+    made are reused).
 
     Returns:
         ``(bundle, folder)``; the bundle is saved to ``runs/semantic_eq/<profile>-<hash>/`` and
@@ -377,10 +411,12 @@ def build_semantic_eq(
     enc, erec, efolder = fit_or_load_encoder(vae_model, vfolder, df, history["train_index"], history["val_index"],
                                              variant_settings(profile, ENCODER_VARIANTS["cnn-mse"], seed), profile,
                                              progress=progress)
-    centroids = descriptor_embeddings(latent_codes(vae_model, df), min_count=min_count or V["min_count"])
+    train_index = np.asarray(history["train_index"], dtype=int)
+    train_df = df.iloc[train_index]
+    centroids = descriptor_centroids(vae_model, df, train_index, min_count=min_count or V["min_count"])
     static, curves = {}, {}
     for d in centroids.index:
-        static[d], curves[d] = medoid_settings(df, d)
+        static[d], curves[d] = medoid_settings(train_df, d)
     sr = enc.sample_rate
     noise = pink_noise(int(3 * sr), channels=1, batch=8, seed=12345)
 
@@ -391,11 +427,17 @@ def build_semantic_eq(
         "vae_metrics": vrec.get("metrics", {}), "encoder_evaluation": erec.get("evaluation", {}),
         "music_reference": music_info,
         "safedb": {k: v for k, v in df.attrs.get("cleaning", {}).items() if k != "source"},
+        "descriptors": {
+            "min_settings": MIN_DESCRIPTOR_SETTINGS, "rows": "the VAE run's training contributors",
+            "train_rows": int(len(train_index)), "train_contributors": int(train_df["contributor"].nunique()),
+            "offered": {d: int(centroids.loc[d, "count"]) for d in offered_from_centroids(centroids)},
+        },
         "provenance": stamp(profile),
     }  # fmt: skip
     bundle = SemanticEQ(vae_model, enc, centroids, static, curves, response_freqs(**_REFERENCE_FREQS), neutral,
                         music_ref, config)
-    key = run_key({"format": BUNDLE_FORMAT, "min_count": min_count or V["min_count"]}, [__name__],
+    key = run_key({"format": BUNDLE_FORMAT, "min_count": min_count or V["min_count"],
+                   "min_settings": MIN_DESCRIPTOR_SETTINGS}, [__name__],
                   vae=vfolder.name, encoder=efolder.name, music=music_info)
     folder = run_folder("semantic_eq", profile, key)
     if save:
@@ -549,14 +591,14 @@ def floweq_eq(audio: Any, sample_rate: int, descriptor: str, intensity: float = 
 def semantic_scores(
     audio: Any, sample_rate: int, model: SemanticEQ | None = None, descriptors: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """How warm/bright/... the audio already is.
+    """How warm/bright/... the audio already is (default: the offered descriptors, :attr:`SemanticEQ.descriptors`).
 
     Returns:
         One row per item and descriptor: ``item``, ``descriptor``, ``position`` (0 neutral, 1 the
         descriptor's centroid), ``score`` (0-1), ``suggested_intensity`` and ``suggestion`` (text).
     """
     model = load_semantic_eq() if model is None else model
-    words = [model.descriptor(d) for d in (descriptors or [d for d in DEFAULT_DESCRIPTORS if d in model.centroids.index])]
+    words = [model.descriptor(d) for d in descriptors] if descriptors else model.descriptors
     z = model.encode(audio, sample_rate)
     t = model.positions(z, words)
     rows = []

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..figures import latex_table, profile_note, save_figure, save_numbers, save_table
+from .descriptors import MIN_DESCRIPTOR_SETTINGS, offered_descriptors, training_counts, training_index
 from .safedb import descriptor_counts
 
 __all__ = [
@@ -41,36 +42,58 @@ METHOD_LABELS = {"adaptive": "adaptive (ours)", "floweq": "flowEQ-style", "stati
 HIGHLIGHT_COLOURS = {"warm": "#d95f02", "bright": "#1f78b4"}
 
 
-def table_descriptor_counts(df: pd.DataFrame, profile: str, top: int = 15, name: str = "safedb_descriptor_counts") -> Path:
-    """The most frequent SAFE-DB descriptors after cleaning, with the cleaning counts in the caption.
+def table_descriptor_counts(df: pd.DataFrame, profile: str, top: int = 15, name: str = "safedb_descriptor_counts",
+                            train_index: Sequence[int] | np.ndarray | None = None, seed: int | None = None) -> Path:
+    """The SAFE-DB descriptors the semantic EQ offers, with the cleaning counts and the rule in the caption.
+
+    A descriptor is listed when it is offered (:mod:`mastering.semantic.descriptors`): a word with
+    at least :data:`~mastering.semantic.descriptors.MIN_DESCRIPTOR_SETTINGS` settings from the VAE's
+    training contributors. Columns: those training settings, all settings (held-out contributors
+    included), their share of all settings, and the number of contributors.
 
     Args:
         df: cleaned frame from :func:`mastering.semantic.safedb.load_safedb` (its
             ``attrs["cleaning"]`` is reported).
-        profile: run profile named in the caption and sidecar.
-        top: number of descriptors listed.
+        profile: run profile named in the caption and sidecar; with ``seed`` it gives the VAE's
+            contributor split (:func:`mastering.semantic.descriptors.training_index`) unless
+            ``train_index`` is given.
+        top: at most this many descriptors listed.
+        train_index: row positions of the training contributors (a VAE run's ``train_index``).
+        seed: the VAE run's seed (default the profile's).
     """
+    train_index = training_index(df, profile, seed) if train_index is None else np.asarray(train_index, dtype=int)
     counts = descriptor_counts(df)
+    train = training_counts(df, train_index)
+    offered = offered_descriptors(df, train_index).iloc[:top]
+    if offered.empty:
+        raise ValueError(f"no descriptor has {MIN_DESCRIPTOR_SETTINGS} or more training settings")
     contributors = df.groupby("descriptor")["contributor"].nunique()
-    head = counts.iloc[:top]
     table = pd.DataFrame(
         {
-            "Descriptor": head.index,
-            "Settings": head.to_numpy(),
-            "Share (%)": 100.0 * head.to_numpy() / len(df),
-            "Contributors": contributors.loc[head.index].to_numpy(),
+            "Descriptor": offered.index,
+            "Training settings": offered.to_numpy(),
+            "All settings": counts.loc[offered.index].to_numpy(),
+            "Share (%)": 100.0 * counts.loc[offered.index].to_numpy() / len(df),
+            "Contributors": contributors.loc[offered.index].to_numpy(),
         }
     )
+    rest = train[train < MIN_DESCRIPTOR_SETTINGS]
+    n_train_contrib = int(df.iloc[train_index]["contributor"].nunique())
     info = df.attrs.get("cleaning", {})
     caption = (
         f"SAFE-DB equaliser descriptors after cleaning: {info.get('rows', len(df))} of "
         f"{info.get('raw_rows', len(df))} settings kept ({info.get('dropped_invalid_descriptor', 0)} test entries, "
         f"{info.get('dropped_nonfinite', 0)} non-finite and {info.get('dropped_out_of_range', 0)} out-of-range rows dropped), "
-        f"{counts.size} distinct descriptors after normalization (lower case, first word, inflections folded); "
-        f"the {top} most frequent"
+        f"{counts.size} distinct descriptors after normalization (lower case, first word, inflections folded). "
+        f"Listed, and offered by the semantic EQ: the {len(offered)} words with at least {MIN_DESCRIPTOR_SETTINGS} "
+        f"settings from the VAE's {n_train_contrib} training contributors ({len(train_index)} settings; held-out "
+        f"contributors count under All only); the other {counts.size - len(offered)} descriptors have at most "
+        f"{int(rest.max()) if rest.size else 0} training settings each, or are not words"
     )
-    body = latex_table(table, caption, f"tab:{name}", profile, float_format="%.1f", column_format="lrrr")
-    return save_table(body, name, profile, rows=int(len(df)), descriptors=int(counts.size))
+    body = latex_table(table, caption, f"tab:{name}", profile, float_format="%.1f", column_format="lrrrr")
+    return save_table(body, name, profile, rows=int(len(df)), descriptors=int(counts.size),
+                      min_settings=MIN_DESCRIPTOR_SETTINGS, train_rows=int(len(train_index)),
+                      offered={d: int(n) for d, n in offered.items()})
 
 
 def table_vae_reconstruction(metrics: Sequence[dict[str, Any]] | pd.DataFrame, profile: str, name: str = "semantic_vae_reconstruction") -> Path:

@@ -11,8 +11,7 @@ import torch
 from ..defaults import INTENSITY_RANGE
 from ..master import MasterError, open_input
 from ..pipeline import excerpt_starts
-from .adaptive import (DEFAULT_DESCRIPTORS, SemanticEQ, load_semantic_eq, score_from_position, semantic_eq_settings,
-                       suggestion)
+from .adaptive import SemanticEQ, load_semantic_eq, score_from_position, semantic_eq_settings, suggestion
 
 __all__ = ["StyleEQ", "load_bundle", "semantic_scores_file"]
 
@@ -34,12 +33,15 @@ class StyleEQ:
     :func:`mastering.master.master_file`: decided on excerpts of the model's output.
 
     Args:
-        style: a descriptor of the bundle ("warm", "bright", ...).
+        style: a descriptor the bundle offers (:attr:`mastering.semantic.adaptive.SemanticEQ.descriptors`:
+            at least :data:`mastering.semantic.descriptors.MIN_DESCRIPTOR_SETTINGS` SAFE-DB settings
+            from the training contributors, e.g. "warm", "bright").
         intensity: 0 (no change) to 2; 1 = the descriptor.
         semantic_model: a semantic EQ bundle folder (default: the newest built).
 
     Raises:
-        MasterError: no bundle, an unknown descriptor or an intensity outside [0, 2].
+        MasterError: no bundle, a descriptor that is not offered (the message lists those that
+            are) or an intensity outside [0, 2].
     """
 
     def __init__(self, style: str, intensity: float = 1.0, semantic_model: str | os.PathLike | None = None):
@@ -48,7 +50,7 @@ class StyleEQ:
             raise MasterError(f"style intensity must lie in [{lo:g}, {hi:g}], got {intensity}")
         self.bundle = load_bundle(semantic_model)
         try:
-            self.word = self.bundle.descriptor(style)
+            self.word = self.bundle.offered(style)
         except ValueError as exc:
             raise MasterError(str(exc)) from None
         self.intensity = float(intensity)
@@ -78,7 +80,8 @@ class StyleEQ:
 @torch.no_grad()
 def semantic_scores_file(path: str | os.PathLike, semantic_model: str | os.PathLike | None = None,
                          max_excerpts: int = 16) -> dict[str, Any]:
-    """How warm/bright/clear a file already sounds, from evenly spread excerpts read one at a time.
+    """How much of each offered descriptor (:attr:`mastering.semantic.adaptive.SemanticEQ.descriptors`,
+    e.g. warm, bright) a file already has, from evenly spread excerpts read one at a time.
 
     Returns:
         ``{"available": True, "model": ..., "scores": {descriptor: {"score", "suggested_intensity",
@@ -98,7 +101,7 @@ def semantic_scores_file(path: str | os.PathLike, semantic_model: str | os.PathL
                 codes.append(bundle.encode(torch.from_numpy(x)[None], src.sample_rate)[0])
     if not codes:
         return {"available": False, "note": "the file is silent or too short for semantic scores"}
-    words = [d for d in DEFAULT_DESCRIPTORS if d in bundle.centroids.index]
+    words = bundle.descriptors
     scores = {}
     for d, pos in zip(words, bundle.positions(np.mean(codes, axis=0), words)[0]):
         score = float(score_from_position(pos))

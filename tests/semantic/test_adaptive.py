@@ -25,7 +25,9 @@ from mastering.semantic.adaptive import (
     suggestion,
 )
 from mastering.semantic.evaluate import curve_metrics
-from mastering.semantic.safedb import SAFEDB_FILENAME, params_array, safe_response_db
+from mastering.semantic.descriptors import training_index
+from mastering.semantic.safedb import SAFEDB_FILENAME, load_safedb, params_array, safe_response_db
+from mastering.semantic.vae import encode_settings
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +181,17 @@ def test_bundle_round_trip(bundle, tmp_path):
     a = semantic_eq_settings(bundle, x, 44100, "bright", 0.8)
     b = semantic_eq_settings(loaded, x, 44100, "bright", 0.8)
     np.testing.assert_allclose(a.response_db(), b.response_db(), atol=1e-5)
-    assert loaded.descriptors == bundle.descriptors
+    assert loaded.descriptors == bundle.descriptors == ["bright", "warm"]
+    # Centroids and counts are the VAE's training contributors' (the smoke split), not every row's.
+    df = load_safedb()
+    train = training_index(df, "smoke")
+    rows = df.iloc[train]
+    for word in ("warm", "bright", "clear"):
+        codes = encode_settings(bundle.vae, rows[rows["descriptor"] == word])
+        np.testing.assert_allclose(bundle.target_z(word), codes.mean(0), atol=1e-9)
+        assert bundle.centroids.loc[word, "count"] == len(codes)
+    assert bundle.config["descriptors"]["offered"] == {"bright": 446, "warm": 446}
+    assert bundle.config["descriptors"]["min_settings"] == 50 and bundle.config["descriptors"]["train_rows"] == len(train)
     with pytest.raises(FileNotFoundError, match="semantic_eq.json"):
         SemanticEQ.load(tmp_path / "nowhere")
 
@@ -228,9 +240,9 @@ def test_master_with_style_and_analyze_scores(bundle, tmp_path, capsys):
     assert np.abs(outs["1"] - plain).max() > 1e-3
     rc = cli.main(["master", str(src), str(tmp_path / "x.wav"), "--checkpoint", str(ckpt), "--style", "purple",
                    "--semantic-model", str(bundle_dir)])
-    assert rc == 1 and "unknown descriptor" in capsys.readouterr().err
+    assert rc == 1 and "unknown style 'purple': available: bright, warm" in capsys.readouterr().err
     assert not (tmp_path / "x.wav").exists()
     rc = cli.main(["analyze", str(src), "--semantic-model", str(bundle_dir)])
     scores = json.loads(capsys.readouterr().out)["semantic_scores"]
-    assert rc == 0 and scores["available"] and set(scores["scores"]) == {"warm", "bright", "clear"}
+    assert rc == 0 and scores["available"] and set(scores["scores"]) == {"warm", "bright"}
     assert all(0 <= v["score"] <= 1 for v in scores["scores"].values())

@@ -2,6 +2,7 @@
 from saved results (no training here)."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from mastering import paths
 from mastering.semantic import report
 from mastering.semantic.safedb import SAFEDB_FILENAME, load_safedb
+from mastering.semantic.vae import split_by_contributor
 
 SAFE_CSV = paths.safedb_dir() / SAFEDB_FILENAME
 
@@ -68,8 +70,20 @@ def test_reconstruction_table(paper_dir):
 def test_descriptor_count_table_from_real_safedb(paper_dir):
     if not SAFE_CSV.is_file():
         pytest.skip(f"SAFE-DB not found at {SAFE_CSV}")
-    path = report.table_descriptor_counts(load_safedb(), "smoke", top=5)
+    df = load_safedb()
+    path = report.table_descriptor_counts(df, "smoke", top=5)
     text = path.read_text()
-    assert "warm & 537 & 35.9 & 33" in text and "bright & 521 & 34.8 & 26" in text
+    # Only the offered descriptors: words with >= 50 settings from the VAE's training contributors
+    # (446 each), beside all their settings (held-out contributors too), share and contributors.
+    assert "warm & 446 & 537 & 35.9 & 33" in text and "bright & 446 & 521 & 34.8 & 26" in text
     assert "1496 of 1680 settings kept (184 test entries" in text and "Share (\\%)" in text
-    assert text.count("\\\\\n") == 6  # header + 5 rows
+    assert "at least 50 settings from the VAE's 101 training contributors (1195 settings" in text
+    assert "the other 241 descriptors have at most 9 training settings each" in text
+    assert text.count("\\\\\n") == 3  # header + 2 rows
+    assert not re.search(r"\b(re27|clear|air|thin)\b", text)
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    assert meta["min_settings"] == 50 and meta["offered"] == {"bright": 446, "warm": 446}
+    # The split is the VAE's: an explicit train_index gives the same table.
+    train = split_by_contributor(df, 0.2, 0)[0]
+    assert report.table_descriptor_counts(df, "smoke", train_index=train).read_text().split("\\begin")[1] == \
+        text.split("\\begin")[1]
