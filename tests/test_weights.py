@@ -1,9 +1,14 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from mastering.dsp.loudness import loudness
+from mastering.evaluation.benchmark import load_test_pairs
+from mastering.evaluation.metrics import evaluate_pair
 from mastering.evaluation.release import MAX_BYTES, release_weights, validation_record
+from mastering.evaluation.systems import Phase1System
 from mastering.models.mastering import build_model, model_from_checkpoint
 from mastering.weights import DEFAULT_NAME, WeightsError, default_weights, sha256, verified, weights_dir
 
@@ -71,3 +76,45 @@ def test_validation_record_reads_the_best_epoch(checkpoint):
 def test_the_weights_folder_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MASTERING_WEIGHTS_DIR", str(tmp_path))
     assert weights_dir() == tmp_path
+
+
+# -- the release committed in weights/ ---------------------------------------------------------
+
+SHIPPED = Path(__file__).resolve().parents[1] / "weights"
+
+
+def test_the_shipped_weights_are_committed_with_a_card_that_checks_them():
+    path, card = verified(folder=SHIPPED)  # raises on a missing file or a SHA-256 that differs from the card
+    assert card["sha256"] == sha256(path) and card["bytes"] == path.stat().st_size <= MAX_BYTES
+    assert card["dtype"] == "float16" and card["profile"] == "cpu" and card["phase"] in ("1a", "1b", "1c")
+    assert card["data"]["heldout_packages"]["test"] == ["drascula-music"]
+    assert "drascula-music" not in card["data"]["splits"]["train"]["packages"]
+    chosen = min(card["candidates"], key=lambda r: r["valid_perceptual"])
+    assert chosen["phase"] == card["phase"]  # chosen on validation
+    state = torch.load(path, weights_only=True)
+    model = model_from_checkpoint(state)
+    assert model.config["sample_rate"] == card["sample_rate"]
+
+
+@pytest.mark.needs_data
+@pytest.mark.xfail(strict=True, reason=(
+    "shortfall of the cpu release (#17): chosen on validation (Phase 1B, 0.634 vs 0.653 for the "
+    "loudness-matched input), it ends further from the master on these two held-out excerpts "
+    "(MR-STFT 0.479 -> 0.581 and 0.615 -> 0.762); strict, so a release that helps makes this fail "
+    "until the mark is removed"))
+def test_the_shipped_weights_move_held_out_music_toward_its_master():
+    """Drascula's music is held out of the release's training and validation (and is the smoke
+    profile's test split): demastered, then mastered by `mastering master`'s chain at the master's
+    own loudness, it must end nearer its master than the input (MR-STFT at matched loudness)."""
+    path, card = verified(folder=SHIPPED)
+    pairs = load_test_pairs("smoke", max_tracks=2, max_seconds=8.0)
+    assert pairs and all("drascula-music" in p["track"] for p in pairs)
+    system = Phase1System(card["phase"], path)
+    before, after = [], []
+    for p in pairs:
+        sr, target = p["sample_rate"], p["mastered"]
+        y = system.master(p["degraded"], sr, float(loudness(target[None].double(), sr)))
+        assert torch.isfinite(y).all() and y.shape == target.shape
+        before.append(evaluate_pair(p["degraded"], target, sr)["mrstft"])
+        after.append(evaluate_pair(y, target, sr)["mrstft"])
+    assert sum(after) < sum(before), (before, after)
