@@ -118,3 +118,22 @@ def test_the_shipped_weights_move_held_out_music_toward_its_master():
         before.append(evaluate_pair(p["degraded"], target, sr)["mrstft"])
         after.append(evaluate_pair(y, target, sr)["mrstft"])
     assert sum(after) < sum(before), (before, after)
+
+
+@pytest.mark.needs_data
+def test_the_shipped_weights_move_held_out_music_toward_its_master_under_the_evaluation_protocol():
+    """The cpu evaluation's protocol (three 30 s excerpts per held-out track, the training chain with
+    the evaluation's seeds) on the smoke profile's held-out drascula tracks: on average the release
+    ends nearer the master than its input (MR-STFT at matched loudness), as it does on all 23 test
+    tracks of the cpu evaluation; single short excerpts may still get worse (the xfail above)."""
+    path, card = verified(folder=SHIPPED)
+    pairs = load_test_pairs("smoke", max_seconds=30.0, excerpts_per_track=3)
+    assert len(pairs) >= 6 and all("drascula-music" in p["track"] for p in pairs)
+    system = Phase1System(card["phase"], path)
+    before, after = [], []
+    for p in pairs:
+        sr, target = p["sample_rate"], p["mastered"]
+        y = system.master(p["degraded"], sr, float(loudness(target[None].double(), sr)))
+        before.append(evaluate_pair(p["degraded"], target, sr)["mrstft"])
+        after.append(evaluate_pair(y, target, sr)["mrstft"])
+    assert sum(after) < sum(before), (before, after)
