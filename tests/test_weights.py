@@ -83,6 +83,19 @@ def test_the_weights_folder_follows_the_environment(tmp_path, monkeypatch):
 SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 
 
+def _mrstft_before_after(system, pairs):
+    """MR-STFT (matched loudness) of each degraded input and of its master by ``system`` at the
+    original master's loudness, against that master."""
+    before, after = [], []
+    for p in pairs:
+        sr, target = p["sample_rate"], p["mastered"]
+        y = system.master(p["degraded"], sr, float(loudness(target[None].double(), sr)))
+        assert torch.isfinite(y).all() and y.shape == target.shape
+        before.append(evaluate_pair(p["degraded"], target, sr)["mrstft"])
+        after.append(evaluate_pair(y, target, sr)["mrstft"])
+    return before, after
+
+
 def test_the_shipped_weights_are_committed_with_a_card_that_checks_them():
     path, card = verified(folder=SHIPPED)  # raises on a missing file or a SHA-256 that differs from the card
     assert card["sha256"] == sha256(path) and card["bytes"] == path.stat().st_size <= MAX_BYTES
@@ -109,14 +122,7 @@ def test_the_shipped_weights_move_held_out_music_toward_its_master():
     path, card = verified(folder=SHIPPED)
     pairs = load_test_pairs("smoke", max_tracks=2, max_seconds=8.0)
     assert pairs and all("drascula-music" in p["track"] for p in pairs)
-    system = Phase1System(card["phase"], path)
-    before, after = [], []
-    for p in pairs:
-        sr, target = p["sample_rate"], p["mastered"]
-        y = system.master(p["degraded"], sr, float(loudness(target[None].double(), sr)))
-        assert torch.isfinite(y).all() and y.shape == target.shape
-        before.append(evaluate_pair(p["degraded"], target, sr)["mrstft"])
-        after.append(evaluate_pair(y, target, sr)["mrstft"])
+    before, after = _mrstft_before_after(Phase1System(card["phase"], path), pairs)
     assert sum(after) < sum(before), (before, after)
 
 
@@ -129,11 +135,5 @@ def test_the_shipped_weights_move_held_out_music_toward_its_master_under_the_eva
     path, card = verified(folder=SHIPPED)
     pairs = load_test_pairs("smoke", max_seconds=30.0, excerpts_per_track=3)
     assert len(pairs) >= 6 and all("drascula-music" in p["track"] for p in pairs)
-    system = Phase1System(card["phase"], path)
-    before, after = [], []
-    for p in pairs:
-        sr, target = p["sample_rate"], p["mastered"]
-        y = system.master(p["degraded"], sr, float(loudness(target[None].double(), sr)))
-        before.append(evaluate_pair(p["degraded"], target, sr)["mrstft"])
-        after.append(evaluate_pair(y, target, sr)["mrstft"])
+    before, after = _mrstft_before_after(Phase1System(card["phase"], path), pairs)
     assert sum(after) < sum(before), (before, after)
