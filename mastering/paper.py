@@ -2,8 +2,10 @@
 
 :data:`ARTEFACTS` declares every figure, table and number file the manuscript uses, with the
 notebook and the one package function that writes it (``tests/test_paper.py`` keeps it in step
-with the code). The manuscript names artefacts only through the macros of ``paper/main.tex``
-(:func:`referenced_artefacts`); :func:`audit` / :func:`check` compare the two before LaTeX runs.
+with the code). The manuscripts (:data:`MANUSCRIPTS`: the paper ``paper/main.tex`` and its
+supplement ``paper/supplement.tex``, which share ``paper/preamble.tex``) name artefacts only
+through its macros (:func:`referenced_artefacts`); :func:`audit` / :func:`check` compare the two
+before LaTeX runs.
 
 Command line: ``python -m mastering.paper check|numbers [--profile smoke|full]`` (check the
 artefacts; write ``numbers_method.tex``), ``map`` (write ``paper/artefacts.tex``), ``list`` (the
@@ -22,7 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Union
 
 from . import paths
 from .data import demaster
@@ -43,6 +45,8 @@ from .semantic import safedb
 __all__ = [
     "Artefact",
     "ARTEFACTS",
+    "MANUSCRIPTS",
+    "manuscripts",
     "KINDS",
     "SAVE_FUNCTIONS",
     "Problem",
@@ -266,8 +270,29 @@ def _values_in(texts: list[str]) -> list[tuple[str, str]]:
     return [(n, k) for n, k in found if _WORD.match(n) and _WORD.match(k)]
 
 
-def _stripped_sources(tex_path: Path) -> list[str]:
-    return [_COMMENT.sub("", source.read_text()) for source in _tex_sources(tex_path)]
+MANUSCRIPTS = ("main.tex", "supplement.tex")
+"""The documents ``make paper`` builds, in ``paper/``: the paper and its supplement."""
+
+TexPaths = Union[Path, str, Iterable[Union[Path, str]], None]
+"""A manuscript path, several, or ``None`` for :data:`MANUSCRIPTS`."""
+
+
+def manuscripts(tex_path: TexPaths = None) -> list[Path]:
+    """The manuscripts to read: ``tex_path`` (one path or several), else every existing file of
+    :data:`MANUSCRIPTS` (the paper and its supplement)."""
+    if tex_path is None:
+        root = paths.REPO_ROOT / "paper"
+        return [root / name for name in MANUSCRIPTS if (root / name).exists()] or [root / MANUSCRIPTS[0]]
+    if isinstance(tex_path, (str, Path)):
+        return [Path(tex_path)]
+    return [Path(p) for p in tex_path]
+
+
+def _stripped_sources(tex_path: TexPaths) -> list[str]:
+    sources: list[Path] = []
+    for doc in manuscripts(tex_path):
+        sources += [s for s in _tex_sources(doc) if s not in sources]
+    return [_COMMENT.sub("", source.read_text()) for source in sources]
 
 
 def _tex_sources(tex_path: Path) -> list[Path]:
@@ -292,12 +317,9 @@ def _tex_sources(tex_path: Path) -> list[Path]:
     return seen
 
 
-def _default_tex() -> Path:
-    return paths.REPO_ROOT / "paper" / "main.tex"
-
-
-def referenced_artefacts(tex_path: Path | None = None) -> dict[str, str]:
-    """The artefacts the manuscript uses, ``{name: kind}``, read from ``main.tex`` and its inputs.
+def referenced_artefacts(tex_path: TexPaths = None) -> dict[str, str]:
+    """The artefacts the manuscripts use, ``{name: kind}``, read from ``tex_path`` (default: the
+    paper and its supplement, :func:`manuscripts`) and their inputs.
 
     Reads ``\\genfigure``, ``\\gentable`` (and ``\\gentable*``), ``\\loadnumbers`` and ``\\genval``
     (and shorthands for it, see :func:`referenced_values`), comments ignored::
@@ -310,14 +332,13 @@ def referenced_artefacts(tex_path: Path | None = None) -> dict[str, str]:
     Each macro stops the LaTeX run with the artefact's name and notebook when its file is missing.
     A name used with two kinds is reported by :func:`audit`; here the first use wins.
     """
-    tex_path = Path(tex_path) if tex_path else _default_tex()
     found: dict[str, str] = {}
     for name, kinds in _referenced_kinds(tex_path).items():
         found[name] = sorted(kinds, key=lambda k: KINDS.index(k))[0] if len(kinds) > 1 else next(iter(kinds))
     return found
 
 
-def _referenced_kinds(tex_path: Path) -> dict[str, set[str]]:
+def _referenced_kinds(tex_path: TexPaths) -> dict[str, set[str]]:
     texts = _stripped_sources(tex_path)
     kinds: dict[str, set[str]] = {}
     for text in texts:
@@ -329,13 +350,12 @@ def _referenced_kinds(tex_path: Path) -> dict[str, set[str]]:
     return kinds
 
 
-def referenced_values(tex_path: Path | None = None) -> dict[str, set[str]]:
-    """The numbers the manuscript prints: ``{numbers name: {keys}}``.
+def referenced_values(tex_path: TexPaths = None) -> dict[str, set[str]]:
+    """The numbers the manuscripts print: ``{numbers name: {keys}}`` (default: paper and supplement).
 
     Reads every ``\\genval{name}{key}`` and every use ``\\M{key}`` of a shorthand defined as
     ``\\newcommand{\\M}{\\genval{name}}``.
     """
-    tex_path = Path(tex_path) if tex_path else _default_tex()
     found: dict[str, set[str]] = collections.defaultdict(set)
     for name, key in _values_in(_stripped_sources(tex_path)):
         found[name].add(key)
@@ -601,7 +621,7 @@ def _how_to_make(art: Artefact, profile: str | None) -> str:
 
 
 def infer_profile(registry: Mapping[str, Artefact] | None = None, paper_dir: Path | None = None,
-                  tex_path: Path | None = None) -> str:
+                  tex_path: TexPaths = None) -> str:
     """The profile most of the paper's notebook-made artefacts were made in (``smoke`` if none exist)."""
     registry = ARTEFACTS if registry is None else registry
     counts: collections.Counter = collections.Counter()
@@ -617,7 +637,7 @@ def infer_profile(registry: Mapping[str, Artefact] | None = None, paper_dir: Pat
     return counts.most_common(1)[0][0] if counts else "smoke"
 
 
-def audit(profile: str | None = None, *, tex_path: Path | None = None,
+def audit(profile: str | None = None, *, tex_path: TexPaths = None,
           registry: Mapping[str, Artefact] | None = None, paper_dir: Path | None = None,
           repo: Path | None = None, check_map: bool = True) -> Audit:
     """Check that every artefact the paper references exists, is current and of one profile.
@@ -633,7 +653,8 @@ def audit(profile: str | None = None, *, tex_path: Path | None = None,
 
     Args:
         profile: the profile the paper is built for; ``None`` accepts any single profile.
-        tex_path: the manuscript (default ``paper/main.tex``; its ``\\input`` files are read too).
+        tex_path: the manuscript or manuscripts (default: ``paper/main.tex`` and
+            ``paper/supplement.tex``, :func:`manuscripts`; their ``\\input`` files are read too).
         registry: default :data:`ARTEFACTS`.
         paper_dir: where the generated files are (default :func:`mastering.paths.paper_dir`).
         repo: the git repository whose history decides staleness (default the repository root).
@@ -643,12 +664,13 @@ def audit(profile: str | None = None, *, tex_path: Path | None = None,
         An :class:`Audit`; its ``problems`` are what :func:`check` returns.
     """
     registry = ARTEFACTS if registry is None else registry
-    tex_path = Path(tex_path) if tex_path else _default_tex()
+    tex_path = manuscripts(tex_path)
     repo = Path(repo) if repo else paths.REPO_ROOT
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    if not tex_path.exists():
-        raise FileNotFoundError(f"no manuscript at {tex_path}")
+    for doc in tex_path:
+        if not doc.exists():
+            raise FileNotFoundError(f"no manuscript at {doc}")
     result = Audit()
     referenced = referenced_artefacts(tex_path)
     result.referenced = referenced
@@ -666,7 +688,7 @@ def audit(profile: str | None = None, *, tex_path: Path | None = None,
     return result
 
 
-def _check_references(result: Audit, tex_path: Path, registry: Mapping[str, Artefact]) -> None:
+def _check_references(result: Audit, tex_path: TexPaths, registry: Mapping[str, Artefact]) -> None:
     """Names the manuscript uses that the registry does not know, or uses as the wrong kind."""
     add = result.problems.append
     for name, kinds in sorted(_referenced_kinds(tex_path).items()):
@@ -715,9 +737,9 @@ def _check_artefact(result: Audit, art: Artefact, repo: Path, head: str, profile
     _check_commit(result, art, record, repo, head, profile)
 
 
-def _check_map(result: Audit, tex_path: Path, registry: Mapping[str, Artefact]) -> None:
+def _check_map(result: Audit, tex_path: TexPaths, registry: Mapping[str, Artefact]) -> None:
     """``artefacts.tex`` beside the manuscript must match the registry."""
-    map_path = tex_path.parent / "artefacts.tex"
+    map_path = manuscripts(tex_path)[0].parent / "artefacts.tex"
     current = map_path.read_text() if map_path.exists() else ""
     if current != render_artefact_map(registry):
         result.problems.append(Problem("map", "artefacts.tex", f"{map_path} is out of date with "
@@ -784,7 +806,7 @@ def _check_profiles(result: Audit, profile: str | None) -> None:
                                        "`make reproduce PROFILE=...` so that all come from one profile"))
 
 
-def _check_values(result: Audit, tex_path: Path, registry: Mapping[str, Artefact], paper_dir: Path | None) -> None:
+def _check_values(result: Audit, tex_path: TexPaths, registry: Mapping[str, Artefact], paper_dir: Path | None) -> None:
     for name, keys in sorted(referenced_values(tex_path).items()):
         art = registry.get(name)
         if art is None or art.kind != "numbers":
@@ -942,7 +964,7 @@ def readme_tables(registry: Mapping[str, Artefact] | None = None, build_dir: Pat
 def _print_audit(result: Audit, profile: str | None, out=None) -> None:
     out = out or sys.stdout
     shown = profile or (", ".join(sorted(set(result.profiles.values()))) or "none yet")
-    print(f"paper check: {len(result.referenced)} artefact(s) referenced by paper/main.tex, "
+    print(f"paper check: {len(result.referenced)} artefact(s) referenced by the paper and its supplement, "
           f"profile {shown}", file=out)
     order = ["unknown", "missing", "kind", "provenance", "notebook", "stale", "profile", "value", "map"]
     problems = sorted(result.problems, key=lambda p: (order.index(p.code) if p.code in order else 99, p.artefact))

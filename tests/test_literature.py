@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from mastering import literature as lit
-from mastering import paths
 from mastering.dsp.eq import parametric_eq
 from mastering.dsp.signals import pink_noise
 from mastering.figures import read_numbers
@@ -108,5 +107,5 @@ def test_numbers_literature_reads_the_saved_results(paper_dir, tmp_path, monkeyp
     assert values["loudness_tracks"] == "2" and values["loudness_max_abs_diff_lu"] == "0.012"
     assert values["loudness_above_target"] == "1"  # -9.5 LUFS is above the loudest platform target
     assert values["loudness_min_lufs"] == r"\ensuremath{-}17.3" and values["loudness_max_true_peak_dbtp"] == "0.3"
-    used = referenced_values(paths.REPO_ROOT / "paper" / "main.tex")["literature"]
+    used = referenced_values()["literature"]  # the paper and its supplement
     assert used - set(values) == set(), f"the text prints literature numbers never written: {used - set(values)}"
