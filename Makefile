@@ -26,7 +26,7 @@ help:
 	@echo "make data [PROFILE=...]                       fetch and decode the real-music sources"
 	@echo "make listening-test                           serve the listening-test web app on 127.0.0.1:8765"
 	@echo "make listening-test-stimuli / -analysis       real stimuli (semantic EQ systems); export + notebook 12"
-	@echo "make paper [PROFILE=...]                      check the artefacts, build paper/main.pdf"
+	@echo "make paper [PROFILE=...]                      check the artefacts, build paper/main.pdf and paper/supplement.pdf"
 
 $(STAMP): requirements.txt requirements-clap.txt pyproject.toml
 	@test -x $(PY) || { echo ">> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -116,14 +116,25 @@ texdeps:
 	  else echo "!! LaTeX is missing: apt-get install $(TEX_PACKAGES)"; exit 1; fi; \
 	fi
 
-# paper/main.pdf from the artefacts of the last `make reproduce`: write the code's constants,
-# check every figure/table/number (missing, stale, other notebook, mixed profiles), then LaTeX.
+# paper/main.pdf (at most MAX_PAGES pages) and paper/supplement.pdf from the artefacts of the last
+# `make reproduce`: write the code's constants, check every figure/table/number of both documents
+# (missing, stale, other notebook, mixed profiles), then LaTeX. Each document cites the other's
+# numbers (xr reads the other's .aux): the supplement, the paper, then the supplement again where
+# the paper's numbers changed (latexmk without -g reruns only when a dependency changed).
+MAX_PAGES := 10
 paper: setup texdeps
 	$(PY) -m mastering.paper numbers $(PAPER_PROFILE)
 	$(PY) -m mastering.paper check $(PAPER_PROFILE)
-	cd paper && latexmk -pdf -g -interaction=nonstopmode -halt-on-error main.tex >latexmk.log 2>&1 \
-	  || { grep -m1 -A8 '^! ' main.log || tail -20 latexmk.log; echo "!! LaTeX failed: see paper/main.log"; exit 1; }
-	@echo ">> paper/main.pdf ($$(pdfinfo paper/main.pdf 2>/dev/null | awk '/^Pages/{print $$2}') pages)"
+	@cd paper && for step in supplement:-g main:-g supplement:; do doc=$${step%%:*}; \
+	  echo ">> latexmk $$doc.tex"; \
+	  latexmk -pdf $${step#*:} -interaction=nonstopmode -halt-on-error $$doc.tex >latexmk-$$doc.log 2>&1 \
+	    || { grep -m1 -A8 '^! ' $$doc.log || tail -20 latexmk-$$doc.log; echo "!! LaTeX failed: see paper/$$doc.log"; exit 1; }; \
+	done
+	@for doc in main supplement; do \
+	  echo ">> paper/$$doc.pdf ($$(pdfinfo paper/$$doc.pdf 2>/dev/null | awk '/^Pages/{print $$2}') pages)"; done
+	@pages=$$(pdfinfo paper/main.pdf 2>/dev/null | awk '/^Pages/{print $$2}'); \
+	  if [ -n "$$pages" ] && [ "$$pages" -gt $(MAX_PAGES) ]; then \
+	    echo "!! paper/main.pdf has $$pages pages, more than $(MAX_PAGES): move floats or text to supplement.tex"; fi
 
 clean:
 	rm -rf build/ .pytest_cache/

@@ -1,9 +1,13 @@
-"""The paper's artefact registry, the number-file writer and the pre-build check (no TeX needed)."""
+"""The paper's artefact registry, the number-file writer, the pre-build check and the paper's
+shape: at most ten pages, eight figures and four tables, the rest in the supplement (TeX only
+for the guarded page-count test)."""
 
 import json
 import math
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,8 @@ from mastering.paper import ARTEFACTS, Artefact
 
 REPO = paper.paths.REPO_ROOT
 MAIN_TEX = REPO / "paper" / "main.tex"
+SUPPLEMENT_TEX = REPO / "paper" / "supplement.tex"
+MAX_FIGURES, MAX_TABLES, MAX_PAGES = 8, 4, 10
 
 
 # ----------------------------------------------------------------------------- the registry vs the code
@@ -53,10 +59,11 @@ def test_existing_notebooks_call_the_functions_registered_for_them():
 
 
 def test_the_manuscript_references_only_registered_artefacts_of_the_right_kind():
-    referenced = paper.referenced_artefacts(MAIN_TEX)
-    assert {"method", "literature", "lit_eq_recovery", "lit_loudness_real_tracks"} <= set(referenced)
+    assert paper.manuscripts() == [MAIN_TEX, SUPPLEMENT_TEX]
+    referenced = paper.referenced_artefacts()
+    assert {"method", "literature", "lit_eq_recovery", "lit_loudness_real_tracks", "lit_phase_invariance"} <= set(referenced)
     for name, kind in referenced.items():
-        assert name in ARTEFACTS, f"paper/main.tex references '{name}', which no notebook writes"
+        assert name in ARTEFACTS, f"the paper or its supplement references '{name}', which no notebook writes"
         assert ARTEFACTS[name].kind == kind, f"'{name}' is used as a {kind} but is a {ARTEFACTS[name].kind}"
 
 
@@ -66,7 +73,7 @@ def test_the_committed_artefact_map_matches_the_registry():
 
 
 def test_method_numbers_define_every_method_value_the_text_prints():
-    used = paper.referenced_values(MAIN_TEX)["method"]
+    used = paper.referenced_values()["method"]
     values = paper.method_numbers("smoke")
     assert used - set(values) == set(), f"the text prints method numbers the code does not provide: {used - set(values)}"
     assert values["profile"] == "smoke"
@@ -75,6 +82,101 @@ def test_method_numbers_define_every_method_value_the_text_prints():
     assert values["params_1b_m"] > values["params_1a_m"]
     for key, value in values.items():
         figures.format_value(value, 2)  # every value is printable (finite, supported type)
+
+
+# ----------------------------------------------------------------------------- ten pages plus a supplement
+_FLOAT_ENV = re.compile(r"\\begin\{(figure|table)\*?\}")
+_CAPTION = re.compile(r"\\caption\{")
+
+
+def _floats(tex):
+    """``{figure: [names], table: [names]}`` of a document and its inputs: generated figures and
+    tables (each ``\\genfigure`` / ``\\gentable`` is one float) plus hand-made float environments."""
+    sources = [paper._COMMENT.sub("", p.read_text()) for p in paper._tex_sources(tex) if p.name != "preamble.tex"]
+    found = {"figure": [], "table": []}
+    for text in sources:
+        for macro, name in paper._REF.findall(text):
+            if macro in ("genfigure", "gentable") and paper._WORD.match(name.strip()):
+                found["figure" if macro == "genfigure" else "table"].append(name.strip())
+        hand = _FLOAT_ENV.findall(text)
+        found["table"] += ["(hand-made table)"] * hand.count("table")
+    return found
+
+
+def test_the_paper_has_at_most_eight_figures_and_four_tables():
+    floats = _floats(MAIN_TEX)
+    assert 0 < len(floats["figure"]) <= MAX_FIGURES, f"main.tex shows {len(floats['figure'])} figures: {floats['figure']}"
+    assert 0 < len(floats["table"]) <= MAX_TABLES, f"main.tex shows {len(floats['table'])} tables: {floats['table']}"
+    # the central claims: mastering against baselines, loudness compliance, semantic EQ, listening-test power
+    assert {"eval_metrics", "semantic_eq_comparison", "listening_power_simulated"} <= set(floats["table"])
+
+
+def test_the_supplement_holds_every_other_figure_and_table_once():
+    main, supplement = _floats(MAIN_TEX), _floats(SUPPLEMENT_TEX)
+    for kind in ("figure", "table"):
+        both = sorted(set(main[kind]) & set(supplement[kind]))
+        assert not both, f"{kind}s printed in the paper and again in the supplement: {both}"
+        for doc, names in (("main.tex", main[kind]), ("supplement.tex", supplement[kind])):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            assert not twice, f"{doc} prints these {kind}s twice: {twice}"
+    assert len(supplement["figure"]) >= 10 and len(supplement["table"]) >= 10
+    text = SUPPLEMENT_TEX.read_text()
+    assert "\\documentclass" in text and "\\input{preamble}" in text, "the supplement is its own document on the shared preamble"
+    assert "\\input{preamble}" in MAIN_TEX.read_text()
+
+
+def test_make_paper_builds_the_paper_and_the_supplement():
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\npaper:", 1)[1].split("\n\n", 1)[0]
+    assert "mastering.paper check" in recipe
+    assert "supplement" in recipe and "main" in recipe and "latexmk" in recipe
+    assert "paper/supplement.pdf" in (REPO / ".gitignore").read_text()
+
+
+def test_every_figure_caption_names_the_profile_and_what_to_look_at():
+    for tex in (MAIN_TEX, SUPPLEMENT_TEX):
+        for source in paper._tex_sources(tex):
+            text = paper._COMMENT.sub("", source.read_text())
+            for block in re.findall(r"\\begin\{figure\*?\}.*?\\end\{figure\*?\}", text, re.S):
+                label = re.search(r"\\label\{([^}]*)\}", block)
+                where = f"{source.name}: {label.group(1) if label else block[:60]}"
+                assert "\\runprofile" in block, f"{where}: the caption does not name the profile (\\runprofile)"
+                assert "Look at:" in " ".join(block.split()), f"{where}: the caption does not say what to look at"
+    preamble = (REPO / "paper" / "preamble.tex").read_text()
+    assert re.search(r"\\newcommand\{\\runprofile\}\{[^\n]*\\M\{profile_note\}", preamble)
+
+
+def test_floats_come_before_the_conclusion():
+    text = paper._COMMENT.sub("", MAIN_TEX.read_text())
+    barrier, conclusion = text.find("\\FloatBarrier"), text.find("\\input{sections/conclusion}")
+    assert 0 <= barrier < conclusion, "main.tex needs \\FloatBarrier before the conclusion"
+    conclusion_text = (REPO / "paper" / "sections" / "conclusion.tex").read_text()
+    assert not re.search(r"\\(genfigure|gentable|begin\{(figure|table))", conclusion_text)
+
+
+def _latex_ready():
+    tools = all(shutil.which(t) for t in ("latexmk", "pdflatex", "bibtex", "pdfinfo"))
+    made = all(f.exists() for name in paper.referenced_artefacts(MAIN_TEX) if name in ARTEFACTS
+               for f in ARTEFACTS[name].files())
+    return tools and made
+
+
+@pytest.mark.skipif(not _latex_ready(), reason="needs latexmk, pdflatex, bibtex, pdfinfo and the artefacts of a run")
+def test_the_rendered_paper_has_at_most_ten_pages_and_no_float_after_the_conclusion(tmp_path):
+    work = tmp_path / "paper"
+    built = (".pdf", ".aux", ".log", ".fls", ".fdb_latexmk", ".bbl", ".blg", ".out")
+    shutil.copytree(REPO / "paper", work, ignore=lambda folder, names: [  # the last build's outputs, not the figures
+        n for n in names if Path(folder) == REPO / "paper" and n.endswith(built)])
+    run = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+                         cwd=work, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (work / "main.log").read_text()[-3000:]
+    info = subprocess.run(["pdfinfo", str(work / "main.pdf")], capture_output=True, text=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
+    assert pages <= MAX_PAGES, f"main.pdf has {pages} pages"
+    labels = dict(re.findall(r"\\newlabel\{([^}]*)\}\{\{[^}]*\}\{(\d+)\}", (work / "main.aux").read_text()))
+    conclusion = int(labels["sec:conclusion"])
+    late = {k: v for k, v in labels.items() if k.startswith(("fig:", "tab:")) and int(v) > conclusion}
+    assert not late, f"floats after the conclusion (page {conclusion}): {late}"
 
 
 # ----------------------------------------------------------------------------- number files (mastering.figures)
