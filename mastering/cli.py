@@ -125,8 +125,9 @@ def _register_master(subparsers: argparse._SubParsersAction) -> None:
                         "descriptor); without: the scale of the predicted processing (default %(default)g)")
     p.add_argument("--style", metavar="WORD", help="semantic EQ after mastering: a SAFE-DB descriptor with enough "
                                                   "settings to be offered, e.g. warm or bright (another word is "
-                                                  "refused with the list of those offered); input-adaptive: a track "
-                                                  "that is already warm gets less")
+                                                  "refused with the list of those offered): the word's mean SAFE-DB "
+                                                  "curve, less of it for a track that already has the quality, "
+                                                  "never the opposite EQ; more intensity never gives less")
     p.add_argument("--processing-intensity", type=_bounded(*INTENSITY_RANGE), metavar="X",
                    help=f"scale of the predicted processing, {_span(INTENSITY_RANGE)}, when --intensity is the "
                         "style's (default 1)")
@@ -134,7 +135,8 @@ def _register_master(subparsers: argparse._SubParsersAction) -> None:
                    help=f"corner of the subsonic high-pass, {_span(HIGHPASS_HZ_RANGE)} Hz, 0 turns it off (default "
                         f"%(default)g: off; {HIGHPASS_ORDER}th-order Butterworth, minimum phase, -3 dB at the corner)")
     p.add_argument("--semantic-model", metavar="DIR", help="semantic EQ bundle (default: the newest built by "
-                                                           "`python -m mastering.semantic build`)")
+                                                           "`python -m mastering.semantic build`, else the "
+                                                           "release in weights/)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_master)
@@ -142,7 +144,8 @@ def _register_master(subparsers: argparse._SubParsersAction) -> None:
                                               "audio file (JSON)")
     a.add_argument("input", metavar="IN", help="input audio")
     a.add_argument("--semantic-model", metavar="DIR", help="semantic EQ bundle for the semantic scores "
-                                                           "(default: the newest built)")
+                                                           "(default: the newest built, else the release in "
+                                                           "weights/)")
     a.set_defaults(func=_cmd_analyze)
 
 

@@ -211,6 +211,8 @@ ARTEFACTS: dict[str, Artefact] = _declare(
     Artefact("semantic_eq_intensity", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_intensity"),
     Artefact("semantic_eq_examples", "figure", "09_adaptive_semantic_eq", f"{_SEM}.fig_semantic_eq_examples"),
     Artefact("semantic_eq", "numbers", "09_adaptive_semantic_eq", f"{_SEM}.numbers_semantic_eq"),
+    Artefact("semantic_eq_direction", "table", "09_adaptive_semantic_eq", f"{_SEM}.table_semantic_eq_direction"),
+    Artefact("semantic_direction", "numbers", "09_adaptive_semantic_eq", f"{_SEM}.numbers_semantic_direction"),
     # notebooks/10_semantic_e2e.ipynb -- mastering.semantic.report_e2e
     *[Artefact(name, kind, "10_semantic_e2e", f"mastering.semantic.report_e2e.{fn}")
       for name, kind, fn in (("semantic_e2e_training", "figure", "fig_e2e_training"),

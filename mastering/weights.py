@@ -16,10 +16,13 @@ from typing import Any
 
 from .paths import REPO_ROOT
 
-__all__ = ["DEFAULT_NAME", "WeightsError", "weights_dir", "sha256", "read_card", "verified", "default_weights"]
+__all__ = ["DEFAULT_NAME", "SEMANTIC_NAME", "WeightsError", "weights_dir", "sha256", "read_card", "verified",
+           "verified_files", "default_weights"]
 
 DEFAULT_NAME = "mastering"
 """The name of the default mastering release (``weights/mastering.pt``)."""
+SEMANTIC_NAME = "semantic"
+"""The name of the semantic EQ release (``weights/semantic/`` and ``weights/semantic.json``)."""
 
 
 class WeightsError(ValueError):
@@ -84,3 +87,27 @@ def default_weights(folder: str | Path | None = None) -> tuple[Path, dict[str, A
     if not (folder / f"{DEFAULT_NAME}.json").is_file():
         return None
     return verified(DEFAULT_NAME, folder)
+
+
+def verified_files(name: str = SEMANTIC_NAME, folder: str | Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """A multi-file release (``<folder>/<name>/`` with card ``<folder>/<name>.json`` listing one
+    SHA-256 per file under ``files``), checked: ``(its folder, card)``, or ``None`` when not shipped.
+
+    Raises:
+        WeightsError: an unreadable card, or a file that is missing or differs from the card.
+    """
+    folder = Path(folder or weights_dir())
+    if not (folder / f"{name}.json").is_file():
+        return None
+    card = read_card(name, folder)
+    files = card.get("files") or {}
+    if not files:
+        raise WeightsError(f"model card {folder / (name + '.json')} lists no files")
+    for rel, digest in files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise WeightsError(f"model card {folder / (name + '.json')} names {path}, which does not exist")
+        if sha256(path) != digest:
+            raise WeightsError(f"{path}: SHA-256 differs from its card's; the file is damaged or not the released "
+                               "one (`make weights` rebuilds it)")
+    return folder / name, card

@@ -1,6 +1,8 @@
 """Input-adaptive semantic EQ: "warm" for this track, with an intensity knob.
 
-The audio encoder places the track in the β-VAE's latent space relative to typical music
+What ``mastering master --style`` applies (:data:`STYLE_METHOD`, ``axis``): the descriptor's mean
+SAFE curve at a gain read from the track's spectrum (:mod:`mastering.semantic.axis`; never the
+opposite EQ, monotone in the intensity). The research arm ``adaptive``: the audio encoder places the track in the β-VAE's latent space relative to typical music
 (``z_audio``); the step ``z_new = z_audio + intensity (z_target - z_audio)`` (one-sided by default:
 never backwards along the descriptor's axis) is decoded into SAFE settings, and the EQ applied is
 ``decode(z_new)`` followed by the inverse of ``decode(z_audio)`` (a ten-band biquad cascade; the
@@ -32,6 +34,9 @@ from ..io import AudioError, check_finite, load_audio
 from ..profiles import PROFILES, get_profile
 from ..runs import run_folder, run_key
 from ..provenance import atomic_write_text, stamp
+from ..weights import SEMANTIC_NAME, verified_files
+from .axis import AxisEQ, axis_reference, band_powers, gain_for_target, AMOUNT_RANGE
+from .axis import axis_measure_after
 from .encoder import ENCODER_VARIANTS, encode_audio, fit_or_load_encoder, load_encoder, save_encoder, variant_settings
 from .safedb import (
     BAND_KINDS,
@@ -46,7 +51,9 @@ from .vae import decode_settings, fit_or_load, load_vae, response_freqs, save_va
 
 __all__ = [
     "METHODS",
+    "STYLE_METHOD",
     "DEFAULT_DESCRIPTORS",
+    "axis_semantic_eq",
     "INTENSITY_MAX",
     "EQSettings",
     "SemanticEQ",
@@ -61,8 +68,13 @@ __all__ = [
     "suggestion",
 ]
 
-#: The three ways of turning a descriptor into an EQ that the evaluation compares.
-METHODS = ("adaptive", "floweq", "static")
+#: The ways of turning a descriptor into an EQ that the evaluation compares: ``axis`` (the
+#: descriptor's curve at an amount read from the audio's spectrum, :mod:`mastering.semantic.axis`;
+#: what ``mastering master --style`` uses), ``adaptive`` (the latent traversal), and the fixed
+#: baselines ``floweq`` (decoded centroid) and ``static`` (medoid setting).
+METHODS = ("axis", "adaptive", "floweq", "static")
+#: The method of ``mastering master --style``.
+STYLE_METHOD = "axis"
 #: Descriptors evaluated by default (the listening test's targets). Only some of them are offered
 #: to users (:data:`mastering.semantic.descriptors.MIN_DESCRIPTOR_SETTINGS`): "clear" has too few
 #: SAFE-DB settings and is evaluated as a research target only.
@@ -71,8 +83,9 @@ DEFAULT_DESCRIPTORS = ("warm", "bright", "clear")
 INTENSITY_MAX = 2.0
 #: Slope of the logistic that maps a latent position to a 0-1 score.
 SCORE_SLOPE = 2.0
-#: 2: centroids, counts, medoids and reference curves from the VAE's training contributors only.
-BUNDLE_FORMAT = 2
+#: 2: centroids, counts, medoids and reference curves from the VAE's training contributors only;
+#: 3: plus where typical music sits on each descriptor's axis (``axis_reference``).
+BUNDLE_FORMAT = 3
 _REFERENCE_FREQS = dict(n_freqs=256, f_min_hz=20.0, f_max_hz=20000.0)
 
 
@@ -205,6 +218,10 @@ class SemanticEQ:
             no music was available and codes are used uncalibrated).
         config: how it was built (profile, run folders, metrics, provenance).
         excerpt_s, max_excerpts: how :meth:`encode` reads long audio.
+        axis_reference: per descriptor, where typical music sits on its axis
+            (:func:`mastering.semantic.axis.axis_reference`: ``typical``, ``target``, ``excerpts``),
+            from the same real-music training excerpts as ``music_reference_z`` (``None``: computed
+            from pink noise on use, see :meth:`axis_ref`).
     """
 
     vae: Any
@@ -218,6 +235,7 @@ class SemanticEQ:
     config: dict[str, Any] = field(default_factory=dict)
     excerpt_s: float = 3.0
     max_excerpts: int = 16
+    axis_reference: dict[str, dict[str, float]] | None = None
 
     @property
     def descriptors(self) -> list[str]:
@@ -291,6 +309,30 @@ class SemanticEQ:
         codes = [encode_audio(self.encoder, x[..., s: s + n_ex].float(), sample_rate) for s in starts]
         return np.mean(codes, axis=0)
 
+    def axis_ref(self, word: str) -> dict[str, float]:
+        """Where typical music sits on ``word``'s axis (:attr:`axis_reference`; without one, pink
+        noise stands in for typical music and ``note`` says so)."""
+        d = self.descriptor(word)
+        if self.axis_reference is not None and d in self.axis_reference:
+            return self.axis_reference[d]
+        noise = pink_noise(int(3 * 44100), channels=1, batch=8, seed=12345)
+        ref = axis_reference(band_powers(noise, 44100, self.reference_freqs_hz), self.reference_curves[d])
+        return {**ref, "note": "pink noise stands in for typical music (no music reference in the bundle)"}
+
+    def axis_positions(self, powers: np.ndarray, descriptors: Sequence[str]) -> np.ndarray:
+        """Position ``[n, descriptors]`` of audio with band powers ``powers`` (on
+        :attr:`reference_freqs_hz`) on each descriptor's axis, read from the spectrum without the
+        encoder (:mod:`mastering.semantic.axis`): 0 where typical music sits, 1 where it sits with
+        the descriptor's full mean curve."""
+        powers = np.atleast_2d(powers)
+        out = np.empty((powers.shape[0], len(descriptors)))
+        for j, word in enumerate(descriptors):
+            d = self.descriptor(word)
+            ref = self.axis_ref(d)
+            before = axis_measure_after(powers, self.reference_curves[d], 0.0)
+            out[:, j] = (before - ref["typical"]) / max(ref["target"] - ref["typical"], 1e-9)
+        return out
+
     def relative(self, z: np.ndarray) -> np.ndarray:
         """Music-relative codes: ``z - music_reference_z + neutral_z`` (unchanged without a reference)."""
         z = np.atleast_2d(np.asarray(z, dtype=float))
@@ -325,6 +367,7 @@ class SemanticEQ:
             "music_reference_z": None if self.music_reference_z is None else [float(v) for v in self.music_reference_z],
             "excerpt_s": self.excerpt_s,
             "max_excerpts": self.max_excerpts,
+            "axis_reference": self.axis_reference,
             "config": self.config,
         }
         atomic_write_text(folder / "semantic_eq.json", json.dumps(meta, indent=1, default=str) + "\n")
@@ -341,7 +384,8 @@ class SemanticEQ:
         if meta.get("format") != BUNDLE_FORMAT:
             profile = meta.get("config", {}).get("profile", "smoke")
             raise ValueError(f"{meta_path}: bundle format {meta.get('format')!r}, this code reads {BUNDLE_FORMAT} "
-                             "(descriptor centroids from training contributors only); rebuild it with "
+                             "(descriptor centroids from training contributors only; where typical music sits "
+                             "on each descriptor's axis); rebuild it with "
                              f"`python -m mastering.semantic build --profile {profile}`")
         centroids = pd.DataFrame(meta["centroids"]).set_index("descriptor")
         return cls(
@@ -356,6 +400,7 @@ class SemanticEQ:
             config=meta.get("config", {}),
             excerpt_s=float(meta.get("excerpt_s", 3.0)),
             max_excerpts=int(meta.get("max_excerpts", 16)),
+            axis_reference=meta.get("axis_reference"),
         )
 
 
@@ -421,7 +466,11 @@ def build_semantic_eq(
     noise = pink_noise(int(3 * sr), channels=1, batch=8, seed=12345)
 
     neutral = encode_audio(enc, noise, sr).mean(0)
-    music_ref, music_info = _music_reference(enc, profile)
+    music_ref, music_powers, music_info = _music_reference(enc, profile, response_freqs(**_REFERENCE_FREQS))
+    if music_powers is None:
+        music_powers = band_powers(noise.double(), sr, response_freqs(**_REFERENCE_FREQS))
+        music_info["axis_reference"] = "pink noise (no real music prepared)"
+    axis_refs = {d: axis_reference(music_powers, curves[d]) for d in centroids.index}
     config = {
         "profile": profile, "vae_run": vfolder.name, "encoder_run": efolder.name,
         "vae_metrics": vrec.get("metrics", {}), "encoder_evaluation": erec.get("evaluation", {}),
@@ -435,7 +484,7 @@ def build_semantic_eq(
         "provenance": stamp(profile),
     }  # fmt: skip
     bundle = SemanticEQ(vae_model, enc, centroids, static, curves, response_freqs(**_REFERENCE_FREQS), neutral,
-                        music_ref, config)
+                        music_ref, config, axis_reference=axis_refs)
     key = run_key({"format": BUNDLE_FORMAT, "min_count": min_count or V["min_count"],
                    "min_settings": MIN_DESCRIPTOR_SETTINGS}, [__name__],
                   vae=vfolder.name, encoder=efolder.name, music=music_info)
@@ -447,44 +496,56 @@ def build_semantic_eq(
     return bundle, folder
 
 
-def _music_reference(encoder: Any, profile: str, clips_per_track: int = 4, excerpt_s: float = 3.0,
-                     max_tracks: int = 200) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Mean encoder code over evenly spaced excerpts of the profile's real-music training tracks."""
+def _music_reference(encoder: Any, profile: str, freqs_hz: np.ndarray, clips_per_track: int = 4,
+                     excerpt_s: float = 3.0, max_tracks: int = 200
+                     ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, Any]]:
+    """Mean encoder code over evenly spaced excerpts of the profile's real-music training tracks,
+    and the excerpts' band powers on ``freqs_hz`` (:func:`mastering.semantic.axis.band_powers`)."""
     try:
         tracks = [t for t in list_tracks(profile=profile, split="train", kind="real")][:max_tracks]
     except (FileNotFoundError, ValueError) as exc:
-        return None, {"tracks": 0, "note": f"no real music available ({exc}); codes uncalibrated"}
+        return None, None, {"tracks": 0, "note": f"no real music available ({exc}); codes uncalibrated"}
     if not tracks:
-        return None, {"tracks": 0, "note": "no real-music training tracks prepared (`make data`); codes uncalibrated"}
-    codes = []
+        return None, None, {"tracks": 0, "note": "no real-music training tracks prepared (`make data`); codes uncalibrated"}
+    codes, powers = [], []
     for t in tracks:
         for k in range(clips_per_track):
             offset = (k + 0.5) / clips_per_track * max(t.duration_s - excerpt_s, 0.0)
             audio, sr = load_audio(t.path, offset_s=offset, duration_s=excerpt_s)
             if audio.abs().max() > 0:
                 codes.append(encode_audio(encoder, audio[None], sr)[0])
-    return np.mean(codes, axis=0), {"tracks": len(tracks), "excerpts": len(codes), "split": "train",
-                                    "excerpt_s": excerpt_s, "track_ids": sorted(t.key for t in tracks)[:50]}
+                powers.append(band_powers(audio[None].double(), sr, freqs_hz)[0])
+    return np.mean(codes, axis=0), np.stack(powers), {
+        "tracks": len(tracks), "excerpts": len(codes), "split": "train", "excerpt_s": excerpt_s,
+        "track_ids": sorted(t.key for t in tracks)[:50]}
 
 
 def load_semantic_eq(path: str | os.PathLike | None = None, device: str = "cpu") -> SemanticEQ:
-    """Load a bundle folder, or by default the newest bundle of the largest profile that has one.
+    """Load a bundle folder, or by default the newest local bundle of the largest profile that has
+    one, where the released bundle in ``weights/`` (:mod:`mastering.semantic.release`) ranks as a
+    bundle of its profile after a local one (so a local ``smoke`` bundle never hides a ``cpu`` release).
 
     Raises:
-        FileNotFoundError: none has been built (the message says how to build one).
+        FileNotFoundError: none has been built or released (the message says how to build one).
+        mastering.weights.WeightsError: a release whose files differ from its card.
     """
     if path is not None:
         return SemanticEQ.load(path, device)
     root = paths.runs_dir() / "semantic_eq"
+    release = verified_files(SEMANTIC_NAME)
     for profile in reversed(PROFILES):
         pointer = root / f"latest-{profile}.json"
         if pointer.is_file():
             folder = Path(json.loads(pointer.read_text())["folder"])
             if (folder / "semantic_eq.json").is_file():
                 return SemanticEQ.load(folder, device)
+        if release is not None and release[1].get("profile") == profile:
+            return SemanticEQ.load(release[0], device)
+    if release is not None:
+        return SemanticEQ.load(release[0], device)
     raise FileNotFoundError(
-        f"no semantic EQ model under {root}; build one with `python -m mastering.semantic build --profile smoke` "
-        "(about a minute on a CPU; `--profile full` for the paper's) or run notebooks 07-09")
+        f"no semantic EQ model under {root} and none released in weights/; build one with "
+        "`python -m mastering.semantic build --profile smoke` (about a minute on a CPU) or run notebooks 07-09")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -501,7 +562,8 @@ def semantic_eq_settings(
     method: str = "adaptive",
     z_audio: np.ndarray | None = None,
     one_sided: bool = True,
-) -> EQSettings:
+    powers: np.ndarray | None = None,
+) -> EQSettings | AxisEQ:
     """Decide the EQ that ``method`` gives ``audio`` for ``descriptor`` at ``intensity``.
 
     Args:
@@ -510,19 +572,24 @@ def semantic_eq_settings(
             be ``None`` when ``z_audio`` is given.
         descriptor: e.g. ``"warm"`` (normalized: case, inflections).
         intensity: 0 (no change) to :data:`INTENSITY_MAX`; 1 = the descriptor.
-        method: ``"adaptive"`` (from the audio's own code), ``"floweq"`` (the centroid's decoding)
-            or ``"static"`` (the medoid SAFE setting).
+        method: ``"axis"`` (the descriptor's curve at an amount read from the audio's spectrum:
+            :mod:`mastering.semantic.axis`), ``"adaptive"`` (from the audio's own code),
+            ``"floweq"`` (the centroid's decoding) or ``"static"`` (the medoid SAFE setting).
         z_audio: the audio's raw codes when already computed (:meth:`SemanticEQ.encode`).
         one_sided: ``adaptive`` only: never step backwards along the descriptor's axis (see the
             module docstring).
+        powers: ``axis`` only: the audio's band powers on :attr:`SemanticEQ.reference_freqs_hz`
+            when already computed (:func:`mastering.semantic.axis.band_powers`); ``audio`` may then be ``None``.
 
     Returns:
-        :class:`EQSettings` for every item.
+        :class:`EQSettings` for every item (:class:`mastering.semantic.axis.AxisEQ` for ``axis``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     d = model.descriptor(descriptor)
     intensity = _check_intensity(intensity)
+    if method == "axis":
+        return _axis_settings(model, audio, sample_rate, d, intensity, powers)
     if audio is None and z_audio is None:
         raise ValueError("pass the audio, or its codes as z_audio")
     x = _as_batch(audio) if audio is not None else None
@@ -547,6 +614,25 @@ def semantic_eq_settings(
     f, g, q = _bands_of(np.repeat(np.asarray(params, dtype=float)[None], batch, 0))
     return EQSettings(method, d, intensity, f, g * intensity, q, tuple(BAND_KINDS),
                       z_target=np.repeat(z_t[None], batch, 0) if method == "floweq" else None)
+
+
+def _axis_settings(model: SemanticEQ, audio: Any, sample_rate: int, d: str, intensity: float,
+                   powers: np.ndarray | None) -> AxisEQ:
+    if powers is None:
+        if audio is None:
+            raise ValueError("pass the audio, or its band powers as powers")
+        x = _as_batch(audio)
+        check_finite(x)
+        powers = band_powers(x, sample_rate, model.reference_freqs_hz)
+    powers = np.atleast_2d(powers)
+    if not bool(np.all(powers.sum(-1) > 0)):
+        raise AudioError("silent audio has no spectral balance to adapt to")
+    curve, ref = model.reference_curves[d], model.axis_ref(d)
+    before = axis_measure_after(powers, curve, 0.0)
+    amount = np.clip(gain_for_target(powers, curve, ref["target"]), *AMOUNT_RANGE)
+    position = model.axis_positions(powers, [d])[:, 0]
+    return AxisEQ(d, intensity, np.asarray(curve, float), np.asarray(model.reference_freqs_hz, float),
+                  intensity * amount, amount, before, position)
 
 
 def _run(method: str, audio, sample_rate, descriptor, intensity, model):
@@ -574,6 +660,18 @@ def adaptive_semantic_eq(
         ``(processed audio of the input's shape, EQSettings)``.
     """
     return _run("adaptive", audio, sample_rate, descriptor, intensity, model)
+
+
+def axis_semantic_eq(
+    audio: Any, sample_rate: int, descriptor: str, intensity: float = 1.0, model: SemanticEQ | None = None
+) -> tuple[torch.Tensor, AxisEQ]:
+    """The descriptor's mean SAFE curve at ``intensity`` times an amount read from the audio's
+    spectrum (:mod:`mastering.semantic.axis`): what ``mastering master --style`` applies.
+
+    Returns:
+        ``(processed audio of the input's shape, AxisEQ)``.
+    """
+    return _run("axis", audio, sample_rate, descriptor, intensity, model)
 
 
 def static_eq(audio: Any, sample_rate: int, descriptor: str, intensity: float = 1.0,

@@ -18,6 +18,7 @@ import torch
 from ..data import list_tracks
 from ..io import load_audio
 from .adaptive import METHODS, SemanticEQ, semantic_eq_settings
+from .axis import axis_measure_after, band_powers, warmth_measures
 
 __all__ = [
     "INTENSITIES",
@@ -26,6 +27,7 @@ __all__ = [
     "curve_metrics",
     "evaluate_semantic_eq",
     "summarize_semantic_eq",
+    "summarize_direction",
     "bootstrap_ci",
 ]
 
@@ -128,7 +130,10 @@ def evaluate_semantic_eq(
 
     Returns:
         ``(results, curves)``: one row per clip x descriptor x method x intensity with
-        ``position_before/after``, ``cosine``, ``amount_db``, ``rms_db``, ``tilt_before/after``;
+        ``position_before/after``, ``cosine``, ``amount_db``, ``rms_db``, ``tilt_before/after``,
+        and the encoder-free readings of the audio before and after: ``axis_before/after`` (the
+        descriptor's axis measure, :func:`mastering.semantic.axis.axis_measure`), ``centroid_before/after``
+        (Hz) and ``low_share_before/after`` (power below 250 Hz, :func:`mastering.semantic.axis.warmth_measures`);
         and the applied curves at intensity 1 in long format (``clip``, ``descriptor``,
         ``method``, ``freq_hz``, ``gain_db``).
     """
@@ -139,6 +144,8 @@ def evaluate_semantic_eq(
     pos_before = model.positions(z_raw, words)
     tilt_before = spectral_tilt(audio, sample_rate)
     freqs = model.reference_freqs_hz
+    powers_before = band_powers(audio, sample_rate, freqs)
+    balance_before = warmth_measures(audio, sample_rate)
     rows, curves = [], []
     extra = dict(extra_methods or {})
     combos = [(j, d, m, i) for j, d in enumerate(words) for m in [*methods, *extra] for i in intensities]
@@ -146,18 +153,26 @@ def evaluate_semantic_eq(
         if m in extra:
             settings = extra[m](audio, sample_rate, d, i)
         else:
-            settings = semantic_eq_settings(model, audio, sample_rate, d, i, m, z_audio=z_raw)
+            settings = semantic_eq_settings(model, audio, sample_rate, d, i, m, z_audio=z_raw, powers=powers_before)
         curve = settings.response_db(freqs, sample_rate)
         cm = curve_metrics(curve, model.reference_curves[d])
         out = settings.apply(audio, sample_rate)
         pos_after = model.positions(model.encode(out, sample_rate), [d])[:, 0]
         tilt_after = spectral_tilt(out, sample_rate)
+        axis_before = axis_measure_after(powers_before, model.reference_curves[d])
+        axis_after = axis_measure_after(band_powers(out, sample_rate, freqs), model.reference_curves[d])
+        balance_after = warmth_measures(out, sample_rate)
         for k in range(len(meta)):
             rows.append({"clip": meta["clip"].iloc[k], "track": meta["track"].iloc[k], "descriptor": d, "method": m,
                          "intensity": float(i), "position_before": float(pos_before[k, j]),
                          "position_after": float(pos_after[k]), "cosine": float(cm["cosine"][k]),
                          "amount_db": float(cm["amount_db"][k]), "rms_db": float(cm["rms_db"][k]),
-                         "tilt_before": float(tilt_before[k]), "tilt_after": float(tilt_after[k])})
+                         "tilt_before": float(tilt_before[k]), "tilt_after": float(tilt_after[k]),
+                         "axis_before": float(axis_before[k]), "axis_after": float(axis_after[k]),
+                         "centroid_before": float(balance_before["centroid_hz"][k]),
+                         "centroid_after": float(balance_after["centroid_hz"][k]),
+                         "low_share_before": float(balance_before["low_share"][k]),
+                         "low_share_after": float(balance_after["low_share"][k])})
         if i == 1.0:
             for k in range(len(meta)):
                 curves.append(pd.DataFrame({"clip": meta["clip"].iloc[k], "descriptor": d, "method": m,
@@ -241,5 +256,58 @@ def summarize_semantic_eq(results: pd.DataFrame, intensity: float = 1.0, n_boot:
             "position_after_sd": float(at["position_after"].std(ddof=0)),
             "tilt_change": float((at["tilt_after"] - at["tilt_before"]).mean()),
             "monotone_amount": float(mono_a.mean()), "monotone_position": float(mono_p.mean()),
+        })  # fmt: skip
+    return pd.DataFrame(out)
+
+
+#: Tolerance of the audio-measured direction checks (dB on the axis measure): below the measure's
+#: estimation noise, far below the change one intensity step makes.
+AXIS_TOL_DB = 1e-3
+
+
+def _added(frame: pd.DataFrame) -> pd.Series:
+    return frame["axis_after"] - frame["axis_before"]
+
+
+def _spearman_added(frame: pd.DataFrame) -> float:
+    from scipy.stats import spearmanr
+
+    added = _added(frame)
+    if len(frame) < 3 or added.std() < 1e-9 or frame["axis_before"].std() < 1e-9:
+        return float("nan")
+    return float(spearmanr(frame["axis_before"], added).statistic)
+
+
+def summarize_direction(results: pd.DataFrame, intensity: float = 1.0, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Direction and adaptivity measured on the audio, encoder-free: one row per descriptor x method.
+
+    From :func:`evaluate_semantic_eq`'s ``axis_before/after`` (how much of the descriptor the audio
+    has, on the descriptor's own axis): ``added`` (mean change at ``intensity``), ``reversed`` (share
+    of excerpts left with less of the quality than they came with, at ``intensity``) and
+    ``reversed_any`` (at any intensity above 0), ``monotone`` (share of excerpts whose measure never
+    falls as the intensity rises), ``adaptivity_rho`` (Spearman's rho between the input's measure and
+    what the method adds: negative when a track that already has the quality gets less of it, with a
+    track-bootstrap interval; undefined where nothing varies), and the mean changes of the spectral
+    centroid (Hz), the share of power below 250 Hz and the tilt (dB/octave).
+    """
+    out = []
+    for (d, m), g in results.groupby(["descriptor", "method"], sort=False):
+        at = g[np.isclose(g["intensity"], intensity)]
+        pos = g[g["intensity"] > 0]
+        mono = g.groupby("clip").apply(lambda c: _monotone(c, "axis_after", AXIS_TOL_DB), include_groups=False)
+        rho = _spearman_added(at)
+        rlo, rhi = bootstrap_ci(at, _spearman_added, n_boot=n_boot, seed=seed) if np.isfinite(rho) else (np.nan, np.nan)
+        rev = lambda f: float((_added(f) < -AXIS_TOL_DB).mean())  # noqa: E731
+        lo, hi = bootstrap_ci(at, rev, n_boot=n_boot, seed=seed)
+        out.append({
+            "descriptor": d, "method": m, "clips": int(at["clip"].nunique()), "tracks": int(at["track"].nunique()),
+            "added": float(_added(at).mean()), "added_sd": float(_added(at).std(ddof=0)),
+            "reversed": rev(at), "reversed_lo": lo, "reversed_hi": hi,
+            "reversed_any": float(pos.groupby("clip").apply(lambda c: bool((_added(c) < -AXIS_TOL_DB).any()),
+                                                           include_groups=False).mean()),
+            "monotone": float(mono.mean()), "adaptivity_rho": rho, "adaptivity_rho_lo": rlo, "adaptivity_rho_hi": rhi,
+            "centroid_change_hz": float((at["centroid_after"] - at["centroid_before"]).mean()),
+            "low_share_change": float((at["low_share_after"] - at["low_share_before"]).mean()),
+            "tilt_change": float((at["tilt_after"] - at["tilt_before"]).mean()),
         })  # fmt: skip
     return pd.DataFrame(out)

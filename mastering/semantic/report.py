@@ -32,11 +32,14 @@ __all__ = [
     "numbers_semantic_vae",
     "numbers_encoder",
     "numbers_semantic_eq",
+    "table_semantic_eq_direction",
+    "numbers_semantic_direction",
 ]
 
 #: Colours of the semantic EQ methods.
-METHOD_COLOURS = {"adaptive": "#1b9e77", "floweq": "#7570b3", "static": "#e7298a"}
-METHOD_LABELS = {"adaptive": "adaptive (ours)", "floweq": "flowEQ-style", "static": "static (SAFE medoid)"}
+METHOD_COLOURS = {"axis": "#d95f02", "adaptive": "#1b9e77", "floweq": "#7570b3", "static": "#e7298a"}
+METHOD_LABELS = {"axis": "axis-adaptive (ours)", "adaptive": "latent-adaptive (ours)", "floweq": "flowEQ-style",
+                 "static": "static (SAFE medoid)"}
 
 #: Colours of the highlighted descriptors (colour-blind safe pair: orange / blue).
 HIGHLIGHT_COLOURS = {"warm": "#d95f02", "bright": "#1f78b4"}
@@ -333,6 +336,60 @@ def table_semantic_eq_comparison(summary: pd.DataFrame, profile: str, intensity:
     body = ("\\begin{table*}[t]\n\\centering\n\\small\n"
             f"\\caption{{{caption}. {note}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
     return save_table(body, name, profile, intensity=intensity, **meta)
+
+
+def table_semantic_eq_direction(direction: pd.DataFrame, profile: str, intensity: float = 1.0,
+                                name: str = "semantic_eq_direction", **meta: Any) -> Path:
+    """Direction and adaptivity of each semantic EQ measured on the output audio, encoder-free.
+
+    Args:
+        direction: from :func:`mastering.semantic.evaluate.summarize_direction`.
+    """
+    if direction.empty:
+        raise ValueError("no semantic EQ results to tabulate")
+    s = direction
+    out = pd.DataFrame({
+        "Descriptor": s["descriptor"], "Method": s["method"].map(lambda m: METHOD_LABELS.get(m, m)),
+        "Added (dB)": [f"{v:+.2f} $\\pm$ {sd:.2f}".replace("-", "$-$") for v, sd in zip(s["added"], s["added_sd"])],
+        "Reversed": [_fmt_ci(v, a, b) for v, a, b in zip(s["reversed"], s["reversed_lo"], s["reversed_hi"])],
+        "Rev. any $k$": [f"{v:.2f}" for v in s["reversed_any"]],
+        "Monotone": [f"{v:.2f}" for v in s["monotone"]],
+        "Adaptivity $\\rho$": [_fmt_ci(v, a, b) for v, a, b in zip(s["adaptivity_rho"], s["adaptivity_rho_lo"], s["adaptivity_rho_hi"])],
+        "Centroid (Hz)": [f"{v:+.0f}".replace("-", "$-$") for v in s["centroid_change_hz"]],
+        "Low share": [f"{v:+.3f}".replace("-", "$-$") for v in s["low_share_change"]],
+        "Tilt": [f"{v:+.2f}".replace("-", "$-$") for v in s["tilt_change"]],
+    })  # fmt: skip
+    clips, tracks = int(s["clips"].max()), int(s["tracks"].max())
+    caption = (
+        f"Semantic EQ measured on the audio, without the encoder: {clips} excerpts of {tracks} held-out "
+        f"real-music tracks, intensity {intensity:g}. How much of a descriptor audio has is read on the "
+        "descriptor's own axis (the mean of its SAFE-DB curve over log-spaced bands weighted by compressed "
+        "band power, dB). Added: output minus input (mean $\\pm$ SD); reversed: share of excerpts left with "
+        "less of the quality than they came with (rev.\\ any $k$: at any intensity in 0.25--1.5); monotone: share "
+        "whose measure never falls as the intensity rises; adaptivity $\\rho$: Spearman correlation between "
+        "the input's measure and what is added (negative: a track that already has the quality gets less); "
+        "centroid, low share (power below 250 Hz) and tilt (dB/octave): mean changes. Look for 0 reversed and "
+        "1 monotone, then a negative $\\rho$. Brackets: 95\\% bootstrap intervals over tracks"
+    )
+    table = out.to_latex(index=False, escape=False, column_format="llllrrlrrr")
+    note = profile_note(profile)
+    body = ("\\begin{table*}[t]\n\\centering\n\\small\n"
+            f"\\caption{{{caption}. {note}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
+    return save_table(body, name, profile, intensity=intensity, **meta)
+
+
+def numbers_semantic_direction(direction: pd.DataFrame, profile: str, intensity: float = 1.0) -> Path:
+    """``numbers_semantic_direction.tex`` (notebook 09): per descriptor and method, the share of
+    excerpts reversed and monotone and the audio-measured adaptivity $\\rho$ with its interval."""
+    values: dict[str, Any] = {"intensity": float(intensity), "clips": int(direction["clips"].max()),
+                              "tracks": int(direction["tracks"].max())}
+    for _, r in direction.iterrows():
+        key = f"{r['descriptor']}_{r['method']}"
+        values.update({f"{key}_reversed": float(r["reversed"]), f"{key}_reversed_any": float(r["reversed_any"]),
+                       f"{key}_monotone": float(r["monotone"]), f"{key}_rho": float(r["adaptivity_rho"]),
+                       f"{key}_rho_lo": float(r["adaptivity_rho_lo"]), f"{key}_rho_hi": float(r["adaptivity_rho_hi"]),
+                       f"{key}_added": float(r["added"])})
+    return save_numbers("semantic_direction", _finite(values), profile, digits={"intensity": 1})
 
 
 def fig_semantic_eq_adaptivity(results: pd.DataFrame, profile: str, intensity: float = 1.0,

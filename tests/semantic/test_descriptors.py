@@ -105,8 +105,8 @@ def test_bundle_offers_only_the_frequent_words(tiny_semantic_bundle, tmp_path):
     assert bundle.descriptor("clear") == "clear"
     loaded = SemanticEQ.load(folder)
     assert loaded.descriptors == ["bright", "warm"]
-    # An old bundle (centroids over every contributor) is refused with how to rebuild it.
-    meta = (folder / "semantic_eq.json").read_text().replace('"format": 2', '"format": 1', 1)
+    # An old bundle (no axis reference) is refused with how to rebuild it.
+    meta = (folder / "semantic_eq.json").read_text().replace('"format": 3', '"format": 2', 1)
     old = tmp_path / "old"
     old.mkdir()
     (old / "semantic_eq.json").write_text(meta)
