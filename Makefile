@@ -91,11 +91,13 @@ listening-test-analysis: setup
 	$(PY) -m mastering.notebooks run --profile $(PROFILE) --only 12 --param responses_csv=$(abspath $(LT_RESPONSES)) --param stimuli_dir=$(abspath $(LT_STIMULI))
 
 # The released default weights (weights/mastering.pt + .json): every phase of the profile trained
-# where no run exists, the best on validation written in float16 with its model card.
+# where no run exists, the best on validation written in float16 with its model card; and the
+# semantic EQ bundle that --style needs (weights/semantic/ + semantic.json).
 WEIGHTS_PROFILE ?= cpu
 weights:
 	$(MAKE) data PROFILE=$(WEIGHTS_PROFILE)
 	$(PY) -m mastering.evaluation.release --profile $(WEIGHTS_PROFILE)
+	$(PY) -m mastering.semantic.release --profile $(WEIGHTS_PROFILE)
 
 bench: setup
 	$(PY) benchmarks/bench_eq.py
