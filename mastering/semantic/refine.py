@@ -24,10 +24,13 @@ from .e2e import CAP_DB, LOSS_WEIGHTS, _curve_rms_db, frozen_copy, k_weighted_sp
 from .evaluate import bootstrap_ci, curve_metrics, spectral_tilt
 from .vae import single_thread
 
-__all__ = ["REFINE_STEPS", "refine_trajectory", "refine_settings", "refinement_quality", "summarize_refinement"]
+__all__ = ["REFINE_STEPS", "COSINE_SLACK", "refine_trajectory", "refine_settings", "refinement_quality", "summarize_refinement"]
 
 #: The refinement budgets of the quality vs time table.
 REFINE_STEPS = (0, 10, 50, 200)
+#: Stopping rule: an item stops being refined at the last step whose curve's cosine with the
+#: descriptor's mean SAFE curve lies within this of its two-stage start (the human curve is kept).
+COSINE_SLACK = 0.05
 _GAIN_MAX_DB = 24.0
 _Q_RANGE = (0.1, 10.0)
 
@@ -55,6 +58,7 @@ def refine_trajectory(
     snapshots: Sequence[int] = (),
     weights: dict[str, float] | None = None,
     cap_db: float | None = None,
+    cosine_slack: float | None = COSINE_SLACK,
 ) -> tuple[dict[int, EQSettings], pd.DataFrame]:
     """Refine the two-stage settings for ``steps`` Adam steps, keeping the settings at ``snapshots``.
 
@@ -81,13 +85,18 @@ def refine_trajectory(
             :data:`mastering.semantic.e2e.LOSS_WEIGHTS`).
         cap_db: RMS dB of the curve above which the cap acts (default
             :data:`mastering.semantic.e2e.CAP_DB`).
+        cosine_slack: the stopping rule (default :data:`COSINE_SLACK`): an item whose curve's
+            cosine with the descriptor's mean SAFE curve (means removed) would fall more than this
+            below its start keeps the settings of the step before, for the rest of the run;
+            ``None`` refines without it.
 
     Returns:
         ``(settings_by_step, history)``: :class:`EQSettings` (method ``"refined"``) at each
         snapshot and at ``steps``; ``history`` one row per step ``0..steps`` with ``step``,
         ``seconds`` (cumulative wall time of the updates so far), ``distance`` (Euclidean latent
         distance of the re-encoded output to the goal, mean over items), ``loss``,
-        ``loudness_lu`` (mean absolute loudness change) and ``rms_db`` (mean curve RMS).
+        ``loudness_lu`` (mean absolute loudness change), ``rms_db`` (mean curve RMS), ``cosine``
+        (mean cosine with the mean SAFE curve) and ``stopped`` (items the stopping rule has halted).
     """
 
     steps = _check_refine_args(steps, lr, snapshots)
@@ -99,9 +108,9 @@ def refine_trajectory(
     if init.intensity == 0.0:
         same = _refined(init, init.freq_hz, init.gain_db, init.q)
         hist = pd.DataFrame({"step": range(steps + 1), "seconds": 0.0, "distance": np.nan, "loss": np.nan,
-                             "loudness_lu": 0.0, "rms_db": 0.0})
+                             "loudness_lu": 0.0, "rms_db": 0.0, "cosine": np.nan, "stopped": 0})
         return {s: same for s in wanted}, hist
-    return _descend(bundle, x, sample_rate, init, steps, lr, seed, wanted, w, cap_db)
+    return _descend(bundle, x, sample_rate, init, steps, lr, seed, wanted, w, cap_db, cosine_slack)
 
 
 def _check_refine_args(steps: int, lr: float, snapshots: Sequence[int]) -> int:
@@ -135,9 +144,16 @@ def _physical(g10: torch.Tensor, logf: torch.Tensor, logq: torch.Tensor, nyq: fl
     return (logf.exp().clamp(20.0, nyq), (10.0 * g10).clamp(-_GAIN_MAX_DB, _GAIN_MAX_DB), logq.exp().clamp(*_Q_RANGE))
 
 
+def _cosine(init: EQSettings, bundle: SemanticEQ, f, g, q, sample_rate: int) -> np.ndarray:
+    """Cosine ``[batch]`` of the bands' curve with the descriptor's mean SAFE curve (means removed)."""
+    s = _refined(init, *(v.detach().numpy() for v in (f, g, q)))
+    return curve_metrics(s.response_db(bundle.reference_freqs_hz, sample_rate), bundle.reference_curves[init.descriptor])["cosine"]
+
+
 def _descend(bundle: SemanticEQ, x: torch.Tensor, sample_rate: int, init: EQSettings, steps: int, lr: float,
-             seed: int, wanted: list[int], w: dict[str, float], cap_db: float) -> tuple[dict[int, EQSettings], pd.DataFrame]:
-    """The Adam loop of :func:`refine_trajectory` (intensity > 0)."""
+             seed: int, wanted: list[int], w: dict[str, float], cap_db: float,
+             cosine_slack: float | None) -> tuple[dict[int, EQSettings], pd.DataFrame]:
+    """The Adam loop of :func:`refine_trajectory` (intensity > 0), with its stopping rule."""
     judge = frozen_copy(bundle.encoder)
     goal = torch.as_tensor(init.z_new, dtype=torch.float32)
     music = torch.as_tensor(bundle.music_reference_z if bundle.music_reference_z is not None else bundle.neutral_z, dtype=torch.float32)
@@ -156,6 +172,10 @@ def _descend(bundle: SemanticEQ, x: torch.Tensor, sample_rate: int, init: EQSett
         loss = dist.mean() + w["loudness"] * d_lu.square().mean() + w["cap"] * torch.relu(rms - cap_db).square().mean()
         return dist, d_lu, rms, loss
 
+    leaves = (g10, logf, logq)
+    floor = None if cosine_slack is None else _cosine(init, bundle, *_physical(g10, logf, logq, nyq), sample_rate) - cosine_slack
+    frozen = torch.zeros(g10.shape[0], dtype=torch.bool)
+    prev = held = tuple(v.detach().clone() for v in leaves)
     rows, kept = [], {}
     elapsed = 0.0
     with torch.random.fork_rng(devices=[]), single_thread():
@@ -163,16 +183,33 @@ def _descend(bundle: SemanticEQ, x: torch.Tensor, sample_rate: int, init: EQSett
         for k in range(steps + 1):
             t0 = time.perf_counter()
             f, g, q = _physical(g10, logf, logq, nyq)
+            cos = _cosine(init, bundle, f, g, q, sample_rate)
+            if floor is not None:
+                newly = torch.from_numpy(cos < floor) & ~frozen
+                if bool(newly.any()):  # back to the step before, and held there
+                    with torch.no_grad():
+                        for leaf, before, keep in zip(leaves, prev, held):
+                            leaf[newly] = before[newly]
+                            keep[newly] = before[newly]
+                    frozen |= newly
+                    f, g, q = _physical(g10, logf, logq, nyq)
+                    cos = _cosine(init, bundle, f, g, q, sample_rate)
             if k in wanted:
                 kept[k] = _refined(init, *(v.detach().numpy().copy() for v in (f, g, q)))
             dist, d_lu, rms, loss = objective(f, g, q)
             if k < steps:
+                prev = tuple(v.detach().clone() for v in leaves)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if bool(frozen.any()):
+                    with torch.no_grad():
+                        for leaf, keep in zip(leaves, held):
+                            leaf[frozen] = keep[frozen]
             rows.append({"step": k, "seconds": elapsed, "distance": float(dist.detach().sqrt().mean()),
                          "loss": float(loss.detach()), "loudness_lu": float(d_lu.detach().abs().mean()),
-                         "rms_db": float(rms.detach().mean())})
+                         "rms_db": float(rms.detach().mean()), "cosine": float(np.mean(cos)),
+                         "stopped": int(frozen.sum())})
             elapsed += time.perf_counter() - t0
     return kept, pd.DataFrame(rows)
 
@@ -205,8 +242,10 @@ def refinement_quality(
     lr: float = 0.05,
     seed: int = 0,
     progress: bool = True,
+    cosine_slack: float | None = COSINE_SLACK,
 ) -> pd.DataFrame:
-    """Quality vs time of refinement on music clips, one refinement per clip.
+    """Quality vs time of refinement on music clips, one refinement per clip (with the stopping
+    rule of :func:`refine_trajectory` unless ``cosine_slack`` is ``None``).
 
     Each clip is refined for ``max(steps)`` steps; at every ``N`` in ``steps`` its settings are
     applied (exact IIR) and measured as the evaluation of notebook 09 measures:
@@ -217,7 +256,8 @@ def refinement_quality(
         the goal, :meth:`SemanticEQ.encode`), ``position_before``/``position_after`` (along the
         descriptor's axis), ``cosine`` and ``amount_db`` of the applied curve against the
         descriptor's mean SAFE curve, ``rms_db``, ``tilt_before``/``tilt_after`` (dB/octave,
-        encoder-free) and ``loudness_lu`` (absolute change).
+        encoder-free), ``loudness_lu`` (absolute change) and ``stopped`` (the stopping rule halted
+        the clip by step ``N``).
     """
     from tqdm.auto import tqdm
 
@@ -227,7 +267,8 @@ def refinement_quality(
     rows = []
     for k in tqdm(range(len(meta)), desc=f"refine '{d}'", disable=not progress, leave=False):
         x = audio[k : k + 1]
-        kept, hist = refine_trajectory(bundle, x, sample_rate, d, intensity, steps[-1], lr, seed, snapshots=steps)
+        kept, hist = refine_trajectory(bundle, x, sample_rate, d, intensity, steps[-1], lr, seed, snapshots=steps,
+                                       cosine_slack=cosine_slack)
         tilt_before = float(spectral_tilt(x, sample_rate)[0])
         pos_before = float(bundle.positions(bundle.encode(x, sample_rate), [d])[0, 0])
         l_in = float(loudness(x.double(), sample_rate, gated=False)[0])
@@ -244,6 +285,7 @@ def refinement_quality(
                 "cosine": float(cm["cosine"][0]), "amount_db": float(cm["amount_db"][0]), "rms_db": float(cm["rms_db"][0]),
                 "tilt_before": tilt_before, "tilt_after": float(spectral_tilt(y, sample_rate)[0]),
                 "loudness_lu": abs(float(loudness(y.double(), sample_rate, gated=False)[0]) - l_in),
+                "stopped": bool(hist["stopped"].iloc[n] > 0),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -254,7 +296,8 @@ def summarize_refinement(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
 
     Columns: ``steps``, ``clips``, ``tracks``, ``seconds``, ``distance`` (+ ``_lo``/``_hi``),
     ``reduction`` (1 - distance / distance at N = 0, pooled; + ``_lo``/``_hi``), ``position_after``,
-    ``tilt_change``, ``cosine``, ``rms_db``, ``loudness_lu``.
+    ``tilt_change``, ``cosine``, ``rms_db``, ``loudness_lu``, ``stopped`` (share of clips the
+    stopping rule has halted by ``N``).
     """
 
     if rows.empty:
@@ -273,5 +316,6 @@ def summarize_refinement(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
                     "position_after": float(g["position_after"].mean()),
                     "tilt_change": float((g["tilt_after"] - g["tilt_before"]).mean()),
                     "cosine": float(g["cosine"].mean()), "rms_db": float(g["rms_db"].mean()),
-                    "loudness_lu": float(g["loudness_lu"].mean())})
+                    "loudness_lu": float(g["loudness_lu"].mean()),
+                    "stopped": float(g["stopped"].mean()) if "stopped" in g else float("nan")})
     return pd.DataFrame(out)

@@ -186,6 +186,7 @@ def table_refinement(summary: pd.DataFrame, profile: str, name: str = "semantic_
         "Direction cos.": [f"{v:.2f}".replace("-", "$-$") for v in s["cosine"]],
         "EQ size (dB)": [f"{v:.2f}" for v in s["rms_db"]],
         "Loudness change (LU)": [f"{v:.2f}" for v in s["loudness_lu"]],
+        "Stopped": [f"{v:.2f}" for v in s.get("stopped", pd.Series(np.nan, index=s.index))],
     })  # fmt: skip
     caption = (
         f"Inference-time refinement: Adam on the ten EQ bands for $N$ steps, re-encoding the output, on "
@@ -193,10 +194,12 @@ def table_refinement(summary: pd.DataFrame, profile: str, name: str = "semantic_
         "time per excerpt on one thread (the $N$-step settings are the prefix of one 200-step run; Adam with a "
         "constant rate is deterministic). Distance: latent distance of the re-encoded output to the traversal's "
         "goal, measured by the encoder that is descended (optimistic); tilt change and direction cosine "
-        "(against the descriptor's mean SAFE-DB curve) are the encoder-free checks. Brackets: 95\\% bootstrap "
-        "intervals over tracks"
+        "(against the descriptor's mean SAFE-DB curve) are the encoder-free checks. Stopped: share of excerpts "
+        "whose refinement the stopping rule has halted by step $N$ (an excerpt keeps the settings of the step "
+        "before its direction cosine would fall more than 0.05 below its start). Look at: the distance and the "
+        "share stopped. Brackets: 95\\% bootstrap intervals over tracks"
     )
-    table = out.to_latex(index=False, escape=False, column_format="rrllrrrr")
+    table = out.to_latex(index=False, escape=False, column_format="rrllrrrrr")
     return save_table(_wrap(table, caption, name, profile), name, profile, **meta)
 
 
@@ -252,7 +255,9 @@ def numbers_e2e(differences: pd.DataFrame, refinement: pd.DataFrame, profile: st
                        "refine_distance_max": float(last["distance"]), "refine_seconds_max": float(last["seconds"]),
                        "refine_reduction_pct": 100.0 * float(last["reduction"]),
                        "refine_cosine_0": float(first["cosine"]), "refine_cosine_max": float(last["cosine"])})
+        if "stopped" in ref:
+            values["refine_stopped_pct"] = 100.0 * float(last["stopped"])
     values = {k: v for k, v in values.items() if not (isinstance(v, float) and not np.isfinite(v))}
     digits = {k: 3 for k in values if k.endswith(("_attain", "_attain_lo", "_attain_hi"))}
-    digits.update({"refine_seconds_max": 1, "refine_reduction_pct": 0})
+    digits.update({"refine_seconds_max": 1, "refine_reduction_pct": 0, "refine_stopped_pct": 0})
     return save_numbers("semantic_e2e", values, profile, digits={k: digits.get(k, 2) for k in values})

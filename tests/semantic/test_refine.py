@@ -37,8 +37,10 @@ def _distance(bundle, settings, x, sample_rate):
 
 @pytest.mark.parametrize("descriptor", ["warm", "bright"])
 def test_refinement_reduces_the_reencoded_distance(bundle, descriptor):
+    """The descent itself (no stopping rule) brings the re-encoded output nearer its goal."""
     x = _music(1.0, 44100, 2, batch=2, seed=4)
-    kept, hist = refine.refine_trajectory(bundle, x, 44100, descriptor, 1.0, steps=10, lr=0.05, seed=0, snapshots=[0])
+    kept, hist = refine.refine_trajectory(bundle, x, 44100, descriptor, 1.0, steps=10, lr=0.05, seed=0, snapshots=[0],
+                                          cosine_slack=None)
     before, after = _distance(bundle, kept[0], x, 44100), _distance(bundle, kept[10], x, 44100)
     assert np.all(after < before), (before, after)
     assert float(hist["distance"].iloc[-1]) < float(hist["distance"].iloc[0])
@@ -89,3 +91,26 @@ def test_bad_input(bundle):
         refine.refine_settings(bundle, x, 44100, "warm", 1.0, steps=2, lr=0.0)
     with pytest.raises(ValueError, match="intensity"):
         refine.refine_settings(bundle, x, 44100, "warm", 5.0, steps=2)
+
+
+@pytest.mark.parametrize("descriptor", ["warm", "bright"])
+def test_refinement_stops_before_it_leaves_the_human_curve(bundle, descriptor):
+    """The stopping rule keeps every snapshot's cosine with the descriptor's mean SAFE curve within
+    the slack of its start; without the rule the same descent leaves the curve further."""
+    from mastering.semantic.evaluate import curve_metrics
+
+    x = _music(1.0, 44100, 2, batch=2, seed=4)
+    ref = bundle.reference_curves[descriptor]
+
+    def cosines(kept):
+        return {n: curve_metrics(s.response_db(bundle.reference_freqs_hz), ref)["cosine"] for n, s in kept.items()}
+
+    snaps = [0, 10, 20, 40]
+    ruled, hist = refine.refine_trajectory(bundle, x, 44100, descriptor, 1.0, steps=40, lr=0.2, snapshots=snaps,
+                                           cosine_slack=0.02)
+    free, _ = refine.refine_trajectory(bundle, x, 44100, descriptor, 1.0, steps=40, lr=0.2, snapshots=snaps,
+                                       cosine_slack=None)
+    c_ruled, c_free = cosines(ruled), cosines(free)
+    for n in snaps:
+        assert np.all(c_ruled[n] >= c_ruled[0] - 0.02 - 1e-9), (n, c_ruled)
+    assert hist["stopped"].iloc[-1] >= 1 and np.min(c_free[40] - c_free[0]) < -0.02, c_free
