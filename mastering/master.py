@@ -2,9 +2,10 @@
 
 :func:`master_file` streams the chain of :mod:`mastering.pipeline` over a file in passes: check
 (NaN/Inf, DC offset, clipping, length), measure (BS.1770-4 loudness and true peak), analyse (one
-latent for the whole track from evenly spread excerpts), process (blocks with context on both
-sides into a temporary float file) and finish (gain, block-wise true-peak limiter, metering,
-retried). Memory depends on the block length, not on the track's. The output is written under a
+latent for the whole track from evenly spread excerpts), process (blocks with the context on both
+sides that this track's settings need, :func:`auto_context`, so that blocks give what one pass
+over the file would; the Wave-U-Net in cache-sized pieces; into a temporary float file) and finish
+(gain, block-wise true-peak limiter on the cores side by side, metering, retried). Memory depends on the block length, not on the track's. The output is written under a
 temporary name beside ``OUT`` and renamed at the end, so a failure or a signal (see
 :mod:`mastering.cli`) leaves nothing behind. :func:`analyze_file` streams the same meters plus a
 Welch spectrum and the subsonic energy share.
@@ -15,7 +16,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,17 +32,19 @@ from tqdm.auto import tqdm
 from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, INTENSITY_RANGE, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE,
                        TARGET_LUFS, TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
 from .dsp.dynamics import limiter
+from .dsp.eq import parametric_eq
 from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
 from .io import AudioError, AudioReader, audio_info, check_output_path
 from .paths import runs_dir
-from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, clean, encode_excerpts, excerpt_starts, limit_to_target,
-                       load_model, process_block, scale_params, subsonic_highpass_sos)
+from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, chunk_residual, clean, encode_excerpts, excerpt_starts,
+                       limit_to_target, load_model, process_block, scale_params, subsonic_highpass_sos, unet_reach)
 from .training.trainer import latest_checkpoint
 from .weights import WeightsError, default_weights
 
 __all__ = [
     "BANDS_HZ",
     "MasterError",
+    "auto_context",
     "resolve_checkpoint",
     "analyze_file",
     "master_file",
@@ -315,11 +320,88 @@ def _load(checkpoint, sample_rate: int, report: dict[str, Any]):
         raise MasterError(str(exc)) from None
     report["checkpoint"] = where
     report["model"] = model.describe()
+    chunk_residual(model)  # the same residual, computed in pieces that stay in the CPU's caches
     if sample_rate != model.sample_rate:
         report["notes"].append(
             f"input at {sample_rate} Hz: EQ and compressor run at {sample_rate} Hz, the encoder"
             f"{' and residual' if model.residual is not None else ''} at the model's {model.sample_rate} Hz")
     return model, segment_s
+
+
+CONTEXT_TOLERANCE = 1e-6
+"""Largest error (full scale = 1 at the level the model sees) that the processing pass's automatic
+context may leave at a block's edge: -120 dBFS before the final gain."""
+MAX_CONTEXT_S = 20.0  # automatic context never exceeds this (a 1 s compressor release needs ~16 s)
+FINISH_BLOCK_S = 10.0  # the limiter's blocks: longer ones cost more per second (memory traffic), shorter more context
+POST_EQ_CONTEXT_S = 4.0  # a post EQ's decay is not known here: at least the former fixed context
+_RESAMPLER_SAMPLES = 1024  # covers the kernels of io.resample in and out (16 zero crossings: < 1 ms)
+
+
+def _tail_samples(h: np.ndarray, tolerance: float) -> int:
+    """First ``n`` with ``sum(|h[n:]|) <= tolerance``: starting a filter from zero state ``n``
+    samples early leaves an error below ``tolerance`` times the input's peak."""
+    tail = np.cumsum(np.abs(h[::-1]))[::-1]
+    above = np.flatnonzero(tail > tolerance)
+    return int(above[-1]) + 1 if above.size else 0
+
+
+def _alignment(model, sample_rate: int) -> int:
+    """Block starts are multiples of this, so every block sees the Wave-U-Net's decimation grid, its
+    padding at the file's end and the resampler's phase exactly where one pass over the whole file
+    would: blocks then differ from that pass only by their edges, which the context covers."""
+    if model.residual is None:
+        return 1
+    return 2 ** (model.residual.unet.depth + 1) * (sample_rate // math.gcd(sample_rate, model.sample_rate))
+
+
+def auto_context(model, params: dict, sample_rate: int, peak: float,
+                 tolerance: float = CONTEXT_TOLERANCE) -> tuple[int, dict[str, float]]:
+    """Context (samples on each side of a processing block) after which a block's output equals one
+    pass over the whole file to within ``tolerance``, for this track's settings; and its parts in seconds.
+
+    The processing is a sum of parts that forget their start: the EQ (an IIR cascade: the L1 norm of
+    its impulse response's tail bounds what a zero start leaves, times the input's ``peak``), the
+    residual (the Wave-U-Net's receptive field, the resampler's kernels, the residual's DC blocker,
+    bounded like the EQ), then the compressor, whose smoother contracts by at least
+    ``exp(-1 / (tau * rate))`` per sample, ``tau`` its slower time constant, from a gain error no
+    larger than its largest gain change. The parts' lengths add up; the total is capped at
+    :data:`MAX_CONTEXT_S`.
+    """
+    parts: dict[str, float] = {}
+    n_max = int(MAX_CONTEXT_S * sample_rate)
+    impulse = torch.zeros(1, 1, n_max, dtype=torch.float64)
+    impulse[..., 0] = 1.0
+    eq_params = {k: v.double() for k, v in params["eq"].items()}
+    h_eq = model.decoder.equalize(impulse, sample_rate, eq_params, mode="exact")[0, 0].numpy()
+    parts["eq"] = _tail_samples(h_eq, tolerance / max(peak, 1e-12)) / sample_rate
+    peak_eq = max(peak, 1e-12) * float(np.abs(h_eq).sum())
+    if model.residual is not None:
+        reach = unet_reach(model.residual.unet) * sample_rate / model.sample_rate + _RESAMPLER_SAMPLES
+        parts["residual"] = reach / sample_rate
+        if model.residual.dc_block_hz:
+            one = torch.ones(1, 1, dtype=torch.float64)
+            h_dc = parametric_eq(impulse[..., : n_max // 4], sample_rate, one * model.residual.dc_block_hz, one * 0.0,
+                                 one * math.sqrt(0.5), kinds=("highpass",), mode="exact")[0, 0].numpy()
+            parts["residual"] += _tail_samples(h_dc, tolerance / peak_eq) / sample_rate
+    if "dynamics" in params:
+        d = {k: float(v.reshape(-1)[0]) for k, v in params["dynamics"].items()}
+        level_db = 20.0 * math.log10(4.0 * peak_eq)  # room for the residual, which the EQ path dwarfs
+        change_db = (1.0 - 1.0 / d["ratio"]) * max(level_db - d["threshold_db"] + 0.5 * d["knee_db"], 0.0)
+        # a gain error of e dB changes the output by at most |y| * (10**(e/20) - 1) <= |y| * 0.115 e
+        error = 0.116 * change_db * 4.0 * peak_eq * 10.0 ** (d["makeup_gain_db"] / 20.0)
+        tau_s = max(d["attack_ms"], d["release_ms"]) / 1000.0
+        parts["compressor"] = tau_s * math.log(error / tolerance) if error > tolerance else 0.0
+    total = min(sum(parts.values()), MAX_CONTEXT_S)
+    return int(math.ceil(total * sample_rate)), parts
+
+
+def _highpass_gain(sos: np.ndarray | None) -> float:
+    """Largest factor by which the subsonic high-pass can raise a peak (the L1 norm of its impulse response)."""
+    if sos is None:
+        return 1.0
+    impulse = np.zeros(1 << 19)
+    impulse[0] = 1.0
+    return float(np.abs(signal.sosfilt(sos, impulse)).sum())
 
 
 def _decide_post_eq(post_eq, model, params, z, reader: _CleanReader, segment_s: float, max_excerpts: int,
@@ -354,9 +436,12 @@ def _process_pass(model, params, z, reader: _CleanReader, block: int, context: i
 
 
 def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, channels: int, block: int, fmt: str,
-                 subtype: str, progress: bool, limiter_reduction: list[float]) -> Callable[[float, float], tuple]:
+                 subtype: str, progress: bool, limiter_reduction: list[float],
+                 workers: int = 2) -> Callable[[float, float], tuple]:
     """Step 5 as a :func:`mastering.pipeline.limit_to_target` pass: gain, true-peak limiter (block-wise
-    with 0.5 s of context), output file, meters."""
+    with 0.5 s of context), output file, meters. ``workers`` threads limit blocks side by side (NumPy and
+    SciPy release the interpreter lock); blocks are written and metered in order, at most
+    ``workers + 1`` of them in memory."""
     context = int(round(0.5 * sample_rate))
     margin = TRUE_PEAK_STREAM_MARGIN
 
@@ -364,27 +449,43 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
         fh.seek(lo * channels * 4)
         return np.fromfile(fh, dtype=np.float32, count=(hi - lo) * channels).reshape(hi - lo, channels).T
 
+    def limit_block(x: np.ndarray, start: int, stop: int, lo: int, ceiling_db: float):
+        """The kept part of one limited block, its largest gain reduction (dB) and its true peak."""
+        y = limiter(torch.from_numpy(x)[None], sample_rate, ceiling_dbtp=ceiling_db)[0].numpy()
+        reduction = 0.0
+        active = np.abs(x) > 1e-6
+        if active.any():
+            ratio = float((np.abs(y)[active] / np.abs(x)[active]).min())
+            reduction = -20.0 * math.log10(max(ratio, 1e-12))
+        keep = start - lo
+        a, b = keep - margin, keep + (stop - start) + margin  # true-peak margins
+        ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))
+        return y[:, keep: keep + (stop - start)], reduction, true_peak_stream(ext)
+
     def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
         meter, tp, reduction, g = LoudnessMeter(sample_rate, channels), 0.0, 0.0, 10.0 ** (gain_db / 20.0)
+        pending: deque = deque()
+
+        def drain_one() -> None:
+            nonlocal tp, reduction
+            kept, red, peak = pending.popleft().result()
+            reduction, tp = max(reduction, red), max(tp, peak)
+            meter.update(kept)
+            fo.write(np.ascontiguousarray(kept.T, dtype=np.float32))
+
         with open(processed, "rb") as fi, sf.SoundFile(str(out), "w", samplerate=sample_rate, channels=channels,
-                                                       format=fmt, subtype=subtype) as fo:
+                                                       format=fmt, subtype=subtype) as fo, \
+                ThreadPoolExecutor(max(int(workers), 1)) as pool:
             for start in tqdm(range(0, frames, block), total=math.ceil(frames / block), desc="limiting",
                               disable=not progress, file=sys.stderr, leave=False):
                 stop = min(start + block, frames)
                 lo, hi = max(start - context, 0), min(stop + context, frames)
-                x = read(fi, lo, hi).astype(np.float64) * g
-                y = limiter(torch.from_numpy(x)[None], sample_rate, ceiling_dbtp=ceiling_db)[0].numpy()
-                active = np.abs(x) > 1e-6
-                if active.any():
-                    ratio = float((np.abs(y)[active] / np.abs(x)[active]).min())
-                    reduction = max(reduction, -20.0 * math.log10(max(ratio, 1e-12)))
-                keep = start - lo
-                kept = y[:, keep: keep + (stop - start)]
-                a, b = keep - margin, keep + (stop - start) + margin  # true-peak margins
-                ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))
-                tp = max(tp, true_peak_stream(ext))
-                meter.update(kept)
-                fo.write(np.ascontiguousarray(kept.T, dtype=np.float32))
+                pending.append(pool.submit(limit_block, read(fi, lo, hi).astype(np.float64) * g, start, stop, lo,
+                                           ceiling_db))
+                if len(pending) > max(int(workers), 1):
+                    drain_one()
+            while pending:
+                drain_one()
         limiter_reduction[:] = [reduction]
         return meter.integrated(), tp
 
@@ -417,8 +518,8 @@ def master_file(
     true_peak_dbtp: float = TRUE_PEAK_DBTP,
     intensity: float = 1.0,
     analysis_lufs: float = ANALYSIS_LUFS,
-    block_s: float = 10.0,
-    context_s: float = 4.0,
+    block_s: float = 30.0,
+    context_s: float | None = None,
     max_excerpts: int = 16,
     subtype: str = "PCM_24",
     progress: bool = False,
@@ -439,7 +540,14 @@ def master_file(
             0 leaves only loudness and limiting, 1 is the model as trained, at most 2.
         analysis_lufs: level the model sees the input at (the middle of its training inputs'
             loudness); the final gain makes this irrelevant to the output level.
-        block_s, context_s: block length and context on each side of the processing pass.
+        block_s: block length of the processing pass (rounded up to a multiple of the Wave-U-Net's
+            decimation grid; memory grows with it, not with the track); the finishing pass limits
+            blocks of at most :data:`FINISH_BLOCK_S`.
+        context_s: context on each side of a processing block; ``None`` (default) takes what
+            :func:`auto_context` finds this track's settings need (the Wave-U-Net's receptive field,
+            the decay of the EQ, the residual's DC blocker and the compressor to 1e-6 of full
+            scale; at least 4 s with a ``post_eq``), so that blocks give what one pass over the whole
+            file would.
         max_excerpts: excerpts encoded for the track's latent.
         subtype: libsndfile subtype of the output (``PCM_16``, ``PCM_24``, ``FLOAT``).
         progress: tqdm bars on stderr.
@@ -468,7 +576,7 @@ def master_file(
                                   ("highpass_hz", highpass_hz or HIGHPASS_HZ_RANGE[0], HIGHPASS_HZ_RANGE)):  # 0: off
         if not lo <= float(value) <= hi:
             raise MasterError(f"{name} must lie in [{lo:g}, {hi:g}], got {value}")
-    if block_s <= 0 or context_s < 0:
+    if block_s <= 0 or (context_s is not None and context_s < 0):
         raise MasterError("block_s must be > 0 and context_s >= 0")
     fmt = check_output_path(in_path, out_path, overwrite)
     report: dict[str, Any] = {"input": str(in_path), "output": str(out_path), "notes": []}
@@ -477,9 +585,10 @@ def master_file(
     src = open_input(in_path)
     try:
         sr, intensity = src.sample_rate, float(intensity)
-        block = max(int(round(block_s * sr)), 1)
-        scan, dc, lufs_in = _prepare_input(src, block, report)
+        scan, dc, lufs_in = _prepare_input(src, max(int(round(block_s * sr)), 1), report)
         model, segment_s = _load(checkpoint, sr, report)
+        align = _alignment(model, sr)
+        block = max(int(math.ceil(block_s * sr / align)), 1) * align
         # -- analyse: one z and one set of settings for the whole track
         pre_gain_db = float(np.clip(analysis_lufs - lufs_in, -40.0, 40.0))
         reader = _CleanReader(src, dc, 10.0 ** (pre_gain_db / 20.0), subsonic_highpass_sos(sr, highpass_hz),
@@ -491,14 +600,23 @@ def master_file(
         report.update(_describe_params(model, params, sr))
         eq = None if post_eq is None else _decide_post_eq(post_eq, model, params, z, reader, segment_s, max_excerpts,
                                                           intensity, report)
+        if context_s is None:
+            peak = reader.gain * (scan.peak + float(np.abs(dc).max(initial=0.0))) * _highpass_gain(reader.sos)
+            context, parts = auto_context(model, params, sr, peak)
+            if eq is not None:
+                context = max(context, int(POST_EQ_CONTEXT_S * sr))
+            report["context_s"] = {"total": round(context / sr, 3), **{k: round(v, 3) for k, v in parts.items()}}
+        else:
+            context = int(round(context_s * sr))
+        context = int(math.ceil(context / align)) * align  # block starts minus context stay on the grid
         # -- process, then finish: gain to the target, true-peak limiting, metering, retried
-        lufs_proc = _process_pass(model, params, z, reader, block, int(round(context_s * sr)), intensity, eq,
-                                  tmp_processed, progress)
+        lufs_proc = _process_pass(model, params, z, reader, block, context, intensity, eq, tmp_processed, progress)
         if not math.isfinite(lufs_proc):
             raise MasterError("the processed audio is silent; the checkpoint may be damaged")
         reduction = [0.0]
-        run_pass = _finish_pass(tmp_processed, tmp_out, scan.frames, sr, src.channels, block, fmt, subtype, progress,
-                                reduction)
+        run_pass = _finish_pass(tmp_processed, tmp_out, scan.frames, sr, src.channels,
+                                max(int(round(min(block_s, FINISH_BLOCK_S) * sr)), 1), fmt, subtype, progress,
+                                reduction, workers=torch.get_num_threads())
         gain_db, lufs_out, tp_out = limit_to_target(run_pass, float(target_lufs) - lufs_proc, target_lufs,
                                                     true_peak_dbtp)
         os.replace(tmp_out, out_path)

@@ -35,6 +35,10 @@ __all__ = [
     "excerpt_starts",
     "scale_params",
     "load_model",
+    "UNET_CHUNK_S",
+    "unet_reach",
+    "ChunkedUNet",
+    "chunk_residual",
     "encode_excerpts",
     "process_block",
     "limit_to_target",
@@ -96,6 +100,56 @@ def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
     except ValueError as exc:
         raise ValueError(f"{checkpoint}: {exc}") from None
     return model, float((state.get("config") or {}).get("segment_seconds", 3.0))
+
+
+UNET_CHUNK_S = 3.0
+"""Length of the pieces :class:`ChunkedUNet` runs the Wave-U-Net on: its activations then stay in the
+CPU's caches (measured on 2 cores: 13 ms per second of audio in 2-5 s pieces, 20-30 ms in 10-18 s
+blocks, 40-80 ms in 34 s blocks)."""
+
+
+def unet_reach(unet: torch.nn.Module) -> int:
+    """Samples on each side of an output that a Wave-U-Net's output depends on (the half width of its
+    receptive field, at its own rate): its convolutions at every level and its linear interpolations."""
+    cfg, depth = unet.config, unet.depth
+    down, up = cfg["down_kernel"] // 2, cfg["up_kernel"] // 2
+    reach = sum(down * 2 ** i for i in range(depth + 1))  # down path and bottleneck
+    return reach + sum(2 ** (depth - j) + up * 2 ** (depth - 1 - j) for j in range(depth))  # up path
+
+
+class ChunkedUNet(torch.nn.Module):
+    """A :class:`mastering.models.unet.WaveUNet` run over pieces of ``chunk`` samples, each with the
+    network's receptive field as context on both sides, then joined: the same output as one call
+    (to float rounding), in a fraction of the memory traffic.
+
+    Pieces start on multiples of ``2**(depth + 1)`` samples, so each sees the decimation grid (and,
+    at the end, the padding) that one call over the whole input would.
+    """
+
+    def __init__(self, unet: torch.nn.Module, chunk: int):
+        super().__init__()
+        self.unet, self.depth, self.config = unet, unet.depth, unet.config
+        grid = 2 ** (unet.depth + 1)
+        self.reach = -(-unet_reach(unet) // grid) * grid  # the receptive field's half width, on the grid
+        self.chunk = max(-(-int(chunk) // grid), 1) * grid
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.shape[-1]
+        if n <= self.chunk + 2 * self.reach:
+            return self.unet(x, z)
+        pieces = []
+        for start in range(0, n, self.chunk):
+            lo, hi = max(start - self.reach, 0), min(start + self.chunk + self.reach, n)
+            pieces.append(self.unet(x[..., lo:hi], z)[..., start - lo: start - lo + min(self.chunk, n - start)])
+        return torch.cat(pieces, dim=-1)
+
+
+def chunk_residual(model: MasteringModel, chunk_s: float = UNET_CHUNK_S) -> MasteringModel:
+    """Make ``model`` (in place, for inference) run its Wave-U-Net residual in pieces of ``chunk_s``
+    seconds at the model's rate (:class:`ChunkedUNet`); a model without the residual is unchanged."""
+    if model.residual is not None and not isinstance(model.residual.unet, ChunkedUNet):
+        model.residual.unet = ChunkedUNet(model.residual.unet, int(round(chunk_s * model.sample_rate)))
+    return model
 
 
 def _to_model(x: np.ndarray, model: MasteringModel, device: str | torch.device = "cpu") -> torch.Tensor:

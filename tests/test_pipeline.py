@@ -77,3 +77,22 @@ def test_finish_audio_reaches_the_target_under_the_ceiling(target):
     assert true_peak(torch.from_numpy(y)[None], 44100).item() <= -1.0 + 1e-3
     assert math.isfinite(float(np.abs(y).max()))
     assert np.array_equal(finish_audio(np.zeros((2, 44100)), 44100, target), np.zeros((2, 44100)))
+
+
+def test_chunked_unet_gives_the_one_call_output():
+    """Pieces on the decimation grid with the receptive field as context: one call's output, any length."""
+    from mastering.models.unet import WaveUNet
+    from mastering.pipeline import ChunkedUNet, unet_reach
+
+    torch.manual_seed(3)
+    unet = WaveUNet(2, (4, 8, 8), cond_dim=6).eval()
+    for film in (m for m in unet.modules() if hasattr(m, "proj")):
+        torch.nn.init.normal_(film.proj.weight, std=0.3)
+    assert unet_reach(unet) == 7 * (1 + 2 + 4 + 8) + (8 + 4 + 2) + 2 * (4 + 2 + 1)  # 133 samples
+    chunked = ChunkedUNet(unet, chunk=1000)
+    assert chunked.chunk % 16 == 0 and chunked.reach % 16 == 0 and chunked.reach >= 133
+    z = torch.randn(1, 6)
+    with torch.no_grad():
+        for n in (999, 5003, 12800):
+            x = torch.randn(1, 2, n)
+            assert torch.allclose(chunked(x, z), unet(x, z), atol=1e-6, rtol=0), n
