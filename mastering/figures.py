@@ -215,3 +215,51 @@ def read_numbers(path: Path) -> dict[str, str]:
         if m:
             out[m.group(2)] = m.group(3)
     return out
+
+
+# ------------------------------------------------------------------ verdicts: words from intervals
+VERDICT_WORDS = ("lower", "higher", "not measurably different")
+"""What :func:`interval_verdict` says by default: interval below zero, above zero, or neither."""
+
+
+def smallest_signed_rank_p(n: int) -> float:
+    """The smallest two-sided p-value an exact paired rank test can give with ``n`` pairs.
+
+    The Wilcoxon signed-rank (and the sign) test reaches its extreme when all ``n`` differences
+    share a sign: each of the ``2**n`` sign patterns is equally likely under the null, and the two
+    extreme ones give ``p = 2 / 2**n`` (1 for ``n <= 1``). No data can give a smaller p.
+    """
+    n = int(n)
+    return 1.0 if n <= 1 else min(1.0, 2.0 / 2.0 ** n)
+
+
+def can_reach_significance(n: int, tests: int = 1, alpha: float = 0.05) -> bool:
+    """Whether an exact paired rank test with ``n`` pairs can be significant at ``alpha`` after a
+    Holm correction over ``tests`` comparisons: Holm's first (least strict) bar is ``alpha / tests``,
+    so the test can pass only when :func:`smallest_signed_rank_p` is at most that."""
+    return smallest_signed_rank_p(n) <= alpha / max(1, int(tests))
+
+
+def interval_verdict(lo: float, hi: float, n: int | None = None, alpha: float = 0.05,
+                     words: tuple[str, str, str] = VERDICT_WORDS) -> str | None:
+    """The verdict a text may print about a difference: from its interval, never typed.
+
+    ``words[0]`` (``"lower"``) when the interval lies below zero, ``words[1]`` (``"higher"``) when
+    it lies above, else ``words[2]`` (``"not measurably different"``). With ``n`` (the number of
+    independent units the interval resamples, e.g. tracks), a direction is given only when ``n``
+    units could show it at ``alpha``: a percentile bootstrap interval excludes zero whenever all
+    ``n`` differences share a sign, which chance alone does with probability
+    :func:`smallest_signed_rank_p` ``(n)``; below that, the verdict is ``words[2]``.
+
+    Returns:
+        One of ``words``, or ``None`` where a bound is not finite (no verdict can be printed).
+    """
+    if lo is None or hi is None or not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        return None
+    if n is not None and not can_reach_significance(n, alpha=alpha):
+        return words[2]
+    if float(hi) < 0:
+        return words[0]
+    if float(lo) > 0:
+        return words[1]
+    return words[2]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..figures import profile_note, save_figure, save_numbers, save_table
+from ..figures import interval_verdict, profile_note, save_figure, save_numbers, save_table
 from .e2e import with_goal
 
 __all__ = [
@@ -229,7 +229,8 @@ def numbers_e2e(differences: pd.DataFrame, refinement: pd.DataFrame, profile: st
     """``numbers_semantic_e2e.tex`` (notebook 10): for each end-to-end back-end, the paired
     difference to the two-stage system pooled over descriptors (attainment error, tilt change,
     direction cosine; with 95 % intervals) and a verdict on the attainment error (``lower``,
-    ``higher`` or ``not measurably different``: whether the interval excludes zero); for refinement, the
+    ``higher`` or ``not measurably different``: whether the interval excludes zero,
+    :func:`mastering.figures.interval_verdict`); for refinement, the
     judge's distance at the fewest and the most steps and the CPU seconds per excerpt at the most.
 
     Args:
@@ -245,9 +246,9 @@ def numbers_e2e(differences: pd.DataFrame, refinement: pd.DataFrame, profile: st
             r = pooled.loc[(method, measure)]
             values.update({f"{key}_{short}": float(r["difference"]), f"{key}_{short}_lo": float(r["lo"]),
                            f"{key}_{short}_hi": float(r["hi"])})
-            if measure == "attainment_error" and np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
-                values[f"{key}_verdict"] = ("lower" if r["hi"] < 0 else
-                                            "higher" if r["lo"] > 0 else "not measurably different")
+            verdict = interval_verdict(r["lo"], r["hi"]) if measure == "attainment_error" else None
+            if verdict is not None:
+                values[f"{key}_verdict"] = verdict
     if len(refinement):
         ref = refinement.sort_values("steps")
         first, last = ref.iloc[0], ref.iloc[-1]
