@@ -17,18 +17,21 @@ import pandas as pd
 import torch
 
 from ..dsp.loudness import loudness
-from ..figures import latex_escape, profile_note, save_figure, save_numbers, save_table
-from .benchmark import best_system
+from ..figures import (can_reach_significance, interval_verdict, latex_escape, profile_note, save_figure,
+                       save_numbers, save_table, smallest_signed_rank_p)
+from .benchmark import best_system, cluster_bootstrap_ci
 from .metrics import METRICS
 
 __all__ = [
     "table_evaluation_metrics",
     "table_evaluation_tests",
+    "tests_testable",
     "table_evaluation_speed",
     "fig_metric_distributions",
     "fig_example_spectra",
     "fig_quality_speed",
     "numbers_evaluation",
+    "headline_differences",
 ]
 
 _GROUP_COLOURS = {"proposed": "tab:blue", "thesis": "tab:purple", "baseline": "tab:gray"}
@@ -133,26 +136,54 @@ def table_evaluation_metrics(summary: pd.DataFrame, profile: str, sources: pd.Da
     return save_table(tex, "eval_metrics", profile, **meta)
 
 
-def table_evaluation_tests(tests: pd.DataFrame, profile: str) -> Path:
+def tests_testable(tests: pd.DataFrame, alpha: float = 0.05) -> pd.Series:
+    """Per row of :func:`mastering.evaluation.benchmark.paired_tests`: whether its Wilcoxon test
+    can reach ``alpha`` at all after the Holm correction over the comparisons of its metric
+    (:func:`mastering.figures.can_reach_significance` with the row's ``n`` tracks)."""
+    m = tests.groupby("metric")["other"].transform("count")
+    return pd.Series([can_reach_significance(int(n), int(k), alpha) for n, k in zip(tests["n"], m)], index=tests.index)
+
+
+def table_evaluation_tests(tests: pd.DataFrame, profile: str, alpha: float = 0.05) -> Path:
     """Paired tests (:func:`mastering.evaluation.benchmark.paired_tests`): mean difference, Wilcoxon
-    and paired-t p-values (Holm-adjusted over the comparisons of each metric)."""
+    and paired-t p-values (Holm-adjusted over the comparisons of each metric).
+
+    A comparison whose exact Wilcoxon test cannot reach ``alpha`` after the Holm correction with
+    its ``n`` tracks (:func:`tests_testable`) shows no p-values: its row says "not testable" with
+    the smallest p the test could give and the bar it would have to pass.
+    """
     best = str(tests["best_label"].iloc[0] if "best_label" in tests else tests["best"].iloc[0])
     metrics = [m for m in METRICS if m in set(tests["metric"])]
     header = ["against", "$n$"] + [_header(m).replace(" $\\downarrow$", "").replace(" $\\uparrow$", "") for m in metrics]
-    rows = []
+    testable = tests_testable(tests, alpha)
+    m_tests = int(tests.groupby("metric")["other"].count().max())
+    rows, untestable = [], 0
     for other in dict.fromkeys(tests["other"]):
         part = tests[tests["other"] == other].set_index("metric")
-        diffs = [_esc(part["other_label"].iloc[0]), str(int(part["n"].max()))]
-        ps = ["", ""]
+        n = int(part["n"].max())
+        diffs = [_esc(part["other_label"].iloc[0]), str(n)]
         for m in metrics:
             r = part.loc[m] if m in part.index else None
             diffs.append(_num(r["mean_difference"], _digits(m)) if r is not None else "--")
+        rows.append(diffs)
+        if not bool(testable[tests["other"] == other].any()):
+            untestable += 1
+            rows.append(["", "", f"\\multicolumn{{{len(metrics)}}}{{l}}{{\\scriptsize not testable with $n={n}$: "
+                         f"smallest attainable $p={smallest_signed_rank_p(n):.3g}$, Holm bar "
+                         f"${alpha:g}/{m_tests}={alpha / m_tests:.3g}$}}"])
+            continue
+        ps = ["", ""]
+        for m in metrics:
+            r = part.loc[m] if m in part.index else None
             ps.append(f"{{\\scriptsize {_p(r['wilcoxon_p_holm'])}; {_p(r['ttest_p_holm'])}}}" if r is not None else "")
-        rows += [diffs, ps]
+        rows.append(ps)
     caption = (f"Paired tests of {_esc(best)} against every other system over the test tracks: mean difference "
                f"({_esc(best)} minus the other; negative favours {_esc(best)} except for SI-SDR) and, below it, the "
                "Holm-adjusted $p$-values (over the comparisons of each metric) of the Wilcoxon signed-rank and the "
-               "paired $t$ test")
+               "paired $t$ test, shown only where the exact Wilcoxon test can reach "
+               f"$p<{alpha:g}$ after the correction at all (its smallest $p$ with $n$ pairs is $2/2^n$)"
+               + (f"; {untestable} of {len(rows) // 2} comparisons are not testable with this many tracks"
+                  if untestable else ""))
     tex = _table(header, rows, caption, "tab:eval-tests", profile, "lr" + "r" * len(metrics), wide=True)
     return save_table(tex, "eval_paired_tests", profile)
 
@@ -291,8 +322,56 @@ def fig_quality_speed(summary: pd.DataFrame, speed: pd.DataFrame, profile: str, 
     return save_figure(fig, "eval_quality_speed", profile, metric=metric)
 
 
+#: The headline comparisons the text states as verdicts: ``(other system, key)``; each Phase 1
+#: system's MR-STFT distance minus the other's, paired over excerpts, interval over tracks.
+HEADLINE_OTHERS = (("identity", "input"), ("loudnorm", "loudnorm"), ("static_eq", "static"))
+
+#: The verdict words of a distance comparison, read as "<system>'s distance is <word> <other>'s".
+DISTANCE_VERDICTS = ("lower than", "higher than", "not measurably different from")
+
+
+def headline_differences(results: pd.DataFrame, metric: str = "mrstft", n_boot: int = 1000, seed: int = 0,
+                         level: float = 0.95) -> pd.DataFrame:
+    """Each Phase 1 system minus each headline baseline (:data:`HEADLINE_OTHERS`) on ``metric``.
+
+    Paired on the same excerpts (``item``, else ``track``); the interval is the cluster bootstrap of
+    :func:`mastering.evaluation.benchmark.cluster_bootstrap_ci` over tracks, and the verdict is
+    :func:`mastering.figures.interval_verdict` of it with the number of tracks (so a direction is
+    never claimed from fewer tracks than could show one).
+
+    Returns:
+        One row per (system, other) present: ``system``, ``other``, ``key`` (the other's short name),
+        ``difference``, ``lo``, ``hi``, ``tracks`` and ``verdict`` (one of :data:`DISTANCE_VERDICTS`, or
+        ``None`` without a finite interval).
+    """
+    item = "item" if "item" in results else "track"
+    wide = results.pivot_table(index=[item, "track"] if item != "track" else ["track"], columns="system",
+                               values=metric, aggfunc="mean").reset_index()
+    proposed = list(dict.fromkeys(results.loc[results["group"] == "proposed", "system"]))
+    rows = []
+    for system in proposed:
+        for other, key in HEADLINE_OTHERS:
+            if other not in wide:
+                continue
+            both = wide[["track", system, other]].dropna()
+            if both.empty:
+                continue
+            diff = both[system] - both[other]
+            mean, lo, hi, tracks = cluster_bootstrap_ci(diff, both["track"], n_boot=n_boot, seed=seed, level=level)
+            rows.append({"system": system, "other": other, "key": key, "difference": mean, "lo": lo, "hi": hi,
+                         "tracks": tracks,
+                         "verdict": interval_verdict(lo, hi, n=tracks, alpha=1 - level, words=DISTANCE_VERDICTS)})
+    return pd.DataFrame(rows, columns=["system", "other", "key", "difference", "lo", "hi", "tracks", "verdict"])
+
+
+def _sig_digits(value: float) -> int:
+    """Decimals that show a small positive number with three significant digits (at least three)."""
+    return max(3, 2 - int(math.floor(math.log10(value)))) if value > 0 else 3
+
+
 def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.DataFrame, profile: str,
-                       tracks: int | None = None) -> Path:
+                       tracks: int | None = None, results: pd.DataFrame | None = None, n_boot: int = 1000,
+                       seed: int = 0) -> Path:
     """``numbers_evaluation.tex``: the values the results text quotes from notebook 06.
 
     For every metric with a better direction: the best system (label) and its mean
@@ -301,6 +380,16 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
     relative change against the identity in percent (negative: lower), and how many of its paired MR-STFT comparisons
     are significant (Holm-adjusted Wilcoxon p < 0.05); how many metrics a system other than Phase 1
     wins (``baseline_wins`` of ``ranked_metrics``); Phase 1B's CPU speed and latency per 5 s.
+    Whether the paired tests can be significant at all: the smallest p of the exact Wilcoxon test
+    with the tracks there are (``wilcoxon_min_p``), Holm's first bar (``holm_bar``), how many
+    comparisons can pass it (``tests_testable`` of ``mrstft_tests``) and the sentence the text
+    prints about it (``tests_note``).
+
+    Given the per-excerpt ``results``, also the verdicts of the headline comparisons
+    (:func:`headline_differences`: ``<system>_vs_<input|loudnorm|static>_{diff,lo,hi,verdict}``,
+    and the same for the best system as ``proposed_vs_...``; the verdict reads "<system>'s
+    distance is <verdict> <other>'s") and, per system, the largest loudness error and true peak of
+    any excerpt (``<system>_max_loudness_error_lu``, ``<system>_max_true_peak_dbtp``).
     Reads the notebook's frames, never re-evaluates.
     """
 
@@ -327,12 +416,23 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
     if "identity_mrstft" in values:
         values["proposed_vs_identity_pct"] = 100.0 * (values["proposed_mrstft"] / values["identity_mrstft"] - 1.0)
         digits["proposed_vs_identity_pct"] = 0
+    values["tracks"] = int(tracks if tracks is not None else summary["n"].max())
     sel = tests[tests["metric"] == "mrstft"] if len(tests) else tests
     if len(sel):
         p = sel["wilcoxon_p_holm"].to_numpy(float)
         values["mrstft_tests"] = int(len(sel))
         values["mrstft_tests_significant"] = int(np.sum(np.isfinite(p) & (p < 0.05)))
-    values["tracks"] = int(tracks if tracks is not None else summary["n"].max())
+        n = int(sel["n"].max())
+        values["wilcoxon_min_p"] = smallest_signed_rank_p(n)
+        values["holm_bar"] = 0.05 / len(sel)
+        digits["wilcoxon_min_p"] = _sig_digits(values["wilcoxon_min_p"])
+        digits["holm_bar"] = _sig_digits(values["holm_bar"])
+        values["tests_testable"] = int(tests_testable(sel).sum())
+        values["tests_note"] = ("so no comparison can be significant, and the table gives no p-values"
+                                if values["tests_testable"] == 0 else
+                                "so the table gives the Holm-adjusted p-values of the comparisons that can pass it")
+    if results is not None:
+        values.update(_headline_values(results, proposed, n_boot, seed, digits))
     by = speed.set_index("system")
     if "phase1b" in by.index:
         r = by.loc["phase1b"]
@@ -343,3 +443,25 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
     for k in ("proposed_mrstft", "identity_mrstft", "loudnorm_mrstft"):
         digits.setdefault(k, 3)
     return save_numbers("evaluation", values, profile, digits={k: digits.get(k, 2) for k in values})
+
+
+def _headline_values(results: pd.DataFrame, proposed: str, n_boot: int, seed: int,
+                     digits: dict[str, int]) -> dict[str, Any]:
+    """The verdict and range values of :func:`numbers_evaluation` read from the per-excerpt results."""
+    values: dict[str, Any] = {}
+    for r in headline_differences(results, n_boot=n_boot, seed=seed).itertuples(index=False):
+        for prefix in [r.system] + (["proposed"] if r.system == proposed else []):
+            key = f"{prefix}_vs_{r.key}"
+            values[f"{key}_diff"] = float(r.difference)
+            digits[f"{key}_diff"] = 3
+            if r.verdict is not None:
+                values.update({f"{key}_lo": float(r.lo), f"{key}_hi": float(r.hi), f"{key}_verdict": r.verdict})
+                digits[f"{key}_lo"] = digits[f"{key}_hi"] = 3
+    g = results.groupby("system", sort=False)
+    for system, col, key in [(s, c, k) for s in g.groups for c, k in (("loudness_error_lu", "max_loudness_error_lu"),
+                                                                       ("true_peak_dbtp", "max_true_peak_dbtp"))]:
+        if col in results:
+            v = float(g.get_group(system)[col].max())
+            if math.isfinite(v):
+                values[f"{system}_{key}"] = v
+    return values
