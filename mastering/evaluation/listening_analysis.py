@@ -287,8 +287,9 @@ def load_responses(path: str | os.PathLike, manifest: Manifest | str | os.PathLi
         path: the CSV file.
         manifest: the stimuli manifest the participants were served (a
             :class:`~mastering.evaluation.listening_manifest.Manifest` or its stimuli folder):
-            every real row must carry its hash (:func:`check_manifest`). Pass it whenever a real
-            export is analysed; ``None`` skips this check only.
+            every real row must carry its hash (:func:`check_manifest`). Required when the file
+            holds real responses (``simulated`` = 0): they are never analysed unchecked; ``None``
+            is accepted for simulated responses only.
 
     Returns:
         The typed table (see :func:`validate_responses`): ``rating`` int, booleans for
@@ -296,17 +297,24 @@ def load_responses(path: str | os.PathLike, manifest: Manifest | str | os.PathLi
         ``expected_rating`` and ``repeat_of_trial_index``.
 
     Raises:
-        ValueError: a missing file or any problem :func:`validate_responses` or
-            :func:`check_manifest` reports (the message names the file).
+        ValueError: a missing file, real responses without ``manifest``, or any problem
+            :func:`validate_responses` or :func:`check_manifest` reports (the message names the file).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file; export the responses with `python -m listening_test export`")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     try:
-        return validate_responses(df, manifest)
+        out = validate_responses(df, manifest)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+    if manifest is None and not out["simulated"].all():
+        raise ValueError(
+            f"{path}: {int((~out['simulated']).sum())} real rating(s) and no stimuli manifest to check them "
+            "against; pass the manifest of the stimuli the listeners heard (load_responses(path, manifest=...)), "
+            "whose hash every real row must carry"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

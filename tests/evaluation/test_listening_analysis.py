@@ -56,7 +56,9 @@ def test_load_responses_reads_the_apps_export(tmp_path):
     path.write_text(store.export_csv())
     store.close()
 
-    df = A.load_responses(path)
+    with pytest.raises(ValueError, match=r"real rating\(s\) and no stimuli manifest to check them against"):
+        A.load_responses(path)  # real responses are never analysed without the manifest they were rated on
+    df = A.validate_responses(pd.read_csv(path, dtype=str, keep_default_na=False))
     assert list(df.columns) == EXPORT_COLUMNS and EXPORT_COLUMNS[-1] == "simulated"
     assert len(df) == len(schedule) and not df["simulated"].any() and df["placeholder"].all()
     assert df["participant_complete"].all() and df["rating"].dtype.kind == "i"
