@@ -193,10 +193,12 @@ ARTEFACTS: dict[str, Artefact] = _declare(
       for name, kind, fn in (("eval_metrics", "table", "table_evaluation_metrics"),
                              ("eval_paired_tests", "table", "table_evaluation_tests"),
                              ("eval_speed", "table", "table_evaluation_speed"),
+                             ("eval_baselines", "table", "table_evaluation_baselines"),
                              ("eval_metric_distributions", "figure", "fig_metric_distributions"),
                              ("eval_example_spectra", "figure", "fig_example_spectra"),
                              ("eval_quality_speed", "figure", "fig_quality_speed"),
-                             ("evaluation", "numbers", "numbers_evaluation"))],
+                             ("evaluation", "numbers", "numbers_evaluation"),
+                             ("baselines", "numbers", "numbers_baselines"))],
     # notebooks/07_semantic_vae.ipynb -- mastering.semantic.report
     Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
     Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),

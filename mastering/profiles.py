@@ -105,17 +105,15 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ablation": {"max_eval": 16, "n_train_examples": 32, "steps": 300, "batch_size": 16, "lr": 2e-3,
                      "hidden": 64, "embed_batch_size": 8},
         # 06: test tracks (None: all) and their length (None: whole), bootstrap resamples, static EQ
-        # pairs, matchering reference, latency runs, the ceiling, whether a missing Phase 1 run is
-        # trained, and the thesis system's training (shared: on the static EQ's pairs, cut to Phase
-        # 1B's segment, plus thesis_valid_items validation pairs, with thesis_overrides); excerpts of
-        # max_seconds per test track (evenly spaced, each its own pair; a whole track is one) and the
-        # degradation chains evaluated ("demaster": training's; "simple": simple_degrade; the first
-        # is load_test_pairs' default)
+        # pairs, matchering's reference length (same-album and oracle), latency runs, the ceiling,
+        # whether a missing Phase 1 run is trained; excerpts of max_seconds per test track (evenly
+        # spaced, each its own pair; a whole track is one) and the degradation chains evaluated
+        # ("demaster": training's; "simple": simple_degrade; the first is load_test_pairs' default).
+        # The U-Net+LSTM baseline always trains on Phase 1B's pairs and budget (the ``thesis`` section)
         "evaluation": {"max_tracks": 2, "max_seconds": 8.0, "kind": "real", "n_boot": 200, "static_eq_items": 16,
                        "reference_seconds": 20.0, "latency_seconds": 5.0, "latency_repeats": 1,
                        "latency_warmup": False, "true_peak_dbtp": -1.0, "train_missing": True,
-                       "thesis_shared_data": True, "thesis_valid_items": 2,
-                       "thesis_overrides": {"train": {"epochs": 1}}, "excerpts_per_track": 1,
+                       "excerpts_per_track": 1,
                        "chains": ["demaster"]},
         # 12: the power analysis grid and the objective stimuli set
         "listening": {"power_grid": [6, 12, 24], "power_sims": 40, "power_effect_d": 0.5,
@@ -199,11 +197,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "ablation": {"max_eval": 200, "n_train_examples": 500, "steps": 600, "batch_size": 32, "lr": 2e-3,
                      "hidden": 64, "embed_batch_size": 16},
-        # every test track, 30 s each; the thesis baseline on Phase 1B's pairs and budget
+        # every test track, 30 s each
         "evaluation": {"max_tracks": None, "max_seconds": 30.0, "kind": "real", "n_boot": 2000,
                        "static_eq_items": 256, "reference_seconds": 30.0, "latency_seconds": 5.0,
                        "latency_repeats": 3, "latency_warmup": True, "true_peak_dbtp": -1.0, "train_missing": True,
-                       "thesis_shared_data": True, "thesis_valid_items": 32, "thesis_overrides": None,
                        "excerpts_per_track": 3, "chains": ["demaster", "simple"]},
         "listening": {"power_grid": [8, 16, 24, 32], "power_sims": 200, "power_effect_d": 0.5,
                       "stimuli_items": 6, "stimuli_clip_s": 8.0, "stimuli_split": "test"},
@@ -278,11 +275,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "ablation": {"max_eval": None, "n_train_examples": 4000, "steps": 3000, "batch_size": 64, "lr": 1e-3,
                      "hidden": 64, "embed_batch_size": 32},
-        # thesis system: Phase 1B's data and budget (fit_or_load_thesis's defaults)
         "evaluation": {"max_tracks": None, "max_seconds": None, "kind": "real", "n_boot": 10000,
                        "static_eq_items": 2000, "reference_seconds": None, "latency_seconds": 5.0,
                        "latency_repeats": 5, "latency_warmup": True, "true_peak_dbtp": -1.0, "train_missing": True,
-                       "thesis_shared_data": False, "thesis_valid_items": 0, "thesis_overrides": None,
                        "excerpts_per_track": 4, "chains": ["demaster", "simple"]},
         # test+valid: 10 tracks the systems never saw
         "listening": {"power_grid": [8, 16, 24, 32, 40, 48], "power_sims": 500, "power_effect_d": 0.5,
@@ -293,7 +288,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 SECTIONS = ("train", "thesis", "vae", "encoder", "semantic_eval", "e2e", "ablation", "evaluation", "listening")
 """The consumers' sections of every profile."""
 
-OVERRIDE_PATHS = (("train", "model"), ("thesis", "train"), ("evaluation", "thesis_overrides"))
+OVERRIDE_PATHS = (("train", "model"), ("thesis", "train"))
 """Override dicts (or ``None``) whose keys may differ between profiles: only what a profile changes."""
 
 

@@ -45,11 +45,11 @@ from ..dsp.loudness import loudness
 from ..io import load_audio
 from ..profiles import get_profile
 from ..runs import run_folder, run_key
-from ..training import TensorPairs, train, train_config
-from ..training.thesis import fit_or_load_thesis
+from ..training import train, train_config
+from ..training.thesis import fit_or_load_thesis, thesis_config
 from .metrics import METRICS, evaluate_pair
-from .systems import (IdentitySystem, LoudnessNormSystem, MatcheringSystem, Phase1System, StaticEQSystem, System,
-                      ThesisSystem, fit_static_eq)
+from .systems import (UNET_LSTM_DESCRIPTION, GriffinLimFloorSystem, IdentitySystem, LoudnessNormSystem, MatcheringArm,
+                      Phase1System, StaticEQSystem, System, ThesisSystem, fit_static_eq)
 
 __all__ = [
     "DESIGN_LATENCY_MS",
@@ -61,8 +61,12 @@ __all__ = [
     "load_test_pairs",
     "phase_checkpoint",
     "static_eq_curve",
-    "matchering_reference",
+    "album_reference",
+    "oracle_offset",
+    "oracle_reference",
+    "matchering_arms",
     "training_pairs",
+    "thesis_budget",
     "thesis_system",
     "build_systems",
     "run_benchmark",
@@ -150,7 +154,8 @@ def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | Non
                     max_seconds: float | None = None, kind: str | None = None, chain: str | None = None,
                     excerpts_per_track: int | None = None) -> list[dict[str, Any]]:
     """The degraded test tracks: ``[{"track", "item", "excerpt", "chain", "mastered", "degraded",
-    "sample_rate", "seed", "offset_s", "duration_s", "record"}]`` with ``[channels, samples]`` tensors.
+    "sample_rate", "seed", "offset_s", "duration_s", "record", "package", "path", "track_duration_s",
+    "kind"}]`` with ``[channels, samples]`` tensors (``package``: the album or game the track belongs to).
 
     Defaults come from the profile's ``evaluation`` section (``chain``: the first of its ``chains``).
     Each track gives ``excerpts_per_track`` excerpts of ``max_seconds`` (:func:`excerpt_offsets`:
@@ -195,7 +200,8 @@ def load_test_pairs(profile: str = "smoke", seed: int = 0, max_tracks: int | Non
                 y, record = dm.simple_degrade(x, sr, seed=s)
             pairs.append({"track": t.key, "item": f"{t.key}#{i}", "excerpt": i, "chain": chain, "mastered": x,
                           "degraded": y.float(), "sample_rate": int(sr), "seed": s, "offset_s": offset,
-                          "duration_s": x.shape[-1] / sr, "record": record})
+                          "duration_s": x.shape[-1] / sr, "record": record, "package": t.package,
+                          "path": str(t.path), "track_duration_s": float(t.duration_s), "kind": kind})
     return pairs
 
 
@@ -258,79 +264,170 @@ def static_eq_curve(profile: str = "smoke", seed: int = 0, items: int | None = N
     return curve
 
 
-def matchering_reference(profile: str = "smoke", seed: int = 0, seconds: float | None = None) -> tuple[torch.Tensor, int, str]:
-    """A mastered *training* track (real) chosen by ``seed``: ``(audio, sample_rate, key)``; an
-    excerpt of ``seconds`` from its middle when given."""
-    tracks = sorted(list_tracks(profile=profile, split="train", kind="real"), key=lambda t: t.key)
-    if not tracks:
-        raise ValueError(f"no real training tracks in the {profile} profile for matchering's reference")
-    t = tracks[int(np.random.default_rng(derive_seed("evaluation", "matchering", int(seed))).integers(len(tracks)))]
-    offset, duration = 0.0, None
-    if seconds is not None and t.duration_s > seconds:
-        offset, duration = (t.duration_s - seconds) / 2.0, float(seconds)
-    x, sr = load_audio(t.path, offset_s=offset, duration_s=duration, channels=2)
-    return x, int(sr), t.key
+def _track_excerpt(path: str, offset_s: float, seconds: float | None) -> tuple[torch.Tensor, int, float]:
+    x, sr = load_audio(path, offset_s=offset_s, duration_s=seconds, channels=2)
+    return x, int(sr), float(offset_s)
 
 
-def thesis_system(profile: str = "smoke", seed: int = 0, shared: tuple[list, int] | None = None,
-                  progress: bool = False) -> ThesisSystem:
-    """The thesis's system trained as the profile's ``evaluation`` section says (``shared``: the training
-    pairs for ``thesis_shared_data``)."""
+def _loudness_matched(x: torch.Tensor, sample_rate: int, target_lufs: float) -> torch.Tensor:
+    """``x`` with the gain that brings its integrated loudness to ``target_lufs`` (no limiting)."""
+    lufs = float(loudness(x[None].double(), sample_rate))
+    if not math.isfinite(lufs):
+        return x
+    return (x.double() * 10.0 ** ((float(target_lufs) - lufs) / 20.0)).float()
+
+
+def album_reference(pair: dict[str, Any], tracks: Sequence[Any], seconds: float | None = None, seed: int = 0
+                    ) -> dict[str, Any]:
+    """matchering's same-album reference for a test excerpt: another track of the excerpt's package.
+
+    The reference is drawn (seeded by the excerpt's track) from ``tracks`` (the profile's test
+    tracks, :func:`mastering.data.list_tracks`) of the same ``package`` as the pair, never the pair's
+    own track; its middle ``seconds`` (the whole track when shorter or ``None``), brought by a pure
+    gain to the integrated loudness of the excerpt's original master (the evaluation's target).
+
+    Returns:
+        ``{"audio", "sample_rate", "name", "track", "package", "offset_s", "lufs"}``.
+
+    Raises:
+        ValueError: the package has no other track.
+    """
+    others = sorted((t for t in tracks if t.package == pair["package"] and t.key != pair["track"]), key=lambda t: t.key)
+    if not others:
+        raise ValueError(f"no other track of package {pair['package']!r} for {pair['track']}'s same-album reference")
+    t = others[int(np.random.default_rng(derive_seed("evaluation", "matchering", int(seed), pair["track"])).integers(len(others)))]
+    offset = (t.duration_s - seconds) / 2.0 if seconds is not None and t.duration_s > seconds else 0.0
+    duration = float(seconds) if seconds is not None and t.duration_s > seconds else None
+    x, sr, offset = _track_excerpt(str(t.path), offset, duration)
+    target = float(loudness(pair["mastered"][None].double(), pair["sample_rate"]))
+    return {"audio": _loudness_matched(x, sr, target), "sample_rate": sr, "name": f"{t.key} (same album)",
+            "track": t.key, "package": t.package, "offset_s": offset, "lufs": target}
+
+
+def oracle_offset(track_duration_s: float, offset_s: float, duration_s: float, seconds: float | None
+                  ) -> tuple[float, float | None]:
+    """Offset and length (s) of the oracle's section: up to ``seconds`` of the same track that do not
+    overlap the excerpt ``[offset_s, offset_s + duration_s)``, centred in the longer of the gaps
+    before and after it. A track with no gap (the excerpt is the whole track) gives the whole track
+    (``(0, None)``: then the reference contains the excerpt)."""
+    before, after = offset_s, track_duration_s - (offset_s + duration_s)
+    gap_start, gap = (0.0, before) if before >= after else (offset_s + duration_s, after)
+    if gap <= 0.5:
+        return 0.0, None
+    length = min(gap, float(seconds)) if seconds is not None else gap
+    return round(gap_start + (gap - length) / 2.0, 3), round(length, 3)
+
+
+def oracle_reference(pair: dict[str, Any], seconds: float | None = None) -> dict[str, Any]:
+    """matchering's oracle reference: another section of the excerpt's own original master
+    (:func:`oracle_offset`), as a reference-based tool would get with a perfect reference; at the
+    master's own level (no gain).
+
+    Returns:
+        ``{"audio", "sample_rate", "name", "track", "offset_s", "overlaps"}``.
+    """
+    offset, length = oracle_offset(pair["track_duration_s"], pair["offset_s"], pair["duration_s"], seconds)
+    x, sr, offset = _track_excerpt(pair["path"], offset, length)
+    return {"audio": x, "sample_rate": sr, "name": f"{pair['track']} @ {offset:g} s (oracle)", "track": pair["track"],
+            "offset_s": offset, "overlaps": length is None}
+
+
+def matchering_arms(profile: str = "smoke", seed: int = 0, true_peak_dbtp: float = -1.0) -> list[MatcheringArm]:
+    """The two matchering arms: the same-album reference (:func:`album_reference`) and the oracle
+    (:func:`oracle_reference`), each with the profile's ``reference_seconds``; both end in the finish."""
     ev = get_profile(profile)["evaluation"]
-    data = None
-    if ev["thesis_shared_data"]:
-        if shared is None:
-            shared = training_pairs(profile, seed, ev["static_eq_items"])
-        valid, _ = training_pairs(profile, seed, ev["thesis_valid_items"], split="valid")
-        n = int(round(train_config("1b", profile).segment_seconds * shared[1]))  # Phase 1B's segment length
+    tracks = list_tracks(profile=profile, split="test", kind=ev["kind"])
+    seconds = ev["reference_seconds"]
+    return [MatcheringArm(lambda pair: album_reference(pair, tracks, seconds, seed), "matchering_album",
+                          "matchering, same-album ref.", "baseline", true_peak_dbtp),
+            MatcheringArm(lambda pair: oracle_reference(pair, seconds), "matchering_oracle",
+                          "matchering, oracle ref.", "oracle", true_peak_dbtp)]
 
-        def stack(ps):
-            return TensorPairs(torch.stack([d[..., :n] for d, _ in ps]), torch.stack([m[..., :n] for _, m in ps]))
 
-        data = (stack(shared[0]), stack(valid))
-    model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress, data=data,
-                                     overrides=ev["thesis_overrides"])
-    return ThesisSystem(model, info)
+def thesis_budget(profile: str = "smoke", seed: int = 0) -> dict[str, Any]:
+    """The U-Net+LSTM baseline's training budget next to Phase 1B's (:func:`mastering.training.thesis.thesis_config`
+    against :func:`mastering.training.config.train_config`): ``{"baseline": {...}, "phase1": {...}, "equal": bool}``
+    over epochs, steps per epoch, batch size, training and validation pairs, segment length and learning rate."""
+    keys = ("epochs", "steps_per_epoch", "batch_size", "segment_seconds", "lr", "seed")
+
+    def budget(config) -> dict[str, Any]:
+        out = {k: getattr(config, k) for k in keys}
+        out.update(train_items=config.data["train_items"], valid_items=config.data["valid_items"],
+                   ratios=config.data.get("ratios"))
+        return out
+
+    base, phase1 = budget(thesis_config(profile, seed, progress=False)[0]), budget(train_config("1b", profile, seed=seed))
+    return {"baseline": base, "phase1": phase1, "equal": base == phase1}
+
+
+def thesis_system(profile: str = "smoke", seed: int = 0, progress: bool = False, phase: str = "griffin_lim"
+                  ) -> ThesisSystem:
+    """The U-Net+LSTM baseline trained on Phase 1B's pairs with Phase 1B's budget (the profile's
+    ``thesis`` section, through :func:`mastering.training.thesis.fit_or_load_thesis` and the one fit
+    loop), or its cached run; ``phase``: Griffin-Lim or the input's phase."""
+    ev = get_profile(profile)["evaluation"]
+    model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress)
+    return ThesisSystem(model, info, phase=phase, true_peak_dbtp=ev["true_peak_dbtp"])
 
 
 def build_systems(profile: str = "smoke", seed: int = 0, phases: Sequence[str] = ("1a", "1b", "1c"),
                   thesis: bool = True, progress: bool = False) -> tuple[list[System], pd.DataFrame]:
     """Every system of the comparison and a table of where each came from.
 
+    Every system but the unprocessed input ends in the same loudness finish (the original master's
+    loudness, the profile's true-peak ceiling). matchering (an optional extra) is left out with a
+    note when it is not installed.
+
     Returns:
-        ``(systems, sources)``: the systems in table order (Phase 1A-1C, the thesis's system, then
-        identity, loudness normalisation, static EQ, matchering), and a frame ``system, label,
-        group, source``.
+        ``(systems, sources)``: the systems in table order (Phase 1A-1C; the U-Net+LSTM baseline
+        with Griffin-Lim and with the input's phase, and the Griffin-Lim floor of the input; the
+        unprocessed input, loudness normalisation, static EQ, matchering with a same-album and with
+        an oracle reference), and a frame ``system, label, group, source``.
     """
+    import importlib.util
+
     ev = get_profile(profile)["evaluation"]
+    tp = ev["true_peak_dbtp"]
+    finish = f"gain to the target and true-peak limiter at {tp:g} dBTP"
     systems: list[System] = []
     notes: dict[str, str] = {}
     for phase in phases:
         path, note = phase_checkpoint(phase, profile, seed, train_missing=ev["train_missing"], progress=progress)
-        system = Phase1System(phase, path, true_peak_dbtp=ev["true_peak_dbtp"])
+        system = Phase1System(phase, path, true_peak_dbtp=tp)
         systems.append(system)
         notes[system.name] = note
-    shared = training_pairs(profile, seed, ev["static_eq_items"]) if (thesis and ev["thesis_shared_data"]) else None
     if thesis:
-        system = thesis_system(profile, seed, shared, progress)
-        systems.append(system)
-        info = system.info()
-        notes[system.name] = (f"run {Path(str(info.get('run_dir', ''))).name}, {info.get('epochs')} epochs"
-                              + (f" on {len(shared[0])} shared training pairs (smoke)" if shared else
-                                 ", Phase 1B's data and budget"))
+        model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress)
+        budget = info["config"]["train"]
+        trained = (f"run {Path(str(info['run_dir'])).name}: {info['epochs']} epochs of "
+                   f"{budget['data']['train_items']} pairs (Phase 1B's data and budget)")
+        for phase in ("griffin_lim", "input"):
+            system = ThesisSystem(model, info, phase=phase, true_peak_dbtp=tp)
+            systems.append(system)
+            notes[system.name] = f"{UNET_LSTM_DESCRIPTION}; {trained}; then {finish}"
+        floor = GriffinLimFloorSystem(model.config, true_peak_dbtp=tp)
+        systems.append(floor)
+        notes[floor.name] = (f"the input's STFT magnitude through {model.griffin_lim_iters} Griffin-Lim iterations "
+                             f"(the baseline's STFT and chunks), then {finish}")
     systems.append(IdentitySystem())
-    notes["identity"] = "the degraded input"
-    systems.append(LoudnessNormSystem(ev["true_peak_dbtp"]))
-    notes["loudnorm"] = f"gain to the target (BS.1770-4), true-peak limiter at {ev['true_peak_dbtp']:g} dBTP"
-    curve = static_eq_curve(profile, seed, pairs=shared)
-    systems.append(StaticEQSystem(curve, ev["true_peak_dbtp"]))
-    notes["static_eq"] = f"mean correction over {curve['items']} training pairs, gain, limiter"
-    ref, ref_sr, ref_key = matchering_reference(profile, seed, ev["reference_seconds"])
-    systems.append(MatcheringSystem(ref, ref_sr, ref_key))
-    notes["matchering"] = f"reference: training track {ref_key}"
-    sources = pd.DataFrame([{"system": s.name, "label": s.label, "group": s.group, "source": notes[s.name]}
-                            for s in systems])
-    return systems, sources
+    notes["identity"] = "the degraded input as it is (not finished: the reference point)"
+    systems.append(LoudnessNormSystem(tp))
+    notes["loudnorm"] = f"the degraded input, {finish} (BS.1770-4)"
+    curve = static_eq_curve(profile, seed)
+    systems.append(StaticEQSystem(curve, tp))
+    notes["static_eq"] = f"mean correction over {curve['items']} training pairs, then {finish}"
+    if importlib.util.find_spec("matchering") is not None:
+        for arm in matchering_arms(profile, seed, tp):
+            systems.append(arm)
+        notes["matchering_album"] = (f"reference: another track of the test excerpt's album (package), its middle "
+                                     f"{ev['reference_seconds']} s at the master's loudness; then {finish}")
+        notes["matchering_oracle"] = (f"reference: another {ev['reference_seconds']} s of the excerpt's own master "
+                                      f"(not overlapping it); then {finish}")
+    else:
+        notes["matchering (skipped)"] = "matchering is not installed (pip install matchering): both arms left out"
+    rows = [{"system": s.name, "label": s.label, "group": s.group, "source": notes[s.name]} for s in systems]
+    rows += [{"system": k, "label": k, "group": "skipped", "source": v} for k, v in notes.items() if "skipped" in k]
+    return systems, pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,13 +437,16 @@ def run_benchmark(systems: Sequence[System], pairs: Sequence[dict[str, Any]], ke
                   progress: bool = False) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
     """Master every test pair with every system on the CPU and measure it against the original.
 
-    Each system gets the original master's integrated loudness as its target (the level a user
-    would ask for; systems that take no target ignore it).
+    Each system gets the original master's integrated loudness as its target (the protocol: every
+    finished system is compared at the master's own loudness) and is run as ``system.for_pair(pair)``
+    (matchering binds the excerpt's reference there).
 
     Returns:
         ``(results, outputs)``: one row per system x pair (``system``, ``label``, ``group``,
         ``track``, ``item`` (the pair's, else its track), ``excerpt`` (else 0), ``chain`` (else
-        ``"demaster"``), ``duration_s``, ``seconds`` of wall time, ``target_lufs``, every metric of
+        ``"demaster"``), ``duration_s``, ``seconds`` of wall time, ``target_lufs``, ``finished``
+        (the system ends in the loudness finish), ``warnings`` (how many the call raised, e.g.
+        matchering's) and ``warning_text``, ``reference`` (matchering's), every metric of
         :data:`mastering.evaluation.metrics.METRICS`), and the outputs of the first
         ``keep_outputs`` pairs as ``{item: {system: audio}}`` (plus ``"degraded"`` and
         ``"mastered"``).
@@ -361,12 +461,15 @@ def run_benchmark(systems: Sequence[System], pairs: Sequence[dict[str, Any]], ke
         if keep:
             outputs[item] = {"degraded": pair["degraded"], "mastered": pair["mastered"]}
         for system in tqdm(systems, desc=item, disable=not progress, leave=False):
+            bound = system.for_pair(pair)
             start = time.perf_counter()
-            y = system.master(pair["degraded"], sr, target)
+            y = bound.master(pair["degraded"], sr, target)
             seconds = time.perf_counter() - start
             row = {"system": system.name, "label": system.label, "group": system.group, "track": pair["track"],
                    "item": item, "excerpt": int(pair.get("excerpt", 0)), "chain": pair.get("chain", "demaster"),
-                   "duration_s": pair["duration_s"], "seconds": seconds, "target_lufs": target}
+                   "duration_s": pair["duration_s"], "seconds": seconds, "target_lufs": target,
+                   "finished": bool(system.finished), "warnings": len(bound.last_warnings),
+                   "warning_text": " | ".join(bound.last_warnings), "reference": str(bound.info().get("reference", ""))}
             row.update(evaluate_pair(y, pair["mastered"], sr))
             rows.append(row)
             if keep:

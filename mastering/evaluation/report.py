@@ -2,8 +2,9 @@
 
 Each reads saved results (the frames of :mod:`mastering.evaluation.benchmark`) and writes through
 :func:`mastering.figures.save_figure` / :func:`save_table` / :func:`save_numbers`, which stamp the
-profile: ``table_evaluation_{metrics,tests,speed}``, ``fig_{metric_distributions,example_spectra,
-quality_speed}`` and :func:`numbers_evaluation` (registered in :data:`mastering.paper.ARTEFACTS`).
+profile: ``table_evaluation_{metrics,tests,speed,baselines}``, ``fig_{metric_distributions,example_spectra,
+quality_speed}``, :func:`numbers_evaluation` and :func:`numbers_baselines` (registered in
+:data:`mastering.paper.ARTEFACTS`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from ..figures import (can_reach_significance, interval_verdict, latex_escape, p
                        save_numbers, save_table, smallest_signed_rank_p)
 from .benchmark import best_system, cluster_bootstrap_ci
 from .metrics import METRICS
+from .systems import UNET_LSTM_DESCRIPTION
 
 __all__ = [
     "table_evaluation_metrics",
     "table_evaluation_tests",
     "tests_testable",
     "table_evaluation_speed",
+    "table_evaluation_baselines",
     "fig_metric_distributions",
     "fig_example_spectra",
     "fig_quality_speed",
@@ -34,7 +37,7 @@ __all__ = [
     "headline_differences",
 ]
 
-_GROUP_COLOURS = {"proposed": "tab:blue", "thesis": "tab:purple", "baseline": "tab:gray"}
+_GROUP_COLOURS = {"proposed": "tab:blue", "spectrogram": "tab:purple", "baseline": "tab:gray", "oracle": "tab:orange"}
 
 
 def _plt():
@@ -300,7 +303,7 @@ def fig_quality_speed(summary: pd.DataFrame, speed: pd.DataFrame, profile: str, 
     plt = _plt()
     sel = summary[summary["metric"] == metric].set_index("system")
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    markers = {"proposed": "o", "thesis": "D", "baseline": "s"}
+    markers = {"proposed": "o", "spectrogram": "D", "baseline": "s", "oracle": "^"}
     cmap = plt.get_cmap("tab10")
     for i, r in enumerate(speed.itertuples(index=False)):
         if r.system not in sel.index or not math.isfinite(r.cpu_realtime):
@@ -465,3 +468,103 @@ def _headline_values(results: pd.DataFrame, proposed: str, n_boot: int, seed: in
             if math.isfinite(v):
                 values[f"{system}_{key}"] = v
     return values
+
+
+BASELINE_SYSTEMS = ("identity", "loudnorm", "matchering_album", "matchering_oracle", "unet_lstm",
+                    "unet_lstm_input_phase", "gl_floor")
+"""The rows of :func:`table_evaluation_baselines` (after the best Phase 1 system), in order."""
+
+_BASELINE_METRICS = ("mrstft", "band_error_db", "si_sdr_db", "loudness_error_lu", "true_peak_dbtp")
+
+
+def _baseline_rows(results: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    present = set(summary["system"])
+    return [best_system(summary)] + [s for s in BASELINE_SYSTEMS if s in present]
+
+
+def table_evaluation_baselines(results: pd.DataFrame, summary: pd.DataFrame, profile: str,
+                               budget: Mapping[str, Any] | None = None, reference_seconds: float | None = None,
+                               true_peak_dbtp: float = -1.0) -> Path:
+    """The baselines beside the best Phase 1 system: mean [95 % CI] of MR-STFT, band error and
+    SI-SDR, the mean loudness error and the highest true peak over excerpts, and matchering's
+    warnings per excerpt.
+
+    Args:
+        results: :func:`mastering.evaluation.benchmark.run_benchmark` (``warnings``, ``finished``).
+        summary: :func:`mastering.evaluation.benchmark.summarize` of the same results.
+        budget: :func:`mastering.evaluation.benchmark.thesis_budget` (for the caption).
+        reference_seconds: matchering's reference length (for the caption).
+        true_peak_dbtp: the finish's ceiling (for the caption).
+    """
+    metrics = [m for m in _BASELINE_METRICS if m in set(summary["metric"])]
+    header = ["system"] + [_header(m) for m in metrics] + ["warn./exc."]
+    rows = []
+    means = summary.set_index(["system", "metric"])
+    for system in _baseline_rows(results, summary):
+        part = results[results["system"] == system]
+        finished = bool(part["finished"].iloc[0]) if "finished" in part else True
+        cells, intervals = [_esc(part["label"].iloc[0]) + ("" if finished else "$^\\dagger$")], [""]
+        for m in metrics:
+            d = _digits(m)
+            if m == "true_peak_dbtp":
+                cells.append(_num(float(part[m].max()), d))  # the highest over excerpts, against the ceiling
+                intervals.append("")
+                continue
+            r = means.loc[(system, m)]
+            cells.append(_num(r["mean"], d))
+            intervals.append(f"{{\\scriptsize [{_num(r['ci_low'], d)}, {_num(r['ci_high'], d)}]}}"
+                             if math.isfinite(r["ci_low"]) else "")
+        warn = part["warnings"].to_numpy(float) if "warnings" in part else np.zeros(len(part))
+        cells.append(f"{warn.mean():.1f} (max {int(warn.max())})" if system.startswith("matchering") else "--")
+        intervals.append("")
+        rows.append(cells)
+        if any(intervals):
+            rows.append(intervals)
+    texts = sorted({t for t in results.get("warning_text", pd.Series(dtype=str)) if t})
+    kinds = sorted({w.strip().split(":")[0][:60] for t in texts for w in t.split("|") if w.strip()})
+    budget_text = ""
+    if budget:
+        b = budget["baseline"]
+        budget_text = (f", trained for {b['epochs']} epochs on {b['train_items']} pairs ({b['valid_items']} for "
+                       f"validation), Phase~1B's budget" + ("" if budget.get("equal") else " (NOT equal to Phase 1B's)"))
+    seconds = f"{reference_seconds:g}~s" if reference_seconds else "the whole track"
+    caption = (f"Baselines beside the best Phase~1 system, all at the original master's integrated loudness: every "
+               f"row except $^\\dagger$ (the unprocessed input) ends in the same loudness finish as "
+               f"\\texttt{{mastering master}} (gain to the target, true-peak limiter at ${true_peak_dbtp:g}$~dBTP). "
+               f"Matchering (its own limiter and normalisation off) takes a same-album reference (another track of the "
+               f"excerpt's album, its middle {seconds}, at the master's loudness) or an oracle one (another {seconds} "
+               f"of the excerpt's own master: what a reference-based tool reaches with a perfect reference); warn./exc.: "
+               f"matchering's warnings per excerpt (mean, max)"
+               + (f", kinds: {_esc('; '.join(kinds))}" if kinds else ", none raised")
+               + f". U-Net+LSTM: {_esc(UNET_LSTM_DESCRIPTION)}{budget_text}; Griffin-Lim floor: the input's own STFT "
+               "magnitude through the same Griffin-Lim, the score phase retrieval alone costs. TP: the highest true "
+               "peak over excerpts. Look at: the oracle against the same-album reference, and the U-Net+LSTM against "
+               "its floor and its input-phase variant")
+    tex = _table(header, rows, caption, "tab:eval-baselines", profile, "l" + "r" * (len(metrics) + 1), wide=True)
+    return save_table(tex, "eval_baselines", profile, budget=dict(budget or {}))
+
+
+def numbers_baselines(results: pd.DataFrame, summary: pd.DataFrame, profile: str,
+                      budget: Mapping[str, Any] | None = None) -> Path:
+    """``numbers_baselines.tex``: each baseline's mean MR-STFT and SI-SDR (``<system>_mrstft``,
+    ``<system>_si_sdr``), matchering's warnings per excerpt (``<arm>_warnings``), the U-Net+LSTM's
+    training budget (``unet_lstm_epochs``, ``unet_lstm_train_items``) and how far Griffin-Lim alone
+    takes the input (``gl_floor_vs_loudnorm_mrstft``: the floor's MR-STFT minus loudness
+    normalisation's). Reads the notebook's frames, never re-evaluates."""
+    values: dict[str, Any] = {}
+    digits: dict[str, int] = {}
+    means = summary.set_index(["system", "metric"])["mean"]
+    for system in _baseline_rows(results, summary)[1:]:
+        for metric, key, d in (("mrstft", "mrstft", 3), ("si_sdr_db", "si_sdr", 1)):
+            if (system, metric) in means.index:
+                values[f"{system}_{key}"], digits[f"{system}_{key}"] = float(means[(system, metric)]), d
+        if system.startswith("matchering") and "warnings" in results:
+            values[f"{system}_warnings"] = float(results.loc[results["system"] == system, "warnings"].mean())
+            digits[f"{system}_warnings"] = 1
+    if ("gl_floor", "mrstft") in means.index and ("loudnorm", "mrstft") in means.index:
+        values["gl_floor_vs_loudnorm_mrstft"] = float(means[("gl_floor", "mrstft")] - means[("loudnorm", "mrstft")])
+        digits["gl_floor_vs_loudnorm_mrstft"] = 3
+    if budget:
+        values["unet_lstm_epochs"] = int(budget["baseline"]["epochs"])
+        values["unet_lstm_train_items"] = int(budget["baseline"]["train_items"])
+    return save_numbers("baselines", values, profile, digits={k: digits.get(k, 0) for k in values})

@@ -1,9 +1,15 @@
 """The systems compared in notebook 06: Phase 1A-1C and the baselines a user would pick instead.
 
 Every system (:class:`System`) masters through one method, ``master(audio, sample_rate,
-target_lufs)``: :class:`IdentitySystem`, :class:`LoudnessNormSystem`, :class:`StaticEQSystem`
-(fitted by :func:`fit_static_eq`), :class:`MatcheringSystem`, :class:`Phase1System` and
-:class:`ThesisSystem`.
+target_lufs)``, and every one except the unprocessed input (:class:`IdentitySystem`, the reference
+point) ends in the same loudness finish (:func:`finish_loudness`, i.e.
+:func:`mastering.pipeline.finish_audio`: gain to the target, true-peak limiter, retried): the
+comparison is of what a system does besides level. The systems: :class:`IdentitySystem`,
+:class:`LoudnessNormSystem`, :class:`StaticEQSystem` (fitted by :func:`fit_static_eq`),
+:class:`MatcheringSystem` (one reference) and :class:`MatcheringArm` (a reference per test excerpt:
+same album or oracle), :class:`Phase1System`, and the spectrogram baselines
+:class:`ThesisSystem` (our re-implementation of a U-Net+LSTM spectrogram model, Griffin-Lim or the
+input's phase) and :class:`GriffinLimFloorSystem` (the input through STFT magnitude and Griffin-Lim).
 """
 
 from __future__ import annotations
@@ -11,14 +17,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from scipy import signal
 
 from ..io import load_audio, save_audio, to_channels
-from ..models.thesis import thesis_master
+from ..models.thesis import MelUNetLSTM, thesis_master
 from ..pipeline import finish_audio, load_model, master_audio
 from ..training.thesis import fit_or_load_thesis
 from .metrics import match_loudness
@@ -29,8 +35,10 @@ __all__ = [
     "LoudnessNormSystem",
     "StaticEQSystem",
     "MatcheringSystem",
+    "MatcheringArm",
     "Phase1System",
     "ThesisSystem",
+    "GriffinLimFloorSystem",
     "finish_loudness",
     "fit_static_eq",
 ]
@@ -62,23 +70,34 @@ def finish_loudness(x, sample_rate: int, target_lufs: float, true_peak_dbtp: flo
 
 class System:
     """A mastering system: ``name`` (key), ``label`` (for tables), ``group`` (``proposed``,
-    ``baseline`` or ``thesis``), ``takes_target`` and :meth:`master`.
+    ``baseline``, ``spectrogram`` or ``oracle``), ``finished`` and :meth:`master`.
 
     ``master(audio, sample_rate, target_lufs)`` takes ``[channels, samples]`` float audio and
     returns audio of the same shape, sample-aligned with the input. ``target_lufs`` is the loudness
-    a user asks for; a system that cannot take a target ignores it (``takes_target`` is ``False``:
-    the identity, matchering, which follows its reference, and the thesis's system, which predicts
-    its own gain). Every system that takes a target ends in the same loudness finish as ``mastering
-    master`` (:func:`mastering.pipeline.limit_to_target`), so each reaches it equally well."""
+    the evaluation asks for (the original master's own). Every system with ``finished`` ends in the
+    same loudness finish as ``mastering master`` (:func:`finish_loudness`, i.e.
+    :func:`mastering.pipeline.finish_audio` and its :func:`mastering.pipeline.limit_to_target`):
+    gain to ``target_lufs`` and the true-peak limiter at ``true_peak_dbtp``, so each reaches the
+    target equally well and differs only in what it does besides level. Only
+    :class:`IdentitySystem`, the unprocessed input kept as the reference point, is not finished.
+
+    :meth:`for_pair` returns the system to run on one test pair (a system whose setting depends on
+    the excerpt, such as matchering's reference, binds it there); :attr:`last_warnings` holds what
+    the last :meth:`master` call warned about (matchering's warnings; empty elsewhere)."""
 
     name = "system"
     label = "system"
     group = "baseline"
-    takes_target = True
+    finished = True
     devices: tuple[str, ...] = ("cpu",)
+    last_warnings: tuple[str, ...] = ()
 
     def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
         raise RuntimeError(f"{type(self).__name__} does not define master()")  # pragma: no cover
+
+    def for_pair(self, pair: Mapping[str, Any]) -> "System":
+        """The system to master ``pair`` (a :func:`mastering.evaluation.benchmark.load_test_pairs` item) with."""
+        return self
 
     def info(self) -> dict[str, Any]:
         """What the tables say about the system (run, reference, settings)."""
@@ -89,17 +108,17 @@ class System:
 
 
 class IdentitySystem(System):
-    """Do nothing: the degraded input as it is."""
-    name, label, takes_target = "identity", "identity", False
+    """Do nothing: the degraded input as it is (not finished; the reference point of the tables)."""
+    name, label, finished = "identity", "input, unprocessed", False
 
     def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
         return _as_tensor(audio).clone()
 
 
 class LoudnessNormSystem(System):
-    """Loudness normalisation only: the chain's gain to the target and true-peak limiter
+    """Loudness normalisation only: the input through the loudness finish and nothing else
     (:func:`mastering.pipeline.finish_audio`)."""
-    name, label = "loudnorm", "loudness norm."
+    name, label = "loudnorm", "input + finish (loudness norm.)"
 
     def __init__(self, true_peak_dbtp: float = -1.0):
         self.true_peak_dbtp = float(true_peak_dbtp)
@@ -190,41 +209,97 @@ class StaticEQSystem(System):
 
 
 class MatcheringSystem(System):
-    """matchering 2 (Sergree) with a fixed mastered *training* track as its reference
-    (``matchering.process`` on temporary WAVs).
+    """matchering 2 (Sergree) with one mastered reference, then the loudness finish.
+
+    ``matchering.process`` runs on temporary float WAVs with its own limiter and normalisation
+    off (``Result(use_limiter=False, normalize=False)``), so that the common finish
+    (:func:`finish_loudness`) is the only level stage, as for every other system. matchering is an
+    optional extra: it is imported on use. Its warnings (e.g. a target louder than the reference,
+    or clipping) are kept: those of the last call in :attr:`last_warnings`, all in :attr:`warnings`.
 
     Args:
         reference: ``[channels, samples]`` mastered reference audio.
         reference_sample_rate: its rate.
-        reference_name: what the tables call it (the training track's key).
+        reference_name: what the tables call it.
+        true_peak_dbtp: ceiling of the finish.
+        name, label, group: the system's key, table label and group.
     """
 
-    name, label, takes_target = "matchering", "matchering", False
+    name, label = "matchering", "matchering"
 
-    def __init__(self, reference, reference_sample_rate: int, reference_name: str = "reference"):
+    def __init__(self, reference, reference_sample_rate: int, reference_name: str = "reference",
+                 true_peak_dbtp: float = -1.0, name: str | None = None, label: str | None = None,
+                 group: str | None = None):
         self.reference = _as_tensor(reference, "reference")
         self.reference_sample_rate = int(reference_sample_rate)
         self.reference_name = reference_name
+        self.true_peak_dbtp = float(true_peak_dbtp)
+        self.name, self.label, self.group = name or self.name, label or self.label, group or self.group
         self.warnings: list[str] = []
+        self.last_warnings: tuple[str, ...] = ()
 
     def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
-        import matchering as mg
-
+        import matchering as mg  # optional extra (pip install matchering)
 
         x = _as_tensor(audio)
-        mg.log(warning_handler=self.warnings.append, info_handler=lambda *_: None, debug_handler=lambda *_: None)
+        caught: list[str] = []
+        mg.log(warning_handler=lambda text: caught.append(str(text)), info_handler=lambda *_: None,
+               debug_handler=lambda *_: None)
         with tempfile.TemporaryDirectory(prefix="matchering-") as tmp:
             tmp = Path(tmp)
             target, reference, result = tmp / "target.wav", tmp / "reference.wav", tmp / "result.wav"
             save_audio(target, x, sample_rate, subtype="FLOAT")
             save_audio(reference, self.reference, self.reference_sample_rate, subtype="FLOAT")
-            mg.process(target=str(target), reference=str(reference), results=[mg.Result(str(result), "FLOAT")],
+            mg.process(target=str(target), reference=str(reference),
+                       results=[mg.Result(str(result), "FLOAT", use_limiter=False, normalize=False)],
                        config=mg.Config(temp_folder=str(tmp)))
             y, _ = load_audio(result, sample_rate=int(sample_rate))
-        return _fit_length(y, x.shape[-1], x.shape[0])
+        self.last_warnings = tuple(caught)
+        self.warnings.extend(caught)
+        y = _fit_length(y, x.shape[-1], x.shape[0])
+        return finish_loudness(y, sample_rate, target_lufs, self.true_peak_dbtp)
 
     def info(self) -> dict[str, Any]:
         return {"reference": self.reference_name}
+
+
+class MatcheringArm(System):
+    """matchering with a reference chosen per test excerpt (:meth:`for_pair`).
+
+    ``references(pair)`` returns ``{"audio", "sample_rate", "name"}``: e.g. another track of the
+    same album (:func:`mastering.evaluation.benchmark.album_reference`) or another section of the
+    excerpt's own master (:func:`mastering.evaluation.benchmark.oracle_reference`). :meth:`for_pair`
+    returns a :class:`MatcheringSystem` bound to that reference (under this arm's name and label);
+    :meth:`master` called directly (latency) uses the last bound one. :attr:`references_used` maps
+    each excerpt to its reference.
+    """
+
+    def __init__(self, references: Callable[[Mapping[str, Any]], Mapping[str, Any]], name: str, label: str,
+                 group: str = "baseline", true_peak_dbtp: float = -1.0):
+        self.references = references
+        self.name, self.label, self.group = name, label, group
+        self.true_peak_dbtp = float(true_peak_dbtp)
+        self.references_used: dict[str, str] = {}
+        self._bound: MatcheringSystem | None = None
+
+    def for_pair(self, pair: Mapping[str, Any]) -> MatcheringSystem:
+        ref = self.references(pair)
+        self._bound = MatcheringSystem(ref["audio"], ref["sample_rate"], str(ref["name"]), self.true_peak_dbtp,
+                                       name=self.name, label=self.label, group=self.group)
+        self.references_used[str(pair.get("item", pair.get("track")))] = str(ref["name"])
+        return self._bound
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        if self._bound is None:
+            raise RuntimeError(f"{self.name}: no reference yet; call for_pair(pair) first")
+        return self._bound.master(audio, sample_rate, target_lufs, device)
+
+    @property
+    def last_warnings(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self._bound.last_warnings if self._bound is not None else ()
+
+    def info(self) -> dict[str, Any]:
+        return {"references": dict(self.references_used)}
 
 
 class Phase1System(System):
@@ -274,41 +349,86 @@ class Phase1System(System):
         return {"run": self.run}
 
 
+UNET_LSTM_DESCRIPTION = ("our re-implementation of a U-Net+LSTM spectrogram model: a 2-D U-Net over log-mel "
+                         "bands (after Jansson et al., ISMIR 2017) predicts a gain mask and an LSTM a per-frame "
+                         "gain and spectral tilt; the masked STFT magnitude is turned back into audio with "
+                         "Griffin-Lim (or with the input's phase)")
+"""One sentence on the U-Net+LSTM baseline, for the tables and the notebook."""
+
+
 class ThesisSystem(System):
-    """The thesis's system (:func:`mastering.models.thesis.thesis_master`): a mel-spectrogram U-Net
-    with an LSTM parameter forecaster, inverted with Griffin-Lim. It sets its own level.
+    """Our re-implementation of a U-Net+LSTM spectrogram model (:class:`mastering.models.thesis.MelUNetLSTM`,
+    mastered by :func:`mastering.models.thesis.thesis_master`), then the loudness finish.
+
+    ``phase="griffin_lim"`` recovers the waveform of the predicted magnitude with Griffin-Lim from
+    zero phase (the model's ``griffin_lim_iters``); ``phase="input"`` puts the predicted magnitude
+    on the input's phase (no Griffin-Lim iteration): what the model reaches without phase retrieval.
 
     Args:
         model: the model of :func:`mastering.training.thesis.fit_or_load_thesis`.
         info: the ``info`` dict that function returns (run folder, training budget).
         chunk_s: chunk length of :func:`thesis_master`.
+        phase: ``"griffin_lim"`` or ``"input"``.
+        true_peak_dbtp: ceiling of the finish.
     """
 
-    name, label, group, takes_target = "thesis", "thesis (U-Net+LSTM, GL)", "thesis", False
+    group = "spectrogram"
 
-    def __init__(self, model, info: dict[str, Any] | None = None, chunk_s: float = 10.0):
+    def __init__(self, model, info: dict[str, Any] | None = None, chunk_s: float = 10.0, phase: str = "griffin_lim",
+                 true_peak_dbtp: float = -1.0):
+        if phase not in ("griffin_lim", "input"):
+            raise ValueError(f"phase must be 'griffin_lim' or 'input', got {phase!r}")
         self.model_ = model
         self.info_ = dict(info or {})
         self.chunk_s = float(chunk_s)
+        self.phase = phase
+        self.true_peak_dbtp = float(true_peak_dbtp)
+        self.name = "unet_lstm" if phase == "griffin_lim" else "unet_lstm_input_phase"
+        self.label = "U-Net+LSTM, Griffin-Lim" if phase == "griffin_lim" else "U-Net+LSTM, input phase"
         if isinstance(model, torch.nn.Module):
             self.devices = ("cpu", "cuda")
 
     @classmethod
     def fit_or_load(cls, profile: str = "smoke", seed: int = 0, progress: bool = False) -> "ThesisSystem":
-        """Train (or load the cached run of) the thesis model of ``profile``."""
+        """Train (or load the cached run of) the profile's U-Net+LSTM model on Phase 1B's pairs and budget."""
         model, info = fit_or_load_thesis(profile=profile, seed=seed, progress=progress)
         return cls(model, info)
 
-    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
-
-        x = _as_tensor(audio)
-        model = self.model_
+    def _spectrogram_master(self, model, x: torch.Tensor, sample_rate: int, device: str) -> torch.Tensor:
         if isinstance(model, torch.nn.Module):
             model = model.to(device)
-        y = thesis_master(model, x.numpy(), int(sample_rate), chunk_s=self.chunk_s)
+        kwargs = {"init": "input", "n_iter": 0} if self.phase == "input" else {"init": "zeros"}
+        y = thesis_master(model, x.numpy(), int(sample_rate), chunk_s=self.chunk_s, **kwargs)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         return _fit_length(torch.as_tensor(np.asarray(y, np.float32)), x.shape[-1], x.shape[0])
 
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        x = _as_tensor(audio)
+        y = self._spectrogram_master(self.model_, x, sample_rate, device)
+        return finish_loudness(y, sample_rate, target_lufs, self.true_peak_dbtp)
+
     def info(self) -> dict[str, Any]:
         return {k: v for k, v in self.info_.items() if isinstance(v, (str, int, float, bool))}
+
+
+class GriffinLimFloorSystem(ThesisSystem):
+    """The Griffin-Lim floor of the input: input -> STFT magnitude -> Griffin-Lim -> loudness finish.
+
+    The same STFT, chunking and Griffin-Lim as the U-Net+LSTM baseline (:func:`thesis_master` with
+    an untrained :class:`MelUNetLSTM` of the same settings, whose zero-initialised output layers
+    make it the identity on magnitudes): what phase retrieval alone costs, whatever the model does.
+
+    Args:
+        model_config: the baseline model's ``config`` (STFT size, hop, Griffin-Lim iterations).
+    """
+
+    def __init__(self, model_config: Mapping[str, Any], chunk_s: float = 10.0, true_peak_dbtp: float = -1.0):
+        torch_state = torch.random.get_rng_state()
+        try:  # the weights are irrelevant (the output layers are zero) but keep the global generator untouched
+            model = MelUNetLSTM(**dict(model_config)).eval()
+        finally:
+            torch.random.set_rng_state(torch_state)
+        super().__init__(model, {"griffin_lim_iters": int(model.griffin_lim_iters)}, chunk_s, "griffin_lim",
+                         true_peak_dbtp)
+        self.name, self.label = "gl_floor", "Griffin-Lim floor (input)"

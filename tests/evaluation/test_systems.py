@@ -87,9 +87,11 @@ def test_matchering_moves_the_target_towards_its_reference():
     reference = _noise(sample_rate, 2, seconds=8.0, seed=30, level_dbfs=-12.0)
     target = _shelved(_noise(sample_rate, 2, seconds=6.0, seed=31, level_dbfs=-26.0), sample_rate, -9.0)
     system = S.MatcheringSystem(reference, sample_rate, "noise")
-    y = system.master(target, sample_rate)
+    y = system.master(target, sample_rate, -16.0)
     assert y.shape == target.shape and bool(torch.isfinite(y).all())
-    assert abs(_lufs(y, sample_rate) - _lufs(reference, sample_rate)) < abs(_lufs(target, sample_rate) - _lufs(reference, sample_rate))
+    assert _lufs(y, sample_rate) == pytest.approx(-16.0, abs=0.5)  # the common loudness finish sets the level
+    assert M.true_peak_dbtp(y, sample_rate) <= -1.0 + 1e-3
+    assert isinstance(system.last_warnings, tuple) and len(system.warnings) >= len(system.last_warnings)
     _, ly = M.third_octave_levels_db(M.match_loudness(y, reference[:, : y.shape[-1]], sample_rate), sample_rate)
     _, lt = M.third_octave_levels_db(M.match_loudness(target, reference[:, : y.shape[-1]], sample_rate), sample_rate)
     c, lr = M.third_octave_levels_db(reference[:, : y.shape[-1]], sample_rate)
@@ -147,10 +149,11 @@ def test_thesis_system_wraps_thesis_master():
                                lstm_hidden=8, griffin_lim_iters=2).eval()
     system = S.ThesisSystem(model, {"run_dir": "/x/smoke-abc", "epochs": 1, "history": []})
     assert system.info() == {"run_dir": "/x/smoke-abc", "epochs": 1}
-    assert "cuda" in system.devices and not system.takes_target
+    assert "cuda" in system.devices and system.finished and system.name == "unet_lstm"
     x = _noise(44100, 1, seconds=1.0, seed=50)
     y = system.master(x, 44100, -14.0)
     assert y.shape == x.shape and bool(torch.isfinite(y).all())
+    assert _lufs(y, 44100) == pytest.approx(-14.0, abs=0.5)  # through the loudness finish
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(3, 100), torch.zeros(2, 0), torch.zeros(100), torch.full((2, 10), math.nan)])
