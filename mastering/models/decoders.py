@@ -3,7 +3,8 @@
 The controller half of the encoder -> controller -> processor split (DeepAFx-ST, Steinmetz et al.
 2022); the processors of :mod:`mastering.dsp` apply what they predict. One decoder per phase:
 :class:`ParametricDecoder` (1A, RBJ EQ bands), :class:`ResidualDecoder` (1B, FiLM-conditioned
-Wave-U-Net added to the EQ path) and :class:`AdaptiveParametricDecoder` (1C, gated bands). All start
+Wave-U-Net added to the EQ path) and :class:`AdaptiveParametricDecoder` (1C, bands switched by
+hard-concrete gates). All start
 close to "do nothing": 0 dB gains, band frequencies spread log-uniformly, Q = 1/sqrt(2), a zero
 residual.
 """
@@ -19,7 +20,8 @@ from torch import nn
 from ..dsp.eq import ParametricEQ, parametric_eq
 from .unet import WaveUNet
 
-__all__ = ["ParametricDecoder", "AdaptiveParametricDecoder", "ResidualDecoder", "binary_entropy"]
+__all__ = ["ParametricDecoder", "AdaptiveParametricDecoder", "ResidualDecoder", "binary_entropy", "hard_concrete_gate",
+           "active_bands", "HARD_CONCRETE", "ACTIVE_GAIN_DB"]
 
 _PARAM_NAMES = ("freq_hz", "gain_db", "q")
 
@@ -132,20 +134,55 @@ class ParametricDecoder(_EQDecoder):
         return self._physical(self.net(z))
 
 
-class AdaptiveParametricDecoder(_EQDecoder):
-    """Phase 1C: ``num_bands`` bands with a sigmoid band selector gating each band's gain.
+#: Hard-concrete gate constants (Louizos, Welling and Kingma, ICLR 2018): temperature and the
+#: stretch interval ``(gamma, zeta)`` that lets a gate reach exactly 0 and 1.
+HARD_CONCRETE = {"beta": 2.0 / 3.0, "gamma": -0.1, "zeta": 1.1}
+#: A band counts as used when its effective (gated) gain exceeds this, in dB.
+ACTIVE_GAIN_DB = 0.5
 
-    The selector ``s_k in (0, 1)`` multiplies each band's gain, so an unneeded band falls to 0 dB and
-    the model chooses how many bands to use; :meth:`regularization` gives the L1 sparsity of the
-    gates and their binary entropy, which pushes each gate to 0 or 1.
+
+def hard_concrete_gate(log_alpha: torch.Tensor, training: bool, beta: float = HARD_CONCRETE["beta"],
+                       gamma: float = HARD_CONCRETE["gamma"], zeta: float = HARD_CONCRETE["zeta"]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A hard-concrete gate of location ``log_alpha`` and the probability that it is open (non-zero).
+
+    Training draws the gate (a stretched, clipped binary concrete: exactly 0 or 1 with positive
+    probability, so a half-open gate is noisy and costs loss); evaluation uses the deterministic
+    ``clip(sigmoid(log_alpha) (zeta - gamma) + gamma, 0, 1)``, exactly 0 or 1 once ``|log_alpha|``
+    exceeds about 2.4.
+
+    Returns:
+        ``(gate, p_open)``, each shaped like ``log_alpha``; ``p_open`` is differentiable (the L0 term).
+    """
+    if training:
+        u = torch.rand_like(log_alpha).clamp(1e-6, 1.0 - 1e-6)
+        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / beta)
+    else:
+        s = torch.sigmoid(log_alpha)
+    gate = (s * (zeta - gamma) + gamma).clamp(0.0, 1.0)
+    p_open = torch.sigmoid(log_alpha - beta * math.log(-gamma / zeta))
+    return gate, p_open
+
+
+class AdaptiveParametricDecoder(_EQDecoder):
+    """Phase 1C: ``num_bands`` bands, each switched on or off by a hard-concrete gate.
+
+    The gate ``s_k`` multiplies each band's gain. It is a hard-concrete variable
+    (:func:`hard_concrete_gate`): while training it is drawn, so a half-open gate makes the output
+    noisy and cannot trade off smoothly against a larger free gain; at evaluation it is exactly 0
+    or 1 away from the boundary. :meth:`regularization` gives the expected share of open gates (the
+    L0 penalty, which favours few bands) and the binary entropy of the open probabilities.
 
     ``forward`` returns the *gated* gains in ``gain_db`` (what the EQ applies), plus ``gate``
-    ``[batch, bands]`` in (0, 1) and ``raw_gain_db`` (the ungated head output).
+    ``[batch, bands]`` in [0, 1], ``gate_open`` (the probability of a non-zero gate) and
+    ``raw_gain_db`` (the ungated head output). Bands are counted as used by their effective gain
+    (:data:`ACTIVE_GAIN_DB`), not by their gate.
 
     Args:
         latent_dim, hidden, kinds, eq_mode: as in :class:`ParametricDecoder`.
         num_bands: number of candidate bands (the design uses 10).
-        gate_bias: initial selector logit (0 gives gates of 0.5).
+        gate_bias: initial gate location ``log_alpha``. The default, 3, starts every band open (an
+            evaluation gate of exactly 1 at 0 dB gain: the do-nothing start of the other phases),
+            so the L0 term closes the bands the correction does not need; 0 gives half-open gates.
     """
 
     def __init__(
@@ -155,7 +192,7 @@ class AdaptiveParametricDecoder(_EQDecoder):
         hidden: int = 256,
         kinds: Sequence[str] | None = None,
         eq_mode: str = "fast",
-        gate_bias: float = 0.0,
+        gate_bias: float = 3.0,
     ):
         super().__init__(latent_dim, num_bands, hidden, kinds, eq_mode, extra_heads=("select",))
         self.config["gate_bias"] = gate_bias
@@ -164,23 +201,26 @@ class AdaptiveParametricDecoder(_EQDecoder):
             self.net.heads["select"].bias.fill_(float(gate_bias))
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """EQ parameters with gated ``gain_db``, plus ``gate`` and ``raw_gain_db``, each ``[batch, bands]``."""
+        """EQ parameters with gated ``gain_db``, plus ``gate``, ``gate_open`` and ``raw_gain_db``, each ``[batch, bands]``."""
         logits = self.net(z)
         params = self._physical(logits)
-        gate = torch.sigmoid(logits["select"])
+        gate, p_open = hard_concrete_gate(logits["select"], self.training)
         params["raw_gain_db"] = params["gain_db"]
         params["gain_db"] = params["gain_db"] * gate
         params["gate"] = gate
+        params["gate_open"] = p_open
         return params
 
     def regularization(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``{"sparsity": mean gate (L1), "decisiveness": mean binary entropy of the gates / ln 2}``.
+        """``{"sparsity": expected share of open gates (L0), "decisiveness": mean binary entropy of
+        the open probabilities / ln 2}``, both in [0, 1]."""
+        p_open = params["gate_open"]
+        return {"sparsity": p_open.mean(), "decisiveness": binary_entropy(p_open).mean() / math.log(2.0)}
 
-        Both lie in [0, 1]: sparsity is the fraction of band "mass" switched on; decisiveness is 1
-        when every gate sits at 0.5 and 0 when every gate is exactly 0 or 1.
-        """
-        gate = params["gate"]
-        return {"sparsity": gate.abs().mean(), "decisiveness": binary_entropy(gate).mean() / math.log(2.0)}
+
+def active_bands(gain_db: torch.Tensor, threshold_db: float = ACTIVE_GAIN_DB) -> torch.Tensor:
+    """Bands in use per item ``[batch]``: effective (gated) gains above ``threshold_db`` in magnitude."""
+    return (gain_db.abs() > threshold_db).sum(dim=-1)
 
 
 class ResidualDecoder(nn.Module):

@@ -179,7 +179,7 @@ class MasteringModel(nn.Module):
         true_peak_dbtp: default true-peak ceiling.
         eq_mode: ``"exact"`` (recursive IIR), ``"fast"`` (frequency sampling) or ``"auto"``: exact
             for CPU tensors (the compiled IIR is the faster there) and fast on an accelerator.
-        gate_bias: initial band-selector logit (adaptive decoder).
+        gate_bias: initial band-gate location (adaptive decoder; 3: every band starts open at 0 dB).
     """
 
     def __init__(
@@ -201,7 +201,7 @@ class MasteringModel(nn.Module):
         target_lufs: float = -14.0,
         true_peak_dbtp: float = -1.0,
         eq_mode: str = "auto",
-        gate_bias: float = 0.0,
+        gate_bias: float = 3.0,
     ):
         super().__init__()
         phase = str(phase).lower()

@@ -10,7 +10,7 @@ never training:
 * :func:`fig_eq_curves` -- predicted EQ responses on real validation tracks, beside the inverse of
   the static EQ that the demastering applied (the part a static EQ can undo).
 * :func:`fig_spectrograms` -- degraded input, model output and mastered reference.
-* :func:`fig_band_usage` -- 1C: mean gate per band, active bands per item, by source.
+* :func:`fig_band_usage` -- 1C: mean gate and effective gain per band, bands in use per item, by source.
 * :func:`table_parameter_counts` -- parameters per component against the design's counts.
 * :func:`table_validation` -- validation loss against the identity's.
 * :func:`numbers_validation` -- the validation result the results text quotes.
@@ -31,6 +31,7 @@ from ..dsp.eq import freq_response_db, log_frequency_grid
 from ..dsp.loudness import loudness
 from ..figures import latex_table, save_figure, save_numbers, save_table
 from ..profiles import get_profile
+from .decoders import ACTIVE_GAIN_DB
 from .mastering import DESIGN_PARAMETERS, PHASES, MasteringModel, parameter_counts
 
 __all__ = [
@@ -243,31 +244,40 @@ def fig_spectrograms(predictions: list[dict[str, Any]], phase: str, profile: str
     return save_figure(fig, f"phase{phase}_spectrograms", profile, track=p["track_id"])
 
 
-def fig_band_usage(predictions: list[dict[str, Any]], profile: str, phase: str = "1c", threshold: float = 0.5) -> Path:
-    """1C: mean gate per band, distribution of active bands (gate > ``threshold``) per item, by source."""
+def fig_band_usage(predictions: list[dict[str, Any]], profile: str, phase: str = "1c",
+                   threshold_db: float = ACTIVE_GAIN_DB) -> Path:
+    """1C: mean gate and mean |effective gain| per band, and the bands in use per item (effective,
+    gated gain above ``threshold_db``), by source."""
     plt = _plt()
     gates = np.stack([p["gate"] for p in predictions])
+    gains = np.abs(np.stack([p["eq"]["gain_db"] for p in predictions]))
     sources = np.array([p["source"] for p in predictions])
     bands = np.arange(gates.shape[1]) + 1
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0))
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.0))
     width = 0.8 / max(len(set(sources)), 1)
     for k, src in enumerate(sorted(set(sources))):
         sel = sources == src
-        axes[0].bar(bands + (k - (len(set(sources)) - 1) / 2) * width, gates[sel].mean(axis=0), width=width,
-                    label=f"{src} ({sel.sum()})")
-        active = (gates[sel] > threshold).sum(axis=1)
-        axes[1].hist(active, bins=np.arange(gates.shape[1] + 2) - 0.5, alpha=0.6, label=src)
+        shift = (k - (len(set(sources)) - 1) / 2) * width
+        axes[0].bar(bands + shift, gates[sel].mean(axis=0), width=width, label=f"{src} ({sel.sum()})")
+        axes[1].bar(bands + shift, gains[sel].mean(axis=0), width=width, label=src)
+        active = (gains[sel] > threshold_db).sum(axis=1)
+        axes[2].hist(active, bins=np.arange(gates.shape[1] + 2) - 0.5, alpha=0.6, label=src)
     axes[0].set_xlabel("band")
-    axes[0].set_ylabel("mean gate")
+    axes[0].set_ylabel("mean gate (evaluation)")
     axes[0].set_ylim(0, 1)
     axes[0].set_xticks(bands)
     axes[0].legend(fontsize=7)
-    axes[1].set_xlabel(f"active bands per item (gate > {threshold})")
-    axes[1].set_ylabel("items")
-    axes[1].legend(fontsize=7)
+    axes[1].set_xlabel("band")
+    axes[1].set_ylabel("mean |effective gain| (dB)")
+    axes[1].set_xticks(bands)
+    axes[1].axhline(threshold_db, color="0.5", lw=0.8, ls="--")
+    axes[2].set_xlabel(f"bands in use per item (|gain| > {threshold_db:g} dB)")
+    axes[2].set_ylabel("items")
+    axes[2].legend(fontsize=7)
     fig.suptitle(f"Phase {phase.upper()}: band usage on the validation set", fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, f"phase{phase}_band_usage", profile)
+    return save_figure(fig, f"phase{phase}_band_usage", profile,
+                       active_bands_mean=float((gains > threshold_db).sum(axis=1).mean()))
 
 
 def table_parameter_counts(profile: str, smoke_model: dict[str, Any] | None = None) -> Path:
