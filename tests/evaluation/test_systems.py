@@ -91,7 +91,11 @@ def test_matchering_moves_the_target_towards_its_reference():
     assert y.shape == target.shape and bool(torch.isfinite(y).all())
     assert _lufs(y, sample_rate) == pytest.approx(-16.0, abs=0.5)  # the common loudness finish sets the level
     assert M.true_peak_dbtp(y, sample_rate) <= -1.0 + 1e-3
-    assert isinstance(system.last_warnings, tuple) and len(system.warnings) >= len(system.last_warnings)
+    assert system.last_warnings == ()  # a clean target: matchering warns about nothing
+    clipped = (target * 40.0).clamp(-1.0, 1.0)  # many samples at full scale: matchering's clipping warning
+    system.master(clipped, sample_rate, -16.0)
+    assert len(system.last_warnings) == 1 and "clipping" in system.last_warnings[0].lower()
+    assert system.warnings == list(system.last_warnings)  # every call's warnings kept, each call's on its own
     _, ly = M.third_octave_levels_db(M.match_loudness(y, reference[:, : y.shape[-1]], sample_rate), sample_rate)
     _, lt = M.third_octave_levels_db(M.match_loudness(target, reference[:, : y.shape[-1]], sample_rate), sample_rate)
     c, lr = M.third_octave_levels_db(reference[:, : y.shape[-1]], sample_rate)
