@@ -5,9 +5,10 @@
 latent for the whole track from evenly spread excerpts), process (blocks with the context on both
 sides that this track's settings need, :func:`auto_context`, so that blocks give what one pass
 over the file would; the Wave-U-Net in cache-sized pieces; into a temporary float file) and finish
-(gain, block-wise true-peak limiter on the cores side by side, metering, retried). Memory depends on the block length, not on the track's. The output is written under a
-temporary name beside ``OUT`` and renamed at the end, so a failure or a signal (see
-:mod:`mastering.cli`) leaves nothing behind. :func:`analyze_file` streams the same meters plus a
+(gain, block-wise true-peak limiter on the cores side by side, metering, retried). Memory depends
+on the block length, not on the track's. The output is written under a temporary name beside
+``OUT`` and renamed at the end, so a failure or a signal (see :mod:`mastering.cli`) leaves nothing
+behind. :func:`analyze_file` streams the same meters plus a
 Welch spectrum and the subsonic energy share.
 """
 
@@ -31,9 +32,9 @@ from tqdm.auto import tqdm
 
 from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, INTENSITY_RANGE, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE,
                        TARGET_LUFS, TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
-from .dsp.dynamics import limiter
 from .dsp.eq import parametric_eq
-from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
+from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter
+from .dsp.truepeak import limit_true_peak, true_peak_max
 from .io import AudioError, AudioReader, audio_info, check_output_path
 from .paths import runs_dir
 from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, chunk_residual, clean, encode_excerpts, excerpt_starts,
@@ -148,7 +149,7 @@ def _measure(src: AudioReader, block: int, dc: np.ndarray) -> tuple[LoudnessMete
         if stop + margin > src.frames:
             x_ext[:, x_ext.shape[-1] - (stop + margin - src.frames):] = 0.0
         meter.update(x_ext[:, margin: margin + (stop - start)])
-        peak = max(peak, true_peak_stream(x_ext))
+        peak = max(peak, true_peak_max(x_ext))
     return meter, peak
 
 
@@ -439,7 +440,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
                  subtype: str, progress: bool, limiter_reduction: list[float],
                  workers: int = 2) -> Callable[[float, float], tuple]:
     """Step 5 as a :func:`mastering.pipeline.limit_to_target` pass: gain, true-peak limiter (block-wise
-    with 0.5 s of context), output file, meters. ``workers`` threads limit blocks side by side (NumPy and
+    with 0.5 s of context; :func:`mastering.dsp.truepeak.limit_true_peak`), output file, meters. ``workers`` threads limit blocks side by side (NumPy and
     SciPy release the interpreter lock); blocks are written and metered in order, at most
     ``workers + 1`` of them in memory."""
     context = int(round(0.5 * sample_rate))
@@ -451,7 +452,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
 
     def limit_block(x: np.ndarray, start: int, stop: int, lo: int, ceiling_db: float):
         """The kept part of one limited block, its largest gain reduction (dB) and its true peak."""
-        y = limiter(torch.from_numpy(x)[None], sample_rate, ceiling_dbtp=ceiling_db)[0].numpy()
+        y = limit_true_peak(x, sample_rate, ceiling_dbtp=ceiling_db)
         reduction = 0.0
         active = np.abs(x) > 1e-6
         if active.any():
@@ -460,7 +461,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
         keep = start - lo
         a, b = keep - margin, keep + (stop - start) + margin  # true-peak margins
         ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))
-        return y[:, keep: keep + (stop - start)], reduction, true_peak_stream(ext)
+        return y[:, keep: keep + (stop - start)], reduction, true_peak_max(ext)
 
     def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
         meter, tp, reduction, g = LoudnessMeter(sample_rate, channels), 0.0, 0.0, 10.0 ** (gain_db / 20.0)

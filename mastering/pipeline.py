@@ -20,8 +20,8 @@ import torch
 from scipy import signal
 
 from .defaults import HIGHPASS_HZ, HIGHPASS_ORDER, SUBSONIC_HZ, TRUE_PEAK_DBTP
-from .dsp.dynamics import limiter
-from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter, true_peak_stream
+from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter
+from .dsp.truepeak import limit_true_peak, true_peak_max
 from .io import resample
 from .models.mastering import MasteringModel, model_from_checkpoint
 from .provenance import safe_torch_load
@@ -230,12 +230,11 @@ def finish_audio(x: np.ndarray, sample_rate: int, target_lufs: float,
     result = {}
 
     def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
-        y = limiter(torch.from_numpy(x * 10.0 ** (gain_db / 20.0))[None], int(sample_rate), ceiling_dbtp=ceiling_db)
-        result["y"] = y = y[0].numpy()
+        result["y"] = y = limit_true_peak(x * 10.0 ** (gain_db / 20.0), int(sample_rate), ceiling_dbtp=ceiling_db)
         out = LoudnessMeter(sample_rate, y.shape[0])
         out.update(y)
         margin = np.zeros((y.shape[0], TRUE_PEAK_STREAM_MARGIN))
-        return out.integrated(), true_peak_stream(np.concatenate([margin, y, margin], axis=-1))
+        return out.integrated(), true_peak_max(np.concatenate([margin, y, margin], axis=-1))
 
     limit_to_target(run_pass, float(target_lufs) - lufs, target_lufs, true_peak_dbtp)
     return result["y"]

@@ -1,0 +1,124 @@
+"""The final true-peak stages of a master, fast: NumPy ``[channels, samples]`` audio, float64.
+
+:func:`limit_true_peak` is :func:`mastering.dsp.dynamics.limiter` (same algorithm, same defaults, its
+8x-oversampled peak envelope) and :func:`true_peak_max` is
+:func:`mastering.dsp.loudness.true_peak_stream` (the 4x interpolator of ITU-R BS.1770-4, Annex 2),
+with their polyphase interpolation computed in one compiled pass that keeps only the largest
+magnitude between two samples, instead of an oversampled copy of the signal: the same results to
+float64 rounding (``tests/dsp/test_truepeak.py``), several times faster. They finish files
+(:mod:`mastering.master`, :func:`mastering.pipeline.finish_audio`); training never calls them.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+from scipy.signal import firwin
+
+from .dynamics import _limiter_gain
+from .loudness import _interpolation_filter
+
+__all__ = ["interval_peaks", "limit_true_peak", "true_peak_max"]
+
+_LIMITER_OVERSAMPLE = 8
+
+
+@njit(cache=True, nogil=True)
+def _polyphase_peaks(x, w, out):  # pragma: no cover - compiled
+    """``out[c, i] = max_p |sum_t w[t, p] * x[c, i + t]|`` for ``i < out.shape[1]``, in tiles of 256
+    outputs whose accumulators stay in cache (the loop over a tile vectorises)."""
+    channels, n = out.shape
+    taps, phases = w.shape
+    tile = 256
+    acc = np.empty(tile)
+    best = np.empty(tile)
+    for c in range(channels):
+        xc = x[c]
+        oc = out[c]
+        for i0 in range(0, n, tile):
+            m = min(tile, n - i0)
+            best[:] = 0.0
+            for p in range(phases):
+                acc[:] = 0.0
+                for t in range(taps):
+                    wt = w[t, p]
+                    seg = xc[i0 + t: i0 + t + m]
+                    for k in range(m):
+                        acc[k] += wt * seg[k]
+                for k in range(m):
+                    a = abs(acc[k])
+                    best[k] = a if a > best[k] else best[k]
+            for k in range(m):
+                oc[i0 + k] = best[k]
+
+
+@functools.lru_cache(maxsize=None)
+def _resample_poly_taps(factor: int) -> tuple[np.ndarray, int]:
+    """``scipy.signal.resample_poly(x, factor, 1)`` as ``[taps, factor]`` polyphase weights and the
+    zeros to pad ``x`` with on each side: its default Kaiser (beta 5) low-pass of ``20 factor + 1``
+    taps, output ``factor * i + p`` at row ``p``."""
+    half = 10 * factor
+    h = firwin(2 * half + 1, 1.0 / factor, window=("kaiser", 5.0)) * factor
+    reach = half // factor
+    w = np.zeros((2 * reach + 1, factor))
+    for t in range(2 * reach + 1):
+        for p in range(factor):
+            k = factor * (reach - t) + p + half
+            if 0 <= k <= 2 * half:
+                w[t, p] = h[k]
+    return w, reach
+
+
+def interval_peaks(x: np.ndarray, factor: int = _LIMITER_OVERSAMPLE) -> np.ndarray:
+    """``[channels, samples]``: the largest ``|.|`` of ``resample_poly(x, factor, 1)`` over each input
+    interval ``[n, n + 1)`` (what :func:`mastering.dsp.dynamics.limiter` reads its envelope from)."""
+    w, reach = _resample_poly_taps(int(factor))
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty(x.shape)
+    _polyphase_peaks(np.pad(x, ((0, 0), (reach, reach))), w, out)
+    return out
+
+
+def limit_true_peak(x: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0, release_ms: float = 50.0,
+                    lookahead_ms: float = 5.0, max_passes: int = 4) -> np.ndarray:
+    """:func:`mastering.dsp.dynamics.limiter` of one item ``x`` ``[channels, samples]`` (float64 out;
+    audio already under the ceiling comes back unchanged, bit for bit). See there for the algorithm."""
+    lookahead = max(1, int(round(lookahead_ms * sample_rate / 1000.0)))
+    ceiling_lin = 10.0 ** (ceiling_dbtp / 20.0)
+    y = np.array(x, dtype=np.float64)
+    if y.shape[-1] == 0:
+        return y
+    for _ in range(max_passes):
+        interval = interval_peaks(y)
+        if interval.max(initial=0.0) <= ceiling_lin:
+            break
+        env = interval.copy()  # covers [n - 1, n + 1): every value between samples at both ends
+        env[..., 1:] = np.maximum(env[..., 1:], interval[..., :-1])
+        env = np.maximum(env, np.abs(y)).max(axis=0)
+        with np.errstate(divide="ignore"):
+            need_db = np.maximum(20.0 * np.log10(env) - ceiling_dbtp, 0.0)
+        y = y * _limiter_gain(need_db, sample_rate, release_ms, lookahead)[None, :]
+    else:
+        peak = float(interval_peaks(y).max(initial=0.0))
+        y = y * min(1.0, ceiling_lin / peak)
+    return y
+
+
+@functools.lru_cache(maxsize=None)
+def _bs1770_taps() -> np.ndarray:
+    return np.ascontiguousarray(_interpolation_filter(4)[:, ::-1].T)  # convolution: taps reversed
+
+
+def true_peak_max(x_ext: np.ndarray) -> float:
+    """:func:`mastering.dsp.loudness.true_peak_stream`: the largest 4x-interpolated magnitude of a block
+    given with :data:`mastering.dsp.loudness.TRUE_PEAK_STREAM_MARGIN` samples on each side (linear)."""
+    w = _bs1770_taps()
+    x = np.ascontiguousarray(x_ext, dtype=np.float64)
+    n = x.shape[-1] - w.shape[0] + 1
+    if n <= 0:
+        return 0.0
+    out = np.empty((x.shape[0], n))
+    _polyphase_peaks(x, w, out)
+    return float(out.max(initial=0.0))
