@@ -530,7 +530,8 @@ def summarize(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: f
     Returns:
         One row per system x metric: ``system``, ``label``, ``group``, ``metric``, ``mean``,
         ``ci_low``, ``ci_high``, ``n`` (tracks), ``rank`` (1 = best where the metric has a better
-        direction) and ``best`` (the system ranked first).
+        direction) and ``best`` (the system ranked first). Systems of group ``oracle`` (they see the
+        master) are not ranked: their rank is NaN and they are never best.
 
     Raises:
         ValueError: results of more than one degradation chain (summarize each on its own).
@@ -549,7 +550,7 @@ def summarize(results: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: f
     for metric, better in ((m, METRICS[m]["better"]) for m in out["metric"].unique()):
         if better is None:
             continue
-        sel = out["metric"] == metric
+        sel = (out["metric"] == metric) & (out["group"] != "oracle")
         out.loc[sel, "rank"] = out.loc[sel, "mean"].rank(ascending=better == "lower", method="min")
     out["best"] = out["rank"] == 1
     return out

@@ -216,6 +216,10 @@ def test_baselines_table_and_numbers_report_the_finish_the_warnings_and_the_budg
                          "warning_text": " | ".join(["Audio is clipping: x"] * warns)})
     results = pd.DataFrame(rows)
     summary = B.summarize(results, n_boot=100, seed=0)
+    # the oracle sees the master: it is shown but never ranked, so it cannot count as a baseline win
+    mr = summary[summary["metric"] == "mrstft"].set_index("system")
+    assert mr.loc["matchering_oracle", "mean"] < mr.loc["phase1b", "mean"]
+    assert pd.isna(mr.loc["matchering_oracle", "rank"]) and bool(mr.loc["phase1b", "best"])
     budget = B.thesis_budget("smoke")
     text = R.table_evaluation_baselines(results, summary, "smoke", budget=budget, reference_seconds=20.0).read_text()
     body = [line for line in text.splitlines() if line.endswith("\\\\")]
