@@ -298,6 +298,12 @@ def _fmt_ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
     return text.replace("-", "$-$")
 
 
+def _wide_table(table: str, caption: str, name: str, profile: str) -> str:
+    """A two-column ``table*`` float around a tabular, its caption ending with the profile note."""
+    return ("\\begin{table*}[t]\n\\centering\n\\small\n"
+            f"\\caption{{{caption}. {profile_note(profile)}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
+
+
 def table_semantic_eq_comparison(summary: pd.DataFrame, profile: str, intensity: float = 1.0,
                                  name: str = "semantic_eq_comparison", **meta: Any) -> Path:
     """Adaptive vs flowEQ-style vs static semantic EQ on held-out real music.
@@ -332,10 +338,7 @@ def table_semantic_eq_comparison(summary: pd.DataFrame, profile: str, intensity:
         "rises (0--1.5). Brackets: 95\\% bootstrap intervals over tracks"
     )
     table = out.to_latex(index=False, escape=False, column_format="llllllrrr")
-    note = profile_note(profile)
-    body = ("\\begin{table*}[t]\n\\centering\n\\small\n"
-            f"\\caption{{{caption}. {note}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
-    return save_table(body, name, profile, intensity=intensity, **meta)
+    return save_table(_wide_table(table, caption, name, profile), name, profile, intensity=intensity, **meta)
 
 
 def table_semantic_eq_direction(direction: pd.DataFrame, profile: str, intensity: float = 1.0,
@@ -372,10 +375,7 @@ def table_semantic_eq_direction(direction: pd.DataFrame, profile: str, intensity
         "1 monotone, then a negative $\\rho$. Brackets: 95\\% bootstrap intervals over tracks"
     )
     table = out.to_latex(index=False, escape=False, column_format="llllrrlrrr")
-    note = profile_note(profile)
-    body = ("\\begin{table*}[t]\n\\centering\n\\small\n"
-            f"\\caption{{{caption}. {note}.}}\n\\label{{tab:{name}}}\n{table}\\end{{table*}}\n")
-    return save_table(body, name, profile, intensity=intensity, **meta)
+    return save_table(_wide_table(table, caption, name, profile), name, profile, intensity=intensity, **meta)
 
 
 def numbers_semantic_direction(direction: pd.DataFrame, profile: str, intensity: float = 1.0) -> Path:

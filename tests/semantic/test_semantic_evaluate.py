@@ -86,3 +86,34 @@ def test_report_writes_the_table_and_figures(paper_dir):
                         for c in res["clip"].unique() for m in ("adaptive", "static")])
     pdf = report.fig_semantic_eq_examples(res, curves, {"warm": np.linspace(3, -3, 16)}, freqs, "smoke")
     assert pdf.is_file() and pdf.with_suffix(".png").is_file()
+
+
+def test_direction_summary_counts_reversals_monotonicity_and_adaptivity(paper_dir):
+    """Two made-up methods on 4 tracks x 2 clips: 'good' adds less to clips that already have more
+    and grows with the intensity; 'bad' takes the quality away from half of the clips at
+    intensity 1 and falls at the top intensity."""
+    from mastering.figures import read_numbers
+    from mastering.semantic.evaluate import summarize_direction
+
+    rows = []
+    for c in range(8):
+        before = 0.1 * c
+        for k in (0.0, 0.5, 1.0, 1.5):
+            good = before + k * (1.0 - 0.1 * c)
+            bad = before + (k * (-1) ** c if k < 1.5 else -0.5)
+            for method, after in (("good", good), ("bad", bad)):
+                rows.append({"clip": f"c{c}", "track": f"t{c // 2}", "descriptor": "warm", "method": method,
+                             "intensity": k, "axis_before": before, "axis_after": after,
+                             "centroid_before": 1000.0, "centroid_after": 1000.0 - 100 * k,
+                             "low_share_before": 0.3, "low_share_after": 0.3 + 0.01 * k,
+                             "tilt_before": -3.0, "tilt_after": -3.0 - 0.2 * k})
+    summary = summarize_direction(pd.DataFrame(rows), n_boot=200).set_index("method")
+    good, bad = summary.loc["good"], summary.loc["bad"]
+    assert good["reversed"] == 0.0 and good["reversed_any"] == 0.0 and good["monotone"] == 1.0
+    assert good["adaptivity_rho"] == pytest.approx(-1.0) and good["adaptivity_rho_hi"] < 0
+    assert bad["reversed"] == 0.5 and bad["reversed_any"] == 1.0 and bad["monotone"] == 0.0
+    assert good["centroid_change_hz"] == pytest.approx(-100.0) and good["tilt_change"] == pytest.approx(-0.2)
+    table = report.table_semantic_eq_direction(summary.reset_index(), "smoke").read_text()
+    assert "8 excerpts of 4 held-out" in table and "\\label{tab:semantic_eq_direction}" in table
+    values = read_numbers(report.numbers_semantic_direction(summary.reset_index(), "smoke"))
+    assert values["warm_good_reversed"] == "0.00" and values["warm_bad_reversed_any"] == "1.00"
