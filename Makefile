@@ -127,7 +127,7 @@ MAX_PAGES := 10
 paper: setup texdeps
 	$(PY) -m mastering.paper numbers $(PAPER_PROFILE)
 	$(PY) -m mastering.paper check $(PAPER_PROFILE)
-	@cd paper && for step in supplement:-g main:-g supplement:; do doc=$${step%%:*}; \
+	@cd paper && for step in supplement:-g main:-g supplement:-g; do doc=$${step%%:*}; \
 	  echo ">> latexmk $$doc.tex"; \
 	  latexmk -pdf $${step#*:} -interaction=nonstopmode -halt-on-error $$doc.tex >latexmk-$$doc.log 2>&1 \
 	    || { grep -m1 -A8 '^! ' $$doc.log || tail -20 latexmk-$$doc.log; echo "!! LaTeX failed: see paper/$$doc.log"; exit 1; }; \
