@@ -43,6 +43,7 @@ from mastering.data import list_tracks
 from mastering.io import load_audio, resample
 from mastering.master import master_file, resolve_checkpoint
 from mastering.provenance import git_commit
+from mastering.weights import default_weights
 
 RATES = (44100, 48000)
 SECONDS = 180.0
@@ -104,7 +105,8 @@ def _median_seconds(run, repeats: int, warmup: bool) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=None, help="model (default: what `mastering master` would use)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model (default: the released weights in weights/, else what `mastering master` would use)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 repeat, no warm-up")
     parser.add_argument("--threads", type=int, default=2)
@@ -115,11 +117,16 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     repeats, warmup = (1, False) if args.quick else (max(1, args.repeats), True)
-    checkpoint, source = resolve_checkpoint(args.checkpoint)
+    release = default_weights() if args.checkpoint is None else None
+    if release is not None:  # the product as shipped, whatever training runs lie around here
+        checkpoint, source = release[0], f"released weights {release[0].name} (phase {release[1].get('phase')})"
+    else:
+        checkpoint, source = resolve_checkpoint(args.checkpoint)
     track, reference, rate, description = source_tracks(args.seconds)
     print(f"# bench_master: {args.seconds:g} s stereo, {description}")
     print(f"# model: {source}")
-    print(f"# torch {torch.__version__}, {args.threads} threads, load average "
+    print(f"# torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, commit {git_commit()}, load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}, {platform.processor() or platform.machine()}")
     rows = []
     mg.log(warning_handler=lambda *_: None, info_handler=lambda *_: None, debug_handler=lambda *_: None)
