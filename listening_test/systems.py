@@ -28,10 +28,12 @@ def stimulus_systems(model: SemanticEQ | None = None, intensity: float = 1.0) ->
     (``listening_test.stimuli.load_systems("listening_test.systems:stimulus_systems")``).
 
     Args:
-        model: the semantic EQ bundle (default :func:`mastering.semantic.adaptive.load_semantic_eq`).
+        model: the semantic EQ bundle (default: the newest local one,
+            :func:`mastering.semantic.adaptive.load_semantic_eq` with ``local_only``; the released
+            bundle lacks the research descriptors and the medoid baseline).
         intensity: the intensity every method is asked for (1: the descriptor).
     """
-    model = load_semantic_eq() if model is None else model
+    model = load_semantic_eq(local_only=True) if model is None else model
     run = model.config.get("profile", "?")
 
     def make(method: str):

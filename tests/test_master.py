@@ -411,7 +411,7 @@ def test_termination_leaves_no_temporary_file(tmp_path, checkpoints, signum):
     src = tmp_path / "in" / "long.wav"
     src.parent.mkdir()
     with sf.SoundFile(str(src), "w", samplerate=rate, channels=2, subtype="PCM_16") as fh:
-        for m in range(6):
+        for m in range(12):  # 6 minutes: the run must still be going when the signal comes
             fh.write(_music(30.0, rate, seed=m, level=0.05).T)
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     out = tmp_path / "out"
@@ -424,7 +424,7 @@ def test_termination_leaves_no_temporary_file(tmp_path, checkpoints, signum):
         while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.5)  # well inside the processing pass
+        time.sleep(0.1)  # inside the processing pass
         proc.send_signal(getattr(signal, signum))
         _, err = proc.communicate(timeout=180)  # a loaded CI machine finishes the blocks in flight slowly
     finally:

@@ -520,10 +520,13 @@ def _music_reference(encoder: Any, profile: str, freqs_hz: np.ndarray, clips_per
         "track_ids": sorted(t.key for t in tracks)[:50]}
 
 
-def load_semantic_eq(path: str | os.PathLike | None = None, device: str = "cpu") -> SemanticEQ:
+def load_semantic_eq(path: str | os.PathLike | None = None, device: str = "cpu", local_only: bool = False) -> SemanticEQ:
     """Load a bundle folder, or by default the newest local bundle of the largest profile that has
     one, where the released bundle in ``weights/`` (:mod:`mastering.semantic.release`) ranks as a
     bundle of its profile after a local one (so a local ``smoke`` bundle never hides a ``cpu`` release).
+
+    ``local_only`` skips the release: the research code (listening-test systems, rare descriptors
+    such as "clear", the medoid baseline) needs a full local bundle.
 
     Raises:
         FileNotFoundError: none has been built or released (the message says how to build one).
@@ -532,7 +535,7 @@ def load_semantic_eq(path: str | os.PathLike | None = None, device: str = "cpu")
     if path is not None:
         return SemanticEQ.load(path, device)
     root = paths.runs_dir() / "semantic_eq"
-    release = verified_files(SEMANTIC_NAME)
+    release = None if local_only else verified_files(SEMANTIC_NAME)
     for profile in reversed(PROFILES):
         pointer = root / f"latest-{profile}.json"
         if pointer.is_file():
