@@ -203,6 +203,18 @@ def _r2_and_shares(v: dict) -> list[str]:
     return out
 
 
+def _semantic_encoder(v: dict) -> list[str]:
+    out = _r2_and_shares(v)
+    for k in [k for k in v if k.endswith(("_r2_warm", "_r2_bright"))]:
+        out += _within(v, k, -math.inf, 1.0, "R^2 is at most 1")
+        if f"{k}_lo" in v and f"{k}_hi" in v:
+            # The percentile interval of a bootstrap over contributors holds the full-sample R^2
+            # unless the statistic is badly skewed; lo <= hi always.
+            out += _within(v, f"{k}_lo", -math.inf, float(v[f"{k}_hi"]), "the interval's lower end")
+            out += _within(v, f"{k}_hi", -math.inf, 1.0, "R^2 is at most 1")
+    return out
+
+
 def _semantic_direction(v: dict) -> list[str]:
     out = _r2_and_shares(v)
     for word in ("warm", "bright", "clear"):
@@ -235,7 +247,7 @@ SCIENCE = {
     "phase1c_results": _phase_results,
     "evaluation": _evaluation,
     "semantic_vae": _semantic_vae,
-    "semantic_encoder": _r2_and_shares,
+    "semantic_encoder": _semantic_encoder,
     "semantic_eq": _r2_and_shares,
     "semantic_direction": _semantic_direction,
     "semantic_e2e": _semantic_e2e,

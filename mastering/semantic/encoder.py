@@ -40,6 +40,7 @@ __all__ = [
     "train_encoder",
     "encode_audio",
     "evaluate_encoder",
+    "axis_r2",
     "save_encoder",
     "load_encoder",
     "fit_or_load_encoder",
@@ -48,7 +49,7 @@ __all__ = [
     "compare_encoders",
 ]
 
-ARCHS = ("cnn", "transformer")
+ARCHS = ("cnn", "transformer", "ltas")
 LOSSES = ("mse", "infonce")
 CHECKPOINT_FORMAT = 1
 
@@ -59,6 +60,10 @@ ENCODER_VARIANTS: dict[str, dict[str, Any]] = {
     "cnn-infonce": {"audio": "pink", "train": {"loss": "infonce"}},
     "transformer-mse": {"audio": "pink", "model": {"arch": "transformer"}},
     "cnn-mse-music": {"audio": "music"},
+    # The music encoder: the long-term average spectrum of the whole excerpt (power averaged over
+    # time before the log, so a loud transient weighs what it weighs in the spectrum) read by an
+    # MLP, trained and evaluated on excerpts as long as the music pool's clips.
+    "ltas-mse-music": {"audio": "music", "model": {"arch": "ltas"}, "train": {"segment_seconds": "pool"}},
 }
 
 
@@ -67,7 +72,8 @@ class AudioLatentEncoder(nn.Module):
 
     Args:
         latent_dim: size of the VAE latent to predict.
-        arch: ``"cnn"`` or ``"transformer"``.
+        arch: ``"cnn"``, ``"transformer"`` or ``"ltas"`` (an MLP of width ``4 width`` on the
+            long-term average log-mel spectrum: :meth:`features` averaged in power over the frames).
         sample_rate: the rate the model expects (use :func:`encode_audio` to resample).
         n_fft, hop_length, n_mels: the log-mel front end (Hann window, 20 Hz-Nyquist).
         width: channels of the CNN (``width``, ``2 width``) or the transformer's model dimension
@@ -118,6 +124,9 @@ class AudioLatentEncoder(nn.Module):
                 nn.Conv2d(width, 2 * width, 3, stride=(2, 1), padding=1), nn.ReLU(),
             )  # fmt: skip
             self.head = nn.Sequential(nn.Linear(2 * width * (n_mels // 4), 64), nn.ReLU(), nn.Linear(64, latent_dim))
+        elif arch == "ltas":
+            self.net = nn.Sequential(nn.Linear(n_mels, 4 * width), nn.ReLU(), nn.Linear(4 * width, 4 * width), nn.ReLU())
+            self.head = nn.Linear(4 * width, latent_dim)
         else:
             d_model = 4 * width
             self.proj = nn.Linear(n_mels, d_model)
@@ -126,7 +135,8 @@ class AudioLatentEncoder(nn.Module):
             self.head = nn.Linear(d_model, latent_dim)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Level-normalized log-mel spectrogram ``[batch, n_mels, frames]`` of mono-downmixed audio.
+        """Level-normalized log-mel spectrogram ``[batch, n_mels, frames]`` of mono-downmixed audio
+        (``"ltas"``: ``[batch, n_mels, 1]``, the mel power averaged over the frames before the log).
 
         Power in dB minus its mean over bands and frames, over 10: a gain change of the input
         leaves the features unchanged, an EQ changes their shape.
@@ -136,11 +146,16 @@ class AudioLatentEncoder(nn.Module):
         if x.shape[-1] < self.config["n_fft"]:
             raise ValueError(f"audio of {x.shape[-1]} samples is shorter than n_fft={self.config['n_fft']}")
         mono = x.mean(dim=1)
-        power_db = 10.0 * torch.log10(self.mel(mono.float() if mono.dtype == torch.float16 else mono) + 1e-10)
+        power = self.mel(mono.float() if mono.dtype == torch.float16 else mono)
+        if self.arch == "ltas":
+            power = power.mean(dim=-1, keepdim=True)
+        power_db = 10.0 * torch.log10(power + 1e-10)
         return (power_db - power_db.mean(dim=(-2, -1), keepdim=True)) / 10.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
+        if self.arch == "ltas":
+            return self.head(self.net(f[..., 0]))
         if self.arch == "cnn":
             h = self.net(f.unsqueeze(1)).mean(dim=-1)  # pool over time only
             return self.head(h.flatten(1))
@@ -324,17 +339,20 @@ def evaluate_encoder(
     seed: int = 1,
     dry_pool: torch.Tensor | None = None,
     pair: tuple[str, str] = ("warm", "bright"),
+    n_boot: int = 1000,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Encoder predictions for the settings ``eval_index`` rendered on fresh noise (or music).
 
     The descriptor centroids come from the VAE codes of ``reference_index`` (the training rows).
 
     Returns:
-        ``(rows, summary)``: per setting ``descriptor``, true and predicted codes and the squared
-        error; ``summary`` with ``latent_mse``, ``r2`` (share of the codes' variance explained),
-        and for the two descriptors of ``pair``: ``pair_accuracy`` (share of their held-out
-        settings whose prediction is nearer their own centroid than the other's) and
-        ``pair_separation`` (distance between the predictions' centroids over their RMS spread).
+        ``(rows, summary)``: per setting ``descriptor``, ``contributor``, true and predicted codes
+        and the squared error; ``summary`` with ``latent_mse``, ``r2`` (share of the codes'
+        variance explained), and for the two descriptors of ``pair``: ``pair_accuracy`` (share of
+        their held-out settings whose prediction is nearer their own centroid than the other's),
+        ``pair_separation`` (distance between the predictions' centroids over their RMS spread)
+        and ``r2_<word>`` with ``r2_<word>_lo`` / ``_hi`` (:func:`axis_r2`: the $R^2$ of the codes'
+        position along the word's axis, with a 95 % bootstrap interval over contributors).
     """
     eval_index = np.asarray(eval_index)
     params = params_array(df)
@@ -348,6 +366,8 @@ def evaluate_encoder(
             preds.append(encode_audio(encoder, audio, encoder.sample_rate))
     z_pred = np.concatenate(preds)
     out = pd.DataFrame({"descriptor": df["descriptor"].iloc[eval_index].to_numpy()})
+    if "contributor" in df.columns:
+        out["contributor"] = df["contributor"].iloc[eval_index].astype(str).to_numpy()
     for i in range(z_true.shape[1]):
         out[f"z_{i}"] = z_true[:, i]
         out[f"pred_{i}"] = z_pred[:, i]
@@ -371,7 +391,48 @@ def evaluate_encoder(
             spread = np.mean([np.sqrt(((g - g.mean(0)) ** 2).sum(1).mean()) for g in groups.values()])
             summary["pair_accuracy"] = float(np.mean(hits))
             summary["pair_separation"] = float(np.linalg.norm(groups[a].mean(0) - groups[b].mean(0)) / spread)
+        z_ref = encode_settings(vae_model, df.iloc[np.asarray(reference_index)])
+        clusters = out["contributor"].to_numpy() if "contributor" in out else np.arange(len(out))
+        for d, centroid in ((a, ca), (b, cb)):
+            r2, lo, hi = axis_r2(z_true, z_pred, centroid - z_ref.mean(0), clusters, n_boot=n_boot, seed=seed)
+            summary.update({f"r2_{d}": r2, f"r2_{d}_lo": lo, f"r2_{d}_hi": hi})
     return out, summary
+
+
+def axis_r2(
+    z_true: np.ndarray,
+    z_pred: np.ndarray,
+    direction: np.ndarray,
+    clusters: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """$R^2$ of the predicted codes' position along ``direction`` (a descriptor's axis: from the
+    training codes' mean to its centroid), with a 95 % percentile bootstrap interval that resamples
+    ``clusters`` (the settings' contributors; default each setting alone).
+
+    Returns:
+        ``(r2, low, high)``; 1 is a perfect reading of the axis, 0 no better than the mean position.
+    """
+    u = np.asarray(direction, float)
+    norm = float(np.linalg.norm(u))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise ValueError("the axis direction must be a finite non-zero vector")
+    t, p = np.asarray(z_true, float) @ (u / norm), np.asarray(z_pred, float) @ (u / norm)
+    if len(t) < 2:
+        raise ValueError(f"need at least two settings, got {len(t)}")
+
+    def r2(idx):
+        tt = t[idx]
+        return 1.0 - float(((p[idx] - tt) ** 2).sum()) / max(float(((tt - tt.mean()) ** 2).sum()), 1e-12)
+
+    groups = pd.Series(np.arange(len(t))).groupby(np.arange(len(t)) if clusters is None else np.asarray(clusters))
+    members = [g.to_numpy() for _, g in groups]
+    rng = np.random.default_rng(seed)
+    boot = [r2(np.concatenate([members[k] for k in rng.integers(len(members), size=len(members))]))
+            for _ in range(int(n_boot))]  # fmt: skip
+    lo, hi = (np.percentile(boot, [2.5, 97.5]) if boot else (np.nan, np.nan))
+    return r2(np.arange(len(t))), float(lo), float(hi)
 
 
 def save_encoder(encoder: AudioLatentEncoder, path: str | os.PathLike, **extra: Any) -> Path:
@@ -462,10 +523,16 @@ def fit_or_load_encoder(
 
 
 def variant_settings(profile: str, change: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    """The profile's ``encoder`` settings with a variant's ``change`` (:data:`ENCODER_VARIANTS`) and ``seed``."""
-    base = get_profile(profile)["encoder"]
-    return {"model": {**base["model"], **change.get("model", {})},
-            "train": {**base["train"], **change.get("train", {}), "seed": seed}}  # fmt: skip
+    """The profile's ``encoder`` settings with a variant's ``change`` (:data:`ENCODER_VARIANTS`) and ``seed``.
+
+    ``segment_seconds: "pool"`` stands for the length of the profile's music-pool clips
+    (``semantic_eval.pool_seconds``)."""
+    P = get_profile(profile)
+    base = P["encoder"]
+    train = {**base["train"], **change.get("train", {}), "seed": seed}
+    if train.get("segment_seconds") == "pool":
+        train["segment_seconds"] = float(P["semantic_eval"]["pool_seconds"])
+    return {"model": {**base["model"], **change.get("model", {})}, "train": train}
 
 
 def compare_encoders(
@@ -500,13 +567,13 @@ def compare_encoders(
         ``pair_accuracy``, ``pair_separation``, ``run``), and ``{variant: (encoder, folder)}``.
     """
     tr, va = history["train_index"], history["val_index"]
-    seg = get_profile(profile)["encoder"]["train"]["segment_seconds"]
     rows, encoders = [], {}
     for name, change in (variants or ENCODER_VARIANTS).items():
         audio = change.get("audio", "pink")
         if audio == "music" and music_train is None:
             continue
         settings = variant_settings(profile, change, seed)
+        seg = settings["train"]["segment_seconds"]
         pool, pool_id = None, None
         if audio == "music":
             meta, pool = music_train

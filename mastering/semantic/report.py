@@ -240,21 +240,32 @@ def table_encoder_comparison(table: pd.DataFrame, profile: str, name: str = "sem
     if table.empty:
         raise ValueError("no encoder results to tabulate")
     t = table.copy()
+
+    def interval(word: str) -> pd.Series:
+        if f"r2_{word}" not in t:
+            return pd.Series(["--"] * len(t), index=t.index)
+        return pd.Series([f"{r:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(r) else "--"
+                          for r, lo, hi in zip(t[f"r2_{word}"], t[f"r2_{word}_lo"], t[f"r2_{word}_hi"])], index=t.index)
+
+    arch = t["arch"].str.upper().str.replace("TRANSFORMER", "Transformer").str.replace("LTAS", "LTAS-MLP")
     out = pd.DataFrame({
-        "Encoder": t["arch"].str.upper().str.replace("TRANSFORMER", "Transformer") + " / " + t["loss"].str.replace("infonce", "InfoNCE").str.upper().str.replace("INFONCE", "InfoNCE"),
+        "Encoder": arch + " / " + t["loss"].str.upper().str.replace("INFONCE", "InfoNCE"),
         "Trained on": t["trained_on"], "Evaluated on": t["evaluated_on"],
-        "Latent MSE": t["latent_mse"], "$R^2$": t["r2"],
-        "Warm/bright acc.": t.get("pair_accuracy", np.nan), "Sep.": t.get("pair_separation", np.nan),
+        "$R^2$": t["r2"], "$R^2$ warm axis": interval("warm"), "$R^2$ bright axis": interval("bright"),
+        "Warm/bright acc.": t.get("pair_accuracy", np.nan),
     })  # fmt: skip
     n = int(t["n"].iloc[0])
     caption = (
         f"Audio encoders into the semantic latent, on {n} held-out SAFE-DB settings (contributors unseen in "
-        "training) rendered on fresh pink noise or on excerpts of held-out real-music tracks. $R^2$: share of "
-        "the codes' variance explained; warm/bright acc.: share of held-out warm and bright settings whose "
-        "predicted code lies nearer their own descriptor's centroid; sep.: distance between the two "
-        "descriptors' predicted centroids over their RMS spread"
+        "training) rendered on fresh pink noise or on excerpts of held-out real-music tracks (other albums "
+        "than the training music). $R^2$: share of the codes' variance explained; warm (bright) axis: $R^2$ of "
+        "the position along the line from the training codes' mean to the word's centroid, with a 95\\,\\% "
+        "bootstrap interval over contributors; warm/bright acc.: share of held-out warm and bright settings "
+        "whose predicted code lies nearer their own descriptor's centroid. LTAS-MLP reads the excerpt's "
+        "long-term average spectrum. Look at the music rows: a blind reading of the EQ from one excerpt "
+        "competes with the music's own spectrum"
     )
-    body = latex_table(out, caption, f"tab:{name}", profile, float_format="%.2f", column_format="lllrrrr")
+    body = latex_table(out, caption, f"tab:{name}", profile, float_format="%.2f", column_format="lllrllr")
     body = body.replace("\\$R\\textasciicircum 2\\$", "$R^2$")
     return save_table(body, name, profile, runs=sorted(set(t["run"])))
 
@@ -487,17 +498,24 @@ def numbers_semantic_vae(metrics: pd.DataFrame, latent_dim: int, separation: flo
     return save_numbers("semantic_vae", values, profile, digits={"beta": 3})
 
 
-def numbers_encoder(table: pd.DataFrame, profile: str, main: str = "cnn-mse", music: str = "cnn-mse-music") -> Path:
-    """``numbers_semantic_encoder.tex`` (notebook 08): $R^2$ and warm/bright accuracy of the main
-    encoder on held-out settings rendered on pink noise and on music, and of the music-trained
-    variant on music, from :func:`mastering.semantic.encoder.compare_encoders`'s table."""
+def numbers_encoder(table: pd.DataFrame, profile: str, main: str = "cnn-mse", music: str = "cnn-mse-music",
+                    music_ltas: str = "ltas-mse-music") -> Path:
+    """``numbers_semantic_encoder.tex`` (notebook 08): $R^2$ (overall and along the warm and bright
+    axes, with intervals) and warm/bright accuracy of the main encoder on held-out settings rendered
+    on pink noise and on music, and of the music-trained variants on music, from
+    :func:`mastering.semantic.encoder.compare_encoders`'s table."""
     t = table.set_index(["variant", "evaluated_on"])
     values: dict[str, Any] = {"settings": int(table["n"].iloc[0]), "variants": int(table["variant"].nunique())}
-    for variant, key in ((main, "main"), (music, "music_trained")):
+    for variant, key in ((main, "main"), (music, "music_trained"), (music_ltas, "music_ltas")):
         for where in ("pink", "music"):
             if (variant, where) in t.index:
-                values[f"{key}_{where}_r2"] = float(t.loc[(variant, where), "r2"])
-                values[f"{key}_{where}_acc"] = float(t.loc[(variant, where), "pair_accuracy"])
+                row = t.loc[(variant, where)]
+                values[f"{key}_{where}_r2"] = float(row["r2"])
+                values[f"{key}_{where}_acc"] = float(row.get("pair_accuracy", np.nan))
+                for word in ("warm", "bright"):
+                    for suffix in ("", "_lo", "_hi"):
+                        if f"r2_{word}{suffix}" in row.index:
+                            values[f"{key}_{where}_r2_{word}{suffix}"] = float(row[f"r2_{word}{suffix}"])
     return save_numbers("semantic_encoder", _finite(values), profile)
 
 

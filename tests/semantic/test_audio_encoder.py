@@ -9,6 +9,7 @@ from mastering import paths
 from mastering.dsp.signals import pink_noise
 from mastering.semantic.encoder import (
     AudioLatentEncoder,
+    axis_r2,
     encode_audio,
     encoder_loss,
     evaluate_encoder,
@@ -35,7 +36,7 @@ def setup():
     return df, vae, history, enc, enc_history
 
 
-@pytest.mark.parametrize("arch", ["cnn", "transformer"])
+@pytest.mark.parametrize("arch", ["cnn", "transformer", "ltas"])
 @pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_shapes_and_level_invariance(arch, sample_rate, channels):
@@ -47,6 +48,54 @@ def test_shapes_and_level_invariance(arch, sample_rate, channels):
         # A gain change leaves the features (and so the code) unchanged.
         torch.testing.assert_close(enc.features(x), enc.features(4.0 * x), atol=1e-4, rtol=0)
         torch.testing.assert_close(enc(x), enc(0.25 * x), atol=1e-4, rtol=0)
+
+
+def test_ltas_features_are_the_long_term_spectrum():
+    """The LTAS front end averages the mel power over the frames before the log: an excerpt and
+    its frames reversed in time give the same features, and a +6 dB low shelf raises the low bands
+    against the high ones by about 6 dB."""
+    from mastering.dsp.eq import parametric_eq
+
+    enc = AudioLatentEncoder(latent_dim=2, arch="ltas", n_fft=2048, hop_length=2048, n_mels=32, width=8).eval()
+    x = pink_noise(2048 * 20, channels=1, batch=1, seed=3)
+    frames = x.reshape(1, 1, 20, 2048).flip(2).reshape(1, 1, -1)
+    f = enc.features(x)
+    assert f.shape == (1, 32, 1)
+    torch.testing.assert_close(f[..., 0].mean(), torch.tensor(0.0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(f, enc.features(frames), atol=0.1, rtol=0)  # within 1 dB (the joins click)
+    y = parametric_eq(x.double(), 44100, torch.tensor([[1000.0]]), torch.tensor([[6.0]]), torch.tensor([[0.707]]),
+                      kinds=("low_shelf",), mode="exact").float()
+    lift = (enc.features(y) - f)[0, :, 0] * 10.0  # dB
+    assert 5.0 < float(lift[:3].mean() - lift[-8:].mean()) < 6.5
+
+
+def test_axis_r2_reads_the_position_along_the_axis():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 2))
+    clusters = np.repeat(np.arange(40), 5)
+    axis = np.array([1.0, 1.0])
+    r2, lo, hi = axis_r2(z, z, axis, clusters, n_boot=200)
+    assert r2 == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    # Errors across the axis do not count; the position's mean gives 0; noise along it lowers R2.
+    across = z + 0.7 * np.array([1.0, -1.0]) * rng.normal(size=(200, 1))
+    assert axis_r2(z, across, axis, clusters, n_boot=0)[0] == pytest.approx(1.0)
+    mean_only = np.tile(z.mean(0), (200, 1))
+    assert axis_r2(z, mean_only, axis, n_boot=0)[0] == pytest.approx(0.0, abs=1e-12)
+    noisy = z + 0.5 * rng.normal(size=z.shape)
+    r2, lo, hi = axis_r2(z, noisy, -3 * axis, clusters, n_boot=500, seed=1)
+    assert 0.6 < r2 < 0.95 and lo < r2 < hi
+    with pytest.raises(ValueError, match="direction"):
+        axis_r2(z, z, np.zeros(2))
+
+
+def test_variant_settings_resolve_the_pool_length():
+    from mastering.profiles import get_profile
+    from mastering.semantic.encoder import ENCODER_VARIANTS, variant_settings
+
+    s = variant_settings("smoke", ENCODER_VARIANTS["ltas-mse-music"], seed=3)
+    assert s["model"]["arch"] == "ltas" and s["train"]["seed"] == 3
+    assert s["train"]["segment_seconds"] == get_profile("smoke")["semantic_eval"]["pool_seconds"]
+    assert variant_settings("smoke", ENCODER_VARIANTS["cnn-mse"])["train"]["segment_seconds"] == 0.75
 
 
 def test_bad_input_is_refused():

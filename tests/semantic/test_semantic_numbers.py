@@ -25,10 +25,17 @@ def test_encoder_numbers(paper_dir):
             ("cnn-mse-music", "pink", 0.2, 0.6), ("cnn-mse-music", "music", 0.09, 0.67)]
     table = pd.DataFrame([{"variant": a, "evaluated_on": w, "r2": r, "pair_accuracy": acc, "n": 301}
                           for a, w, r, acc in rows])
+    table = pd.concat([table, pd.DataFrame([{"variant": "ltas-mse-music", "evaluated_on": "music", "r2": 0.31,
+                                             "pair_accuracy": 0.7, "n": 301, "r2_warm": 0.52, "r2_warm_lo": 0.4,
+                                             "r2_warm_hi": 0.61, "r2_bright": -0.2, "r2_bright_lo": -0.5,
+                                             "r2_bright_hi": 0.05}])], ignore_index=True)
     v = read_numbers(report.numbers_encoder(table, "smoke"))
     assert v["main_pink_r2"] == "0.63" and v["main_music_r2"] == r"\ensuremath{-}5.10"
     assert v["music_trained_music_r2"] == "0.09" and v["music_trained_music_acc"] == "0.67"
-    assert v["settings"] == "301" and v["variants"] == "2"
+    assert v["music_ltas_music_r2_warm"] == "0.52" and v["music_ltas_music_r2_warm_hi"] == "0.61"
+    assert v["music_ltas_music_r2_bright_lo"] == r"\ensuremath{-}0.50"
+    assert "main_pink_r2_warm" not in v
+    assert v["settings"] == "301" and v["variants"] == "3"
 
 
 def test_semantic_eq_numbers_compare_adaptive_with_static(paper_dir):
