@@ -422,17 +422,15 @@ def axis_r2(
     if len(t) < 2:
         raise ValueError(f"need at least two settings, got {len(t)}")
 
-    def r2(idx):
-        tt = t[idx]
-        return 1.0 - float(((p[idx] - tt) ** 2).sum()) / max(float(((tt - tt.mean()) ** 2).sum()), 1e-12)
+    def r2(frame: pd.DataFrame) -> float:
+        tt, pp = frame["t"].to_numpy(), frame["p"].to_numpy()
+        return 1.0 - float(((pp - tt) ** 2).sum()) / max(float(((tt - tt.mean()) ** 2).sum()), 1e-12)
 
-    groups = pd.Series(np.arange(len(t))).groupby(np.arange(len(t)) if clusters is None else np.asarray(clusters))
-    members = [g.to_numpy() for _, g in groups]
-    rng = np.random.default_rng(seed)
-    boot = [r2(np.concatenate([members[k] for k in rng.integers(len(members), size=len(members))]))
-            for _ in range(int(n_boot))]  # fmt: skip
-    lo, hi = (np.percentile(boot, [2.5, 97.5]) if boot else (np.nan, np.nan))
-    return r2(np.arange(len(t))), float(lo), float(hi)
+    from .evaluate import bootstrap_ci  # the one grouped bootstrap (evaluate imports this module)
+
+    frame = pd.DataFrame({"t": t, "p": p, "cluster": np.arange(len(t)) if clusters is None else np.asarray(clusters)})
+    lo, hi = bootstrap_ci(frame, r2, groups="cluster", n_boot=n_boot, seed=seed) if n_boot else (np.nan, np.nan)
+    return r2(frame), float(lo), float(hi)
 
 
 def save_encoder(encoder: AudioLatentEncoder, path: str | os.PathLike, **extra: Any) -> Path:
