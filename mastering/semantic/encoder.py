@@ -30,6 +30,7 @@ from ..profiles import get_profile
 from ..provenance import atomic_torch_save, atomic_write_text, stamp
 from ..runs import run_folder, run_key
 from ..training.loop import fit
+from .bootstrap import bootstrap_ci
 from .safedb import params_array, safe_to_bands
 from .vae import SemanticVAE, descriptor_embeddings, encode_settings, single_thread, split_by_contributor
 
@@ -425,8 +426,6 @@ def axis_r2(
     def r2(frame: pd.DataFrame) -> float:
         tt, pp = frame["t"].to_numpy(), frame["p"].to_numpy()
         return 1.0 - float(((pp - tt) ** 2).sum()) / max(float(((tt - tt.mean()) ** 2).sum()), 1e-12)
-
-    from .evaluate import bootstrap_ci  # the one grouped bootstrap (evaluate imports this module)
 
     frame = pd.DataFrame({"t": t, "p": p, "cluster": np.arange(len(t)) if clusters is None else np.asarray(clusters)})
     lo, hi = bootstrap_ci(frame, r2, groups="cluster", n_boot=n_boot, seed=seed) if n_boot else (np.nan, np.nan)
