@@ -3,7 +3,9 @@
 ``make weights`` (``python -m mastering.semantic release --profile cpu``) builds or reuses the
 profile's bundle (:func:`mastering.semantic.adaptive.build_semantic_eq`) and writes a slim copy to
 ``weights/semantic/`` (VAE, audio encoder, ``semantic_eq.json``) with its model card
-``weights/semantic.json`` (profile, commit, data, metrics, one SHA-256 per file). The copy keeps
+``weights/semantic.json`` (profile, commit, data, metrics, one SHA-256 per file), and one card per
+network beside it (``weights/semantic/vae.json``, ``encoder.json``: :func:`write_network_cards`).
+The copy keeps
 only aggregates of the offered descriptors (latent centroids, mean curves, where typical music sits
 on each axis): no SAFE-DB row (its licence is unknown), so the medoid baseline is not in it.
 :func:`mastering.weights.verified_files` checks it; :func:`mastering.semantic.adaptive.load_semantic_eq`
@@ -20,13 +22,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from ..profiles import PROFILES
 from ..provenance import atomic_write_text, git_commit
 from ..weights import SEMANTIC_NAME, sha256, weights_dir
 from .adaptive import SemanticEQ, build_semantic_eq
 
-__all__ = ["SEMANTIC_NAME", "MAX_BYTES", "release_semantic_eq", "main"]
+__all__ = ["SEMANTIC_NAME", "MAX_BYTES", "release_semantic_eq", "write_network_cards", "main"]
 
 MAX_BYTES = 10 * 1024 * 1024
 """The largest release (all files together)."""
@@ -81,7 +86,71 @@ def release_semantic_eq(bundle: SemanticEQ, source: str | Path, folder: str | Pa
     }  # fmt: skip
     card_path = folder / f"{name}.json"
     atomic_write_text(card_path, json.dumps(card, indent=1, default=str) + "\n")
+    write_network_cards(folder, name)
     return target, card_path
+
+
+def write_network_cards(folder: str | Path | None = None, name: str = SEMANTIC_NAME) -> list[Path]:
+    """One model card per network of a released bundle: ``<folder>/<name>/vae.json`` and
+    ``encoder.json`` (what it is, data, split, training settings, commit, profile, metrics, SHA-256),
+    from the bundle's card, its ``semantic_eq.json`` and the checkpoints' stored configs.
+
+    Raises:
+        mastering.weights.WeightsError: the release is missing or differs from its card.
+    """
+    from ..weights import WeightsError, verified_files
+
+    found = verified_files(name, folder)
+    if found is None:
+        raise WeightsError(f"no {name} release in {Path(folder or weights_dir())}")
+    target, card = found
+    config = json.loads((target / "semantic_eq.json").read_text())["config"]
+    profile = card.get("profile")
+    sizes = PROFILES.get(profile, {})
+    vm = config.get("vae_metrics", {})
+    desc = card.get("descriptors", {})
+    common = {"profile": profile, "commit": card.get("commit"), "date": card.get("date"),
+              "part_of": f"{name} (card {name}.json: the bundle that `mastering master --style` loads)",
+              "safedb": card.get("data", {}).get("safedb", {})}
+    if vm.get("n_train") and vm.get("n_val"):
+        split = (f"by contributor: {vm['n_train']} settings of {desc.get('train_contributors', '?')} "
+                 f"contributors train; {vm['n_val']} settings of {vm.get('n_val_contributors', '?')} other "
+                 "contributors validate (best epoch chosen there)")
+    else:
+        split = "by contributor (the bundle records no counts: it was not built by build_semantic_eq)"
+    parts: dict[str, dict[str, Any]] = {
+        "vae": {
+            "kind": "beta-VAE over SAFE-DB equaliser settings (13 parameters -> latent code)",
+            "source_run": config.get("vae_run"),
+            "data": "SAFE-DB equaliser settings (descriptor words normalized; invalid rows dropped)",
+            "split": split, "training": sizes.get("vae", {}).get("train"),
+            "metrics": vm,
+            "use": "the latent space of the descriptors; its decoder gives each descriptor's mean curve",
+        },
+        "encoder": {
+            "kind": "audio -> latent encoder (log-mel front end) into the VAE's space",
+            "source_run": config.get("encoder_run"),
+            "data": "the VAE's training contributors' settings applied to pink noise (rendered on the fly)",
+            "split": split.replace("(best epoch chosen there)", "(the evaluation below is on those)"),
+            "training": sizes.get("encoder", {}).get("train"),
+            "metrics": config.get("encoder_evaluation", {}),
+            "limitations": "trained and evaluated on pink noise: its readings of real music are far less "
+                           "reliable (the paper's encoder table); `--style` and `analyze` read the axis "
+                           "measure of the spectrum and do not use it",
+            "use": "the latent 'adaptive' semantic-EQ arm and notebook 08",
+        },
+    }
+    written = []
+    for part, info in parts.items():
+        pt = target / f"{part}.pt"
+        stored = torch.load(pt, map_location="cpu", weights_only=False)
+        out = {"name": f"{name}/{part}", **info, "architecture": stored.get("config"),
+               "parameters": int(sum(v.numel() for v in stored["state_dict"].values())),
+               "file": pt.name, "bytes": pt.stat().st_size, "sha256": sha256(pt), **common}
+        path = target / f"{part}.json"
+        atomic_write_text(path, json.dumps(out, indent=1, default=str) + "\n")
+        written.append(path)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     parser.add_argument("--out", default=None, help="folder (default weights/)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--cards-only", action="store_true",
+                        help="only (re)write the per-network cards of the existing release")
     args = parser.parse_args(argv)
+    if args.cards_only:
+        for path in write_network_cards(args.out):
+            print(f"wrote {path}")
+        return 0
     bundle, source = build_semantic_eq(args.profile, progress=not args.no_progress)
     target, card = release_semantic_eq(bundle, source, args.out)
     print(f"released the {args.profile} semantic EQ bundle to {target} (card {card}): offers "

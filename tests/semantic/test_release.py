@@ -39,6 +39,23 @@ def test_a_release_keeps_only_aggregates_of_the_offered_words_and_its_card_check
     assert "contributor" not in json.dumps(meta) and "safedb" not in meta["config"]
 
 
+def _check_network_cards(target, card, trained=True):
+    for part in ("vae", "encoder"):
+        own = json.loads((target / f"{part}.json").read_text())
+        assert own["sha256"] == card["files"][f"{SEMANTIC_NAME}/{part}.pt"]
+        assert own["profile"] == card["profile"] and own["commit"] == card["commit"]
+        assert own["split"].startswith("by contributor") and own["parameters"] > 0
+        assert own["architecture"] and "licence unknown" in own["safedb"]["note"]
+        if trained:
+            assert own["metrics"]["n" if part == "encoder" else "n_val"] > 0 and own["training"]["seed"] == 0
+            assert "settings of" in own["split"]
+
+
+def test_each_network_of_a_release_has_its_own_card(released):
+    out, target, card = released
+    _check_network_cards(target, card, trained=False)
+
+
 def test_a_damaged_release_is_refused(released):
     out, target, _ = released
     path = target / "semantic_eq.json"
@@ -67,6 +84,7 @@ def test_the_shipped_semantic_release_matches_its_card():
     assert card["data"]["music_reference"]["tracks"] > 0
     bundle = SemanticEQ.load(folder)
     assert bundle.descriptors == ["bright", "warm"] and bundle.static_settings == {}
+    _check_network_cards(folder, card)
     for d in bundle.descriptors:
         ref = bundle.axis_reference[d]
         assert ref["target"] > ref["typical"] and "note" not in ref
