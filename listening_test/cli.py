@@ -217,8 +217,10 @@ def _add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="stimuli folder to write")
     p.add_argument("--n-items", type=int, default=10, help="number of clips (items)")
     p.add_argument("--targets", nargs="+", default=None, help="semantic targets (default: warm bright clear)")
-    p.add_argument("--systems", default="listening_test.stimuli:placeholder_systems",
-                   help="MODULE:FUNCTION returning {condition: system} (default: the placeholder EQs)")
+    p.add_argument("--systems", default="listening_test.systems:stimulus_systems",
+                   help="MODULE:FUNCTION returning {condition: system} (default: the real semantic EQ "
+                        "systems, which need a local bundle: notebooks 07-09 or `python -m mastering.semantic "
+                        "build`); 'placeholder': simple-EQ stand-ins for a pipeline check, marked placeholder=1")
     p.add_argument("--clip-s", type=float, default=8.0, help="clip length in seconds")
     p.add_argument("--target-lufs", type=float, default=-23.0, help="loudness of every stimulus (BS.1770)")
     p.add_argument("--sample-rate", type=int, default=44100)

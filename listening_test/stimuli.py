@@ -16,8 +16,8 @@ samples]`` tensors, optionally wrapped in :class:`StimulusSystem` with a descrip
 ``placeholder`` flag. The real conditions come from the semantic EQ
 (``listening_test.systems:stimulus_systems``, what ``make listening-test-stimuli`` and notebook 12
 use); :func:`placeholder_systems` stands in for them with simple EQ (pedalboard's biquad shelves
-and peaks) where no SAFE-DB or semantic model is at hand (the command's default, and the app's own
-tests); every stimulus it makes is marked ``placeholder=1`` in the manifest and in every exported
+and peaks) for a pipeline check where no semantic model is at hand (``--systems placeholder``, and the
+app's own tests); every stimulus it makes is marked ``placeholder=1`` in the manifest and in every exported
 rating. :func:`generate_study_stimuli` makes the set a run profile asks for (notebook 12).
 
 The conditions, targets and manifest format are the study design's
@@ -58,6 +58,7 @@ __all__ = [
     "generate_stimuli",
     "generate_study_stimuli",
     "placeholder_systems",
+    "REAL_SYSTEMS_SPEC",
     "load_systems",
     "adaptive_gain_db",
     "band_share_db",
@@ -71,7 +72,9 @@ MANIFEST_COLUMNS = [
     "item", "condition", "target", "path", "placeholder", "system", "source", "source_offset_s",
     "integrated_lufs", "sample_peak_dbfs", "sample_rate", "duration_s",
 ]
-#: The ``--systems`` default: the stand-ins of :func:`placeholder_systems`.
+#: The ``--systems`` default: the real systems under test (they need a local semantic EQ bundle).
+REAL_SYSTEMS_SPEC = "listening_test.systems:stimulus_systems"
+#: The stand-ins of :func:`placeholder_systems` (``--systems placeholder``).
 PLACEHOLDER_SYSTEMS_SPEC = "listening_test.stimuli:placeholder_systems"
 #: K-weighting of :func:`integrated_lufs`: pyloudnorm's default filters, so that the stimuli keep
 #: the loudness they were normalised to when pyloudnorm measured it.
@@ -525,18 +528,26 @@ def placeholder_systems() -> dict[str, StimulusSystem]:
 
 
 def load_systems(spec: str) -> dict[str, StimulusSystem]:
-    """Import ``"package.module:function"`` and call it for the ``{condition: system}`` mapping.
+    """Import ``"package.module:function"`` and call it for the ``{condition: system}`` mapping
+    (``"placeholder"``: :data:`PLACEHOLDER_SYSTEMS_SPEC`).
 
     Raises:
-        ValueError: a malformed spec, or a function that does not return a non-empty mapping.
+        ValueError: a malformed spec, a function that does not return a non-empty mapping, or real
+            systems whose semantic model is not built (the message says how to build it).
     """
+    if spec == "placeholder":
+        spec = PLACEHOLDER_SYSTEMS_SPEC
     if ":" not in spec:
         raise ValueError(f"systems must be given as MODULE:FUNCTION, got {spec!r}")
     module_name, func_name = spec.split(":", 1)
     factory = getattr(importlib.import_module(module_name), func_name, None)
     if not callable(factory):
         raise ValueError(f"{spec}: {func_name} is not a function of {module_name}")
-    systems = factory()
+    try:
+        systems = factory()
+    except FileNotFoundError as exc:
+        raise ValueError(f"{spec}: {exc} (or `--systems placeholder` for marked stand-ins, a pipeline check "
+                         "only)") from exc
     if not isinstance(systems, Mapping) or not systems:
         raise ValueError(f"{spec} must return a non-empty mapping {{condition: system}}")
     return {name: _as_system(name, s) for name, s in systems.items()}
@@ -544,7 +555,7 @@ def load_systems(spec: str) -> dict[str, StimulusSystem]:
 
 def generate_study_stimuli(
     profile: str,
-    systems: str = "placeholder",
+    systems: str = REAL_SYSTEMS_SPEC,
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
     split: str | None = None,
@@ -555,9 +566,9 @@ def generate_study_stimuli(
     Args:
         profile: a run profile (number of clips, clip length and split from its ``listening``
             section).
-        systems: ``"placeholder"`` (:func:`placeholder_systems`) or a ``"module:function"`` spec
-            returning ``{condition: system}`` (:func:`load_systems`), e.g.
-            ``"listening_test.systems:stimulus_systems"``.
+        systems: a ``"module:function"`` spec returning ``{condition: system}``
+            (:func:`load_systems`; default the real systems, :data:`REAL_SYSTEMS_SPEC`) or
+            ``"placeholder"`` (:func:`placeholder_systems`).
         seed: seed of the track choice.
         out_dir: the stimuli folder (default ``<build>/listening_test/<profile>/stimuli``); an
             existing set there is replaced.
@@ -568,9 +579,8 @@ def generate_study_stimuli(
         The stimuli folder (with ``manifest.csv``).
     """
     sizes = get_profile(profile)["listening"]
-    spec = PLACEHOLDER_SYSTEMS_SPEC if systems == "placeholder" else systems
     out = Path(out_dir) if out_dir is not None else build_dir() / "listening_test" / profile / "stimuli"
     split = split or sizes["stimuli_split"]
     tracks = split_tracks(sizes["stimuli_items"], split=split, seed=seed, min_duration_s=sizes["stimuli_clip_s"])
-    manifest = generate_stimuli(tracks, out, load_systems(spec), clip_s=sizes["stimuli_clip_s"], overwrite=True)
+    manifest = generate_stimuli(tracks, out, load_systems(systems), clip_s=sizes["stimuli_clip_s"], overwrite=True)
     return manifest.parent

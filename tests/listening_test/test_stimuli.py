@@ -275,6 +275,7 @@ def test_select_tracks(tracks, tmp_path):
 
 
 def test_load_systems():
+    assert set(load_systems("placeholder")) == set(load_systems("listening_test.stimuli:placeholder_systems"))
     systems = load_systems("listening_test.stimuli:placeholder_systems")
     assert set(systems) == {"adaptive_semantic_eq", "floweq_style", "static_eq"}
     assert all(s.placeholder for s in systems.values())
@@ -287,7 +288,7 @@ def test_load_systems():
 def test_cli_generates_a_servable_set(tracks, tmp_path):
     out = tmp_path / "stim"
     code = cli_main(["stimuli", "--tracks", str(tracks[0].parent), "--out", str(out), "--n-items", "2",
-                     "--clip-s", "1", "--targets", "warm", "bright", "--seed", "3"])
+                     "--clip-s", "1", "--targets", "warm", "bright", "--seed", "3", "--systems", "placeholder"])
     assert code == 0
     m = load_manifest(out)
     assert len(m.rows) == 2 * 4 * 2 and set(m.conditions) == {"original", "adaptive_semantic_eq",
@@ -301,6 +302,26 @@ def test_cli_generates_a_servable_set(tracks, tmp_path):
     assert state["progress"]["total"] == 16 + 8
     assert client.get(state["trial"]["audio_url"]).data[:4] == b"RIFF"
     assert cli_main(["stimuli", "--tracks", str(tmp_path / "none"), "--out", str(out)]) == 1
+
+
+def test_the_command_defaults_to_the_real_systems_and_says_when_they_are_not_built(tracks, tmp_path, monkeypatch,
+                                                                                   capsys):
+    import listening_test.systems as real
+    from listening_test.cli import build_parser
+    from listening_test.stimuli import REAL_SYSTEMS_SPEC
+
+    assert build_parser().parse_args(["stimuli", "--out", "x"]).systems == REAL_SYSTEMS_SPEC
+
+    def missing(**_):
+        raise FileNotFoundError("no semantic EQ bundle found: build one with `python -m mastering.semantic build`")
+
+    monkeypatch.setattr(real, "load_semantic_eq", missing)
+    out = tmp_path / "stim"
+    code = cli_main(["stimuli", "--tracks", str(tracks[0].parent), "--out", str(out), "--n-items", "1",
+                     "--clip-s", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "mastering.semantic build" in err and "--systems placeholder" in err
+    assert not out.exists()
 
 
 def test_split_tracks_draws_from_the_prepared_test_split(monkeypatch, tmp_path):
