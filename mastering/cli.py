@@ -33,18 +33,7 @@ from .defaults import (
     TRUE_PEAK_DBTP_RANGE,
 )
 from .profiles import PROFILES
-
-
-class Terminated(BaseException):
-    """Raised in the main thread by SIGTERM or SIGHUP so that ``finally`` blocks run (like SIGINT)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise Terminated(signum)
+from .signals import Terminated, clear_terminated, raise_terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -302,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {}
     if threading.current_thread() is threading.main_thread():  # handlers can only be set there
-        previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+        previous = {s: signal.signal(s, raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
@@ -320,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 128 + signal.SIGPIPE
     finally:
+        clear_terminated()
         for s, handler in previous.items():
             signal.signal(s, handler)
 

@@ -37,6 +37,7 @@ from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter
 from .dsp.truepeak import limit_true_peak, true_peak_max
 from .io import AudioError, AudioReader, audio_info, check_output_path
 from .paths import runs_dir
+from .signals import check_terminated
 from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, chunk_residual, clean, encode_excerpts, excerpt_starts,
                        limit_to_target, load_model, process_block, scale_params, subsonic_highpass_sos, unet_reach)
 from .training.trainer import latest_checkpoint
@@ -424,6 +425,7 @@ def _process_pass(model, params, z, reader: _CleanReader, block: int, context: i
     with open(path, "wb") as fh:
         for start in tqdm(range(0, src.frames, block), total=math.ceil(src.frames / block), desc="processing",
                           disable=not progress, file=sys.stderr, leave=False):
+            check_terminated()  # a signal whose exception was swallowed stops the run here
             stop = min(start + block, src.frames)
             lo, hi = max(start - context, 0), min(stop + context, src.frames)
             try:
@@ -479,6 +481,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
                 ThreadPoolExecutor(max(int(workers), 1)) as pool:
             for start in tqdm(range(0, frames, block), total=math.ceil(frames / block), desc="limiting",
                               disable=not progress, file=sys.stderr, leave=False):
+                check_terminated()
                 stop = min(start + block, frames)
                 lo, hi = max(start - context, 0), min(stop + context, frames)
                 pending.append(pool.submit(limit_block, read(fi, lo, hi).astype(np.float64) * g, start, stop, lo,
@@ -620,6 +623,7 @@ def master_file(
                                 reduction, workers=torch.get_num_threads())
         gain_db, lufs_out, tp_out = limit_to_target(run_pass, float(target_lufs) - lufs_proc, target_lufs,
                                                     true_peak_dbtp)
+        check_terminated()
         os.replace(tmp_out, out_path)
     except OSError as exc:  # disk full, folder removed meanwhile...
         raise AudioError(f"could not write {out_path}: {exc}") from None

@@ -19,7 +19,7 @@ from mastering.runs import imported_modules, package_modules
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("mastering", "listening_test")
 LAYERS = [
-    {"mastering", "paths", "profiles", "defaults", "provenance", "runs", "io", "weights"},
+    {"mastering", "paths", "profiles", "defaults", "provenance", "runs", "io", "weights", "signals"},
     {"dsp"},
     {"losses", "models"},
     {"data"},

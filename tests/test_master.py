@@ -429,7 +429,7 @@ def test_termination_leaves_no_temporary_file(tmp_path, checkpoints, signum):
         _, err = proc.communicate(timeout=180)  # a loaded CI machine finishes the blocks in flight slowly
     finally:
         proc.kill()
-    assert proc.returncode == 128 + getattr(signal, signum)
+    assert proc.returncode == 128 + getattr(signal, signum), err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == f"terminated ({signum})", err
     assert list(out.iterdir()) == []
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest

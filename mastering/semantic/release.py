@@ -28,7 +28,7 @@ import torch
 
 from ..profiles import PROFILES
 from ..provenance import atomic_write_text, git_commit
-from ..weights import SEMANTIC_NAME, sha256, weights_dir
+from ..weights import SEMANTIC_NAME, WeightsError, sha256, verified_files, weights_dir
 from .adaptive import SemanticEQ, build_semantic_eq
 
 __all__ = ["SEMANTIC_NAME", "MAX_BYTES", "release_semantic_eq", "write_network_cards", "main"]
@@ -98,8 +98,6 @@ def write_network_cards(folder: str | Path | None = None, name: str = SEMANTIC_N
     Raises:
         mastering.weights.WeightsError: the release is missing or differs from its card.
     """
-    from ..weights import WeightsError, verified_files
-
     found = verified_files(name, folder)
     if found is None:
         raise WeightsError(f"no {name} release in {Path(folder or weights_dir())}")
