@@ -103,6 +103,7 @@ bench: setup
 	$(PY) benchmarks/bench_eq.py
 	$(PY) benchmarks/bench_training.py --quick
 	$(PY) benchmarks/bench_master.py --quick
+	$(PY) benchmarks/bench_losses.py --quick
 
 # LaTeX from Debian for `make paper` (the smallest set that builds paper/main.tex).
 TEX_PACKAGES := latexmk texlive-latex-recommended texlive-fonts-recommended poppler-utils

@@ -47,7 +47,7 @@ from ..profiles import get_profile
 from ..runs import run_folder, run_key
 from ..training import train, train_config
 from ..training.thesis import fit_or_load_thesis, thesis_config
-from .metrics import METRICS, evaluate_pair
+from .metrics import METRICS, Reference, evaluate_pair
 from .systems import (UNET_LSTM_DESCRIPTION, GriffinLimFloorSystem, IdentitySystem, LoudnessNormSystem, MatcheringArm,
                       Phase1System, StaticEQSystem, System, ThesisSystem, fit_static_eq)
 
@@ -458,6 +458,7 @@ def run_benchmark(systems: Sequence[System], pairs: Sequence[dict[str, Any]], ke
         item = pair.get("item", pair["track"])
         target = float(loudness(pair["mastered"][None].double(), sr))
         keep = k < keep_outputs
+        reference = Reference(pair["mastered"], sr)  # measured once for every system
         if keep:
             outputs[item] = {"degraded": pair["degraded"], "mastered": pair["mastered"]}
         for system in tqdm(systems, desc=item, disable=not progress, leave=False):
@@ -470,7 +471,7 @@ def run_benchmark(systems: Sequence[System], pairs: Sequence[dict[str, Any]], ke
                    "duration_s": pair["duration_s"], "seconds": seconds, "target_lufs": target,
                    "finished": bool(system.finished), "warnings": len(bound.last_warnings),
                    "warning_text": " | ".join(bound.last_warnings), "reference": str(bound.info().get("reference", ""))}
-            row.update(evaluate_pair(y, pair["mastered"], sr))
+            row.update(evaluate_pair(y, reference, sr))
             rows.append(row)
             if keep:
                 outputs[item][system.name] = y

@@ -2,7 +2,9 @@
 
 Every function takes ``[channels, samples]`` (or ``[batch, channels, samples]``) audio as a
 tensor or array, the ``sample_rate`` where it matters, and returns a float (one number for the
-whole signal; a batch is measured as one signal per item and averaged). :func:`evaluate_pair`
+whole signal; a batch is measured as one signal per item and averaged). The reference may also
+be a :class:`Reference`, which keeps what is measured on it (loudness, filtered copy, spectra,
+band levels) for the next estimate: the same numbers, computed once. :func:`evaluate_pair`
 computes every metric of :data:`METRICS`: :func:`mrstft_distance`, :func:`band_energy_error_db`,
 :func:`loudness_error_lu`, :func:`true_peak_dbtp`, :func:`a_weighted_l1` and :func:`si_sdr_db`.
 """
@@ -24,6 +26,7 @@ from ..pipeline import subsonic_highpass_sos
 __all__ = [
     "METRICS",
     "LEVEL_SENSITIVE",
+    "Reference",
     "match_loudness",
     "mrstft_distance",
     "third_octave_centres_hz",
@@ -50,6 +53,8 @@ property, not a distance -- the true peak is judged against the ceiling, not ran
 LEVEL_SENSITIVE = ("mrstft", "band_error_db", "a_weighted_l1")
 """Metrics measured at matched loudness."""
 
+_MRSTFT = MultiResolutionSTFTLoss()
+
 
 def _batch(x, name: str = "audio") -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
@@ -66,12 +71,67 @@ def _batch(x, name: str = "audio") -> torch.Tensor:
     return t.to(torch.float64)
 
 
+class Reference:
+    """A reference master measured once for many estimates (every metric accepts it in place of
+    the audio and gives the same value as for the audio itself).
+
+    Args:
+        audio: ``[channels, samples]`` or ``[batch, channels, samples]``, finite.
+        sample_rate: its rate in Hz.
+    """
+
+    def __init__(self, audio, sample_rate: int):
+        self.audio = _batch(audio, "reference")
+        self.sample_rate = _check_rate(sample_rate)
+        self._cache: dict[Any, Any] = {}
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def lufs(self, floor: bool = True) -> torch.Tensor:
+        """Integrated loudness per item (``floor=False``: no floor for silence, as :func:`match_loudness`)."""
+        return self._cached(("lufs", floor), lambda: loudness(self.audio, self.sample_rate) if floor
+                            else loudness(self.audio, self.sample_rate, floor_lufs=None))
+
+    def highpassed(self, ignore_below_hz: float) -> torch.Tensor:
+        """The audio through the chain's subsonic high-pass, forwards and backwards."""
+        return self._cached(("hp", ignore_below_hz), lambda: _zero_phase_highpass(self.audio, self.sample_rate,
+                                                                                  ignore_below_hz))
+
+    def spectra(self, ignore_below_hz: float | None) -> list[list[torch.Tensor]]:
+        """Per item, the MR-STFT target spectra (:meth:`MultiResolutionSTFTLoss.target_spectra`)."""
+        def make():
+            ref = self.highpassed(ignore_below_hz) if ignore_below_hz else self.audio
+            return [_MRSTFT.target_spectra(ref[i:i + 1].float()) for i in range(ref.shape[0])]
+        return self._cached(("spectra", ignore_below_hz), make)
+
+    def band_levels_db(self) -> np.ndarray:
+        """1/3-octave band levels (:func:`third_octave_levels_db`)."""
+        return self._cached("bands", lambda: third_octave_levels_db(self.audio, self.sample_rate)[1])
+
+
 def _pair(estimate, reference) -> tuple[torch.Tensor, torch.Tensor]:
-    est, ref = _batch(estimate, "estimate"), _batch(reference, "reference")
+    est = _batch(estimate, "estimate")
+    ref = reference.audio if isinstance(reference, Reference) else _batch(reference, "reference")
     if est.shape != ref.shape:
         raise ValueError(f"estimate {tuple(est.shape)} and reference {tuple(ref.shape)} must have one shape "
                          "(same channels and length, sample-aligned)")
     return est, ref
+
+
+def _as_reference(reference, sample_rate: int) -> Reference:
+    if isinstance(reference, Reference):
+        if reference.sample_rate != _check_rate(sample_rate):
+            raise ValueError(f"the reference was measured at {reference.sample_rate} Hz, not {sample_rate} Hz")
+        return reference
+    return Reference(reference, sample_rate)
+
+
+def _zero_phase_highpass(x: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.Tensor:
+    sos = subsonic_highpass_sos(sample_rate, cutoff_hz)
+    return torch.from_numpy(signal.sosfiltfilt(sos, x.numpy(), axis=-1).copy())
 
 
 def _check_rate(sample_rate) -> int:
@@ -87,10 +147,10 @@ def match_loudness(estimate, reference, sample_rate: int) -> torch.Tensor:
     absolute gate) is returned unscaled.
     """
 
-    est, ref = _pair(estimate, reference)
+    est, _ = _pair(estimate, reference)
     sample_rate = _check_rate(sample_rate)
     le = loudness(est, sample_rate, floor_lufs=None)
-    lr = loudness(ref, sample_rate, floor_lufs=None)
+    lr = _as_reference(reference, sample_rate).lufs(floor=False)
     gain_db = torch.where(torch.isfinite(le) & torch.isfinite(lr), lr - le, torch.zeros_like(le))
     return est * torch.pow(10.0, gain_db / 20.0)[:, None, None]
 
@@ -105,12 +165,18 @@ def mrstft_distance(estimate, reference, sample_rate: int | None = None, ignore_
     offset or an inaudible drift that one of them keeps does not count; ``0`` compares them as they are.
     """
 
-    est, ref = _pair(estimate, reference)
-    if sample_rate is not None and ignore_below_hz:
-        sos = subsonic_highpass_sos(_check_rate(sample_rate), ignore_below_hz)
-        est, ref = (torch.from_numpy(signal.sosfiltfilt(sos, a.numpy(), axis=-1).copy()) for a in (est, ref))
-    loss = MultiResolutionSTFTLoss()
-    values = [float(loss(est[i:i + 1].float(), ref[i:i + 1].float())) for i in range(est.shape[0])]
+    est, _ = _pair(estimate, reference)
+    if sample_rate is None:
+        if isinstance(reference, Reference):
+            raise ValueError("a Reference is measured at its sample_rate: pass it (or the audio with sample_rate=None)")
+        reference, ignore_below_hz = Reference(reference, 1), None  # the rate only matters for the high-pass
+    else:
+        reference = _as_reference(reference, sample_rate)
+    ignore_below_hz = ignore_below_hz or None
+    if ignore_below_hz:
+        est = _zero_phase_highpass(est, reference.sample_rate, ignore_below_hz)
+    spectra = reference.spectra(ignore_below_hz)
+    values = [float(_MRSTFT.with_spectra(est[i:i + 1].float(), spectra[i])) for i in range(est.shape[0])]
     return float(np.mean(values))
 
 
@@ -155,9 +221,9 @@ def band_energy_error_db(estimate, reference, sample_rate: int, floor_db: float 
     Bands where both signals lie below ``floor_db`` (relative to the reference's loudest band)
     are left out: silence in both is no error. A gain of ``g`` dB on the estimate reads ``|g|``.
     """
-    est, ref = _pair(estimate, reference)
+    est, _ = _pair(estimate, reference)
     _, le = third_octave_levels_db(est, sample_rate)
-    _, lr = third_octave_levels_db(ref, sample_rate)
+    lr = _as_reference(reference, sample_rate).band_levels_db()
     floor = lr.max(axis=-1, keepdims=True) + floor_db
     keep = (le > floor) | (lr > floor)
     diff = np.abs(np.maximum(le, floor) - np.maximum(lr, floor))
@@ -168,9 +234,9 @@ def band_energy_error_db(estimate, reference, sample_rate: int, floor_db: float 
 def loudness_error_lu(estimate, reference, sample_rate: int) -> float:
     """``|L(estimate) - L(reference)|`` in LU, integrated loudness of ITU-R BS.1770-4 (gated;
     :func:`mastering.dsp.loudness.loudness`, which matches pyloudnorm)."""
-    est, ref = _pair(estimate, reference)
+    est, _ = _pair(estimate, reference)
     sample_rate = _check_rate(sample_rate)
-    diff = (loudness(est, sample_rate) - loudness(ref, sample_rate)).abs()
+    diff = (loudness(est, sample_rate) - _as_reference(reference, sample_rate).lufs()).abs()
     return float(diff.mean())
 
 
@@ -214,8 +280,9 @@ def evaluate_pair(estimate, reference, sample_rate: int) -> dict[str, float]:
     dynamics rather than playback level; loudness error and true peak on the estimate as it is
     (they *are* about level); SI-SDR is scale-invariant.
     """
-    est, ref = _pair(estimate, reference)
-    sample_rate = _check_rate(sample_rate)
+    est, _ = _pair(estimate, reference)
+    ref = _as_reference(reference, sample_rate)  # measured once for all the metrics
+    sample_rate = ref.sample_rate
     matched = match_loudness(est, ref, sample_rate)
     return {
         "mrstft": mrstft_distance(matched, ref, sample_rate),

@@ -150,3 +150,22 @@ def test_bad_input_is_refused():
         M.band_energy_error_db(x, x, 0)
     with pytest.raises(ValueError, match="channels, samples"):
         M.true_peak_dbtp(torch.zeros(1, 1, 1, 10), 44100)
+
+
+@pytest.mark.parametrize("sample_rate, channels", [(44100, 2), (48000, 1)])
+def test_a_reference_measured_once_gives_the_same_numbers(sample_rate, channels):
+    ref = _noise(sample_rate, channels, seconds=1.5, seed=1)
+    ref_once = M.Reference(ref, sample_rate)
+    for seed, gain in ((2, 0.5), (3, 1.3)):  # one Reference, several estimates
+        est = 0.8 * ref + _noise(sample_rate, channels, seconds=1.5, seed=seed, level_dbfs=-40.0)
+        est = est * gain
+        assert M.evaluate_pair(est, ref_once, sample_rate) == M.evaluate_pair(est, ref, sample_rate)
+        assert M.mrstft_distance(est, ref_once, sample_rate, ignore_below_hz=0) == \
+            M.mrstft_distance(est, ref, sample_rate, ignore_below_hz=0) == M.mrstft_distance(est, ref)
+    assert len(ref_once._cache) >= 4  # loudness (two gates), filtered copy, spectra, band levels kept
+    with pytest.raises(ValueError, match="measured at"):
+        M.evaluate_pair(ref, ref_once, sample_rate // 2)
+    with pytest.raises(ValueError, match="sample_rate"):
+        M.mrstft_distance(ref, ref_once)
+    with pytest.raises(ValueError, match="one shape"):
+        M.evaluate_pair(ref[..., :-10], ref_once, sample_rate)
