@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import auraloss
 import numpy as np
 import torch
+from auraloss.utils import apply_reduction
 from scipy import signal
 
 from ..dsp.loudness import loudness, true_peak
@@ -27,6 +29,7 @@ __all__ = [
     "METRICS",
     "LEVEL_SENSITIVE",
     "Reference",
+    "EvaluationMRSTFT",
     "match_loudness",
     "mrstft_distance",
     "third_octave_centres_hz",
@@ -53,7 +56,56 @@ property, not a distance -- the true peak is judged against the ceiling, not ran
 LEVEL_SENSITIVE = ("mrstft", "band_error_db", "a_weighted_l1")
 """Metrics measured at matched loudness."""
 
-_MRSTFT = MultiResolutionSTFTLoss()
+
+
+class _MagnitudeSTFTLoss(auraloss.freq.STFTLoss):
+    """auraloss's single-resolution loss without the phase spectrum it computes and then discards
+    when ``w_phs`` is 0 (``torch.angle``, about a third of the loss's time); same values."""
+
+    def stft(self, x: torch.Tensor):
+        if self.w_phs:
+            return super().stft(x)
+        x_stft = torch.stft(x, self.fft_size, self.hop_size, self.win_length, self.window, return_complex=True)
+        return torch.sqrt(torch.clamp((x_stft.real**2) + (x_stft.imag**2), min=self.eps)), None
+
+
+class EvaluationMRSTFT(MultiResolutionSTFTLoss):
+    """:class:`mastering.losses.MultiResolutionSTFTLoss` as a metric: the same values, faster when
+    one reference is compared with many estimates. Its resolutions skip the unused phase spectrum,
+    and :meth:`target_spectra` / :meth:`with_spectra` transform the reference once. (Training keeps
+    the plain loss: a training step's loss gains about 1.1x from it, ``benchmarks/bench_losses.py``,
+    and a change to the training code makes every cached training run stale.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for loss in self.stft_losses:  # built by auraloss; only their stft() changes
+            loss.__class__ = _MagnitudeSTFTLoss
+
+    def target_spectra(self, target: torch.Tensor) -> list[torch.Tensor]:
+        """The magnitude spectra of ``target`` (``[batch, channels, samples]``) at each resolution."""
+        if target.dim() != 3 or target.shape[-1] < max(self.fft_sizes):
+            raise ValueError(f"target must be [batch, channels, samples] of at least {max(self.fft_sizes)} samples, "
+                             f"got {tuple(target.shape)}")
+        return [loss.stft(target.reshape(-1, target.shape[-1]))[0] for loss in self.stft_losses]
+
+    def with_spectra(self, input: torch.Tensor, spectra: list[torch.Tensor]) -> torch.Tensor:  # noqa: A002
+        """``self(input, target)`` for the target whose :meth:`target_spectra` are ``spectra``
+        (auraloss's own terms on the kept spectra)."""
+        if input.dim() != 3 or len(spectra) != len(self.stft_losses):
+            raise ValueError(f"input must be [batch, channels, samples] and spectra one per resolution "
+                             f"({len(self.stft_losses)}), got {tuple(input.shape)} and {len(spectra)}")
+        total = 0.0
+        for loss, y_mag in zip(self.stft_losses, spectra):
+            x_mag, _ = loss.stft(input.reshape(-1, input.shape[-1]))
+            if x_mag.shape != y_mag.shape:
+                raise ValueError(f"input spectra {tuple(x_mag.shape)} do not match the target's {tuple(y_mag.shape)}")
+            term = (loss.w_sc * loss.spectralconv(x_mag, y_mag) if loss.w_sc else 0.0) + \
+                (loss.w_log_mag * loss.logstft(x_mag, y_mag) if loss.w_log_mag else 0.0)
+            total = total + apply_reduction(term, reduction=loss.reduction)
+        return total / len(self.stft_losses)
+
+
+_MRSTFT = EvaluationMRSTFT()
 
 
 def _batch(x, name: str = "audio") -> torch.Tensor:
@@ -101,7 +153,7 @@ class Reference:
                                                                                   ignore_below_hz))
 
     def spectra(self, ignore_below_hz: float | None) -> list[list[torch.Tensor]]:
-        """Per item, the MR-STFT target spectra (:meth:`MultiResolutionSTFTLoss.target_spectra`)."""
+        """Per item, the MR-STFT target spectra (:meth:`EvaluationMRSTFT.target_spectra`)."""
         def make():
             ref = self.highpassed(ignore_below_hz) if ignore_below_hz else self.audio
             return [_MRSTFT.target_spectra(ref[i:i + 1].float()) for i in range(ref.shape[0])]

@@ -13,7 +13,7 @@ def test_prints_one_ratio_per_case(capsys):
     spec.loader.exec_module(module)
     assert module.main(["--quick"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if re.search(r"\d\.\d\dx$", line)]
-    assert [r.split(" (")[0] for r in rows] == ["training batch", "evaluation excerpt"]
+    assert [r.split(" (")[0] for r in rows] == ["evaluation excerpt", "one reference, 5 systems", "training batch"]
     for row in rows:
         ours, peer = (float(v.rstrip("s")) for v in row.split()[-3:-1])
         assert ours > 0 and peer > 0

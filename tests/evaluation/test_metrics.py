@@ -169,3 +169,34 @@ def test_a_reference_measured_once_gives_the_same_numbers(sample_rate, channels)
         M.mrstft_distance(ref, ref_once)
     with pytest.raises(ValueError, match="one shape"):
         M.evaluate_pair(ref[..., :-10], ref_once, sample_rate)
+
+
+def _music_like(n=44100, channels=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n) / 44100
+    tones = sum(torch.sin(2 * math.pi * f * t) / (i + 1) for i, f in enumerate([110, 220, 330, 660, 1320]))
+    x = tones + 0.1 * torch.randn(channels, n, generator=g)
+    return (0.2 * x / x.abs().max()).unsqueeze(0)
+
+
+def test_evaluation_mrstft_equals_the_loss_and_auraloss_with_kept_spectra():
+    from mastering.losses import MultiResolutionSTFTLoss
+
+    x, y = _music_like(seed=0), _music_like(seed=1)
+    fast = M.EvaluationMRSTFT()
+    peer = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=[2048, 1024, 512, 256], hop_sizes=[512, 256, 128, 64],
+                                                 win_lengths=[2048, 1024, 512, 256])
+    assert all(loss.stft(x[0])[1] is None for loss in fast.stft_losses)  # no phase spectrum
+    spectra = fast.target_spectra(y)
+    assert len(spectra) == 4 and spectra[0].shape[-2] == 2048 // 2 + 1
+    values = [float(f) for f in (fast(x, y), fast.with_spectra(x, spectra), MultiResolutionSTFTLoss()(x, y), peer(x, y))]
+    assert values == pytest.approx([values[-1]] * 4, rel=1e-6)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fast.with_spectra(xa, spectra).backward()
+    peer(xb, y).backward()
+    assert torch.allclose(xa.grad, xb.grad, rtol=1e-5, atol=1e-12)
+    assert float(fast.with_spectra(y, spectra)) < 1e-6
+    with pytest.raises(ValueError, match="do not match"):
+        fast.with_spectra(x[..., :22050], spectra)
+    with pytest.raises(ValueError, match="one per resolution"):
+        fast.with_spectra(x, spectra[:2])

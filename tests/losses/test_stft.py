@@ -23,12 +23,6 @@ def test_matches_auraloss_with_same_configuration():
                                                 win_lengths=[2048, 1024, 512, 256])
     assert torch.allclose(ours(x, y), ref(x, y), rtol=1e-6)
     assert ours.fft_sizes == (2048, 1024, 512, 256)
-    # the phase spectrum it skips changes neither the value nor the gradient
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    ours(xa, y).backward()
-    ref(xb, y).backward()
-    assert torch.allclose(xa.grad, xb.grad, rtol=1e-5, atol=1e-12)
-    assert all(loss.stft(x[0])[1] is None for loss in ours.stft_losses)
 
 
 def test_zero_for_identical_and_grows_with_noise():
@@ -67,21 +61,3 @@ def test_gradient_and_shape_errors():
         loss(x[0], x[0])
     with pytest.raises(ValueError, match="shorter than the largest FFT"):
         loss(x[..., :1000], x[..., :1000])
-
-
-def test_kept_target_spectra_give_the_same_loss_and_gradient():
-    x, y = _music_like(seed=0), _music_like(seed=1)
-    loss = MultiResolutionSTFTLoss()
-    spectra = loss.target_spectra(y)
-    assert len(spectra) == 4 and spectra[0].shape[-2] == 2048 // 2 + 1
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    direct, kept = loss(xa, y), loss.with_spectra(xb, spectra)
-    assert float(kept) == pytest.approx(float(direct), rel=1e-6)
-    direct.backward()
-    kept.backward()
-    assert torch.allclose(xa.grad, xb.grad, rtol=1e-5, atol=1e-12)
-    assert float(loss.with_spectra(y, spectra)) < 1e-6
-    with pytest.raises(ValueError, match="do not match"):
-        loss.with_spectra(x[..., :22050], spectra)
-    with pytest.raises(ValueError, match="one per resolution"):
-        loss.with_spectra(x, spectra[:2])
