@@ -10,6 +10,7 @@ import torch
 
 from mastering.dsp.signals import pink_noise
 from mastering.evaluation import metrics as M
+from tests.losses.test_stft import _music_like
 
 RATES = (22050, 44100, 48000)
 CHANNELS = (1, 2)
@@ -170,13 +171,6 @@ def test_a_reference_measured_once_gives_the_same_numbers(sample_rate, channels)
     with pytest.raises(ValueError, match="one shape"):
         M.evaluate_pair(ref[..., :-10], ref_once, sample_rate)
 
-
-def _music_like(n=44100, channels=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(n) / 44100
-    tones = sum(torch.sin(2 * math.pi * f * t) / (i + 1) for i, f in enumerate([110, 220, 330, 660, 1320]))
-    x = tones + 0.1 * torch.randn(channels, n, generator=g)
-    return (0.2 * x / x.abs().max()).unsqueeze(0)
 
 
 def test_evaluation_mrstft_equals_the_loss_and_auraloss_with_kept_spectra():
