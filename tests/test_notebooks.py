@@ -175,6 +175,14 @@ def _evaluation(v: dict) -> list[str]:
         expected = interval_verdict(v.get(f"{key}_lo"), v.get(f"{key}_hi"), n=tracks, words=words)
         if v[f"{key}_verdict"] != expected:
             out.append(f"{key}_verdict = {v[f'{key}_verdict']!r}, but its interval and {tracks} tracks give {expected!r}")
+    valid = {k[: -len("_valid_loss")]: v[k] for k in v if k.startswith("phase") and k.endswith("_valid_loss")}
+    if valid:
+        chosen = "Phase " + min(valid, key=valid.get)[len("phase"):].upper()
+        if v.get("proposed_system") != chosen:
+            out.append(f"proposed_system = {v.get('proposed_system')!r}, but {chosen} has the lowest validation loss "
+                       "(the reported model is chosen on validation)")
+    for key in [k for k in v if k.endswith("_worse_pct")]:
+        out += _within(v, key, 0, 100, "a share of excerpts in percent")
     if "wilcoxon_min_p" in v:
         if not math.isclose(v["wilcoxon_min_p"], smallest_signed_rank_p(tracks)):
             out.append(f"wilcoxon_min_p = {v['wilcoxon_min_p']} is not 2/2^{tracks}")
@@ -239,6 +247,18 @@ def _semantic_e2e(v: dict) -> list[str]:
     return out
 
 
+def _oracle(v: dict) -> list[str]:
+    out = _finite(v, "identity_mrstft", "oracle_eq_mrstft", "oracle_eq_dynamics_mrstft")
+    if out:
+        return out
+    # a perfect inverse of the chain's equalisers brings the input nearer its master, never further
+    out += _within(v, "oracle_eq_pct", -100, 0, "a perfect inverse of the EQ stages cannot move away from the master")
+    out += _within(v, "oracle_eq_mrstft", 0, v["identity_mrstft"], "the EQ oracle is at most the input's distance")
+    for key in [k for k in v if k.endswith("_pct") or k.endswith("_pct_lo") or k.endswith("_pct_hi")]:
+        out += _within(v, key, -100, 100, "a change in percent of the input's distance")
+    return out
+
+
 #: ``{numbers file name: check}``; a check returns what is wrong (empty: the numbers are possible).
 SCIENCE = {
     "literature": _literature,
@@ -246,6 +266,7 @@ SCIENCE = {
     "phase1b_results": _phase_results,
     "phase1c_results": _phase_results,
     "evaluation": _evaluation,
+    "oracle": _oracle,
     "semantic_vae": _semantic_vae,
     "semantic_encoder": _semantic_encoder,
     "semantic_eq": _r2_and_shares,
@@ -287,9 +308,13 @@ def _good():
         "evaluation": {**{f"{s}_max_loudness_error_lu": 0.2 for s in FINISHED_SYSTEMS},
                        **{f"{s}_max_true_peak_dbtp": -1.05 for s in FINISHED_SYSTEMS},
                        "proposed_mrstft": 0.54, "identity_mrstft": 0.55, "loudnorm_mrstft": 0.545, "tracks": 2,
+                       "proposed_system": "Phase 1B", "phase1a_valid_loss": 0.64, "phase1b_valid_loss": 0.63,
+                       "proposed_vs_input_worse_pct": 40.0,
                        "proposed_vs_input_lo": -0.02, "proposed_vs_input_hi": -0.01,
                        "proposed_vs_input_verdict": "not measurably different from",  # 2 tracks show no direction
                        "wilcoxon_min_p": 0.5, "mrstft_tests": 7, "mrstft_tests_significant": 0, "tests_testable": 0},
+        "oracle": {"identity_mrstft": 0.63, "oracle_eq_mrstft": 0.5, "oracle_eq_dynamics_mrstft": 0.45,
+                   "oracle_eq_pct": -20.6, "oracle_eq_pct_lo": -25.0, "oracle_eq_pct_hi": -16.0},
         "semantic_vae": {"train_db": 2.1, "heldout_db": 2.2, "mean_setting_db": 4.7},
         "semantic_direction": {f"{w}_axis_{k}": x for w in ("warm", "bright", "clear")
                                for k, x in (("reversed_any", 0.0), ("monotone", 1.0), ("rho", -0.5))},
@@ -311,6 +336,9 @@ def _good():
     ("evaluation", "phase1c_max_true_peak_dbtp", -0.5, "true-peak limiter"),
     ("evaluation", "proposed_vs_input_verdict", "lower than", "2 tracks give"),  # a direction from 2 tracks
     ("evaluation", "wilcoxon_min_p", 0.25, "2/2^2"),
+    ("evaluation", "phase1a_valid_loss", 0.62, "chosen on validation"),
+    ("oracle", "oracle_eq_pct", 12.0, "cannot move away"),
+    ("evaluation", "proposed_vs_input_worse_pct", 140.0, "share of excerpts"),
     ("evaluation", "mrstft_tests_significant", 1, "can reach significance"),
     ("semantic_vae", "heldout_db", 5.0, "mean training setting"),
     ("semantic_direction", "bright_axis_reversed_any", 0.0625, "never reverses"),

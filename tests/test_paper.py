@@ -13,6 +13,7 @@ import pytest
 
 from mastering import figures, paper
 from mastering.paper import ARTEFACTS, Artefact
+from mastering.profiles import PROFILES
 
 REPO = paper.paths.REPO_ROOT
 MAIN_TEX = REPO / "paper" / "main.tex"
@@ -82,6 +83,18 @@ def test_method_numbers_define_every_method_value_the_text_prints():
     assert values["params_1b_m"] > values["params_1a_m"]
     for key, value in values.items():
         figures.format_value(value, 2)  # every value is printable (finite, supported type)
+
+
+def test_profile_scope_follows_the_registry():
+    """The limitations sentence calls smoke a pipeline check and reports another profile's budget
+    from the registry, so a cpu-built paper never calls its own numbers a smoke check."""
+    assert "checks of the pipeline" in paper.profile_scope("smoke")
+    cpu = paper.profile_scope("cpu")
+    assert "checks of the pipeline" not in cpu
+    train = PROFILES["cpu"]["train"]
+    assert f"{train['epochs']} epochs of {train['data']['train_items']} pairs" in cpu
+    assert "narrower model" in cpu
+    assert paper.method_numbers("cpu")["profile_scope"] == cpu
 
 
 # ----------------------------------------------------------------------------- ten pages plus a supplement

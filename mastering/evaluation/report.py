@@ -34,7 +34,10 @@ __all__ = [
     "fig_example_spectra",
     "fig_quality_speed",
     "numbers_evaluation",
+    "numbers_oracle",
+    "chain_sentence",
     "headline_differences",
+    "numbers_baselines",
 ]
 
 _GROUP_COLOURS = {"proposed": "tab:blue", "spectrogram": "tab:purple", "baseline": "tab:gray", "oracle": "tab:orange"}
@@ -344,8 +347,9 @@ def headline_differences(results: pd.DataFrame, metric: str = "mrstft", n_boot: 
 
     Returns:
         One row per (system, other) present: ``system``, ``other``, ``key`` (the other's short name),
-        ``difference``, ``lo``, ``hi``, ``tracks`` and ``verdict`` (one of :data:`DISTANCE_VERDICTS`, or
-        ``None`` without a finite interval).
+        ``difference``, ``lo``, ``hi``, ``tracks``, ``excerpts``, ``worse_pct`` (the share of excerpts,
+        in percent, on which the system's value is higher than the other's) and ``verdict`` (one of
+        :data:`DISTANCE_VERDICTS`, or ``None`` without a finite interval).
     """
     item = "item" if "item" in results else "track"
     wide = results.pivot_table(index=[item, "track"] if item != "track" else ["track"], columns="system",
@@ -362,9 +366,11 @@ def headline_differences(results: pd.DataFrame, metric: str = "mrstft", n_boot: 
             diff = both[system] - both[other]
             mean, lo, hi, tracks = cluster_bootstrap_ci(diff, both["track"], n_boot=n_boot, seed=seed, level=level)
             rows.append({"system": system, "other": other, "key": key, "difference": mean, "lo": lo, "hi": hi,
-                         "tracks": tracks,
+                         "tracks": tracks, "excerpts": int(len(diff)),
+                         "worse_pct": 100.0 * float(np.mean(diff.to_numpy(float) > 0)),
                          "verdict": interval_verdict(lo, hi, n=tracks, alpha=1 - level, words=DISTANCE_VERDICTS)})
-    return pd.DataFrame(rows, columns=["system", "other", "key", "difference", "lo", "hi", "tracks", "verdict"])
+    return pd.DataFrame(rows, columns=["system", "other", "key", "difference", "lo", "hi", "tracks", "excerpts",
+                                       "worse_pct", "verdict"])
 
 
 def _sig_digits(value: float) -> int:
@@ -374,12 +380,15 @@ def _sig_digits(value: float) -> int:
 
 def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.DataFrame, profile: str,
                        tracks: int | None = None, results: pd.DataFrame | None = None, n_boot: int = 1000,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, *, proposed: str, validation: pd.DataFrame | None = None,
+                       chains: Mapping[str, pd.DataFrame] | None = None) -> Path:
     """``numbers_evaluation.tex``: the values the results text quotes from notebook 06.
 
     For every metric with a better direction: the best system (label) and its mean
-    (``best_<metric>_system``, ``best_<metric>``); for the best Phase 1 system by MR-STFT
-    (``proposed_system``): its MR-STFT, the identity's and the loudness normalisation's, its
+    (``best_<metric>_system``, ``best_<metric>``); for ``proposed``, the Phase 1 system chosen on
+    validation (never on these test results; ``validation``: the candidates' records of
+    :func:`mastering.evaluation.release.choose_phase`, printed as ``<system>_valid_loss``), as
+    ``proposed_system``: its MR-STFT, the identity's and the loudness normalisation's, its
     relative change against the identity in percent (negative: lower), and how many of its paired MR-STFT comparisons
     are significant (Holm-adjusted Wilcoxon p < 0.05); how many metrics a system other than Phase 1
     wins (``baseline_wins`` of ``ranked_metrics``); Phase 1B's CPU speed and latency per 5 s.
@@ -391,9 +400,16 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
     Given the per-excerpt ``results``, also the verdicts of the headline comparisons
     (:func:`headline_differences`: ``<system>_vs_<input|loudnorm|static>_{diff,lo,hi,verdict}``,
     and the same for the best system as ``proposed_vs_...``; the verdict reads "<system>'s
-    distance is <verdict> <other>'s") and, per system, the largest loudness error and true peak of
-    any excerpt (``<system>_max_loudness_error_lu``, ``<system>_max_true_peak_dbtp``).
+    distance is <verdict> <other>'s"; ``..._worse_pct``: the share of excerpts on which it is
+    higher) and, per system, the largest loudness error and true peak of any excerpt
+    (``<system>_max_loudness_error_lu``, ``<system>_max_true_peak_dbtp``).
+    ``chains``: the per-excerpt results of the other degradation chains (``{"simple": results}``),
+    summarised by :func:`chain_sentence` into ``chains_sentence`` (one generated sentence per chain;
+    without any, a sentence saying only the training chain was evaluated).
     Reads the notebook's frames, never re-evaluates.
+
+    Raises:
+        ValueError: ``proposed`` is not a Phase 1 system of the summary.
     """
 
     values: dict[str, Any] = {}
@@ -410,8 +426,13 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
         digits[f"best_{key}"] = _digits(m)
         wins += int(row["group"] != "proposed")
     values["baseline_wins"], values["ranked_metrics"] = wins, len(ranked)
-    proposed = best_system(summary)
+    phase1 = set(summary.loc[summary["group"] == "proposed", "system"])
+    if proposed not in phase1:
+        raise ValueError(f"proposed system {proposed!r} is not one of the Phase 1 systems {sorted(phase1)}")
     values["proposed_system"] = str(labels[proposed])
+    if validation is not None:
+        for row in validation.itertuples(index=False):
+            values[f"phase{row.phase}_valid_loss"], digits[f"phase{row.phase}_valid_loss"] = float(row.valid_perceptual), 3
     values["proposed_mrstft"] = float(means[(proposed, "mrstft")])
     for system, key in (("identity", "identity_mrstft"), ("loudnorm", "loudnorm_mrstft")):
         if (system, "mrstft") in means.index:
@@ -445,7 +466,52 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
                 values[key], digits[key] = float(r[col]), d
     for k in ("proposed_mrstft", "identity_mrstft", "loudnorm_mrstft"):
         digits.setdefault(k, 3)
+    chains = dict(chains or {})
+    sentences = [chain_sentence(chain, frame, proposed, n_boot=n_boot, seed=seed) for chain, frame in chains.items()]
+    values["chains_sentence"] = " ".join(sentences) if sentences else (
+        "This run evaluated the demastering chain only (the profile lists no other chain).")
     return save_numbers("evaluation", values, profile, digits={k: digits.get(k, 2) for k in values})
+
+
+#: What each degradation chain is, as the generated sentences name it.
+CHAIN_DESCRIPTIONS = {
+    "demaster": "the demastering chain that made the training pairs",
+    "simple": "a simpler chain than the training one (two shelving filters, one peak filter and a level drop)",
+}
+
+
+def _signed(value: float, digits: int = 3) -> str:
+    """A number with a true minus sign (U+2212, which the paper's preamble maps to a math minus)."""
+    text = f"{abs(value):.{digits}f}"
+    return ("\u2212" + text) if value < 0 and float(text) != 0 else text
+
+
+def chain_sentence(chain: str, results: pd.DataFrame, proposed: str, n_boot: int = 1000, seed: int = 0) -> str:
+    """One sentence on ``proposed`` against the input on the excerpts of another degradation chain.
+
+    Its MR-STFT mean beside the input's and loudness normalisation's, the paired difference with
+    its cluster-bootstrap interval over tracks and the verdict of :func:`headline_differences`, and
+    the share of excerpts on which it is further from the master than the input. Every comparative
+    word comes from the interval.
+    """
+    means = results.groupby("system")["mrstft"].mean()
+    if proposed not in means.index or "identity" not in means.index:
+        raise ValueError(f"the {chain} results need the systems {proposed!r} and 'identity'")
+    label = str(results.loc[results["system"] == proposed, "label"].iloc[0])
+    head = headline_differences(results[results["system"].isin([proposed, "identity"])], n_boot=n_boot, seed=seed)
+    row = head[(head["system"] == proposed) & (head["other"] == "identity")].iloc[0]
+    item = "item" if "item" in results else "track"
+    excerpts, tracks = int(results[item].nunique()), int(results["track"].nunique())
+    loudnorm = (f" and {means['loudnorm']:.3f} for loudness normalisation" if "loudnorm" in means.index else "")
+    desc = CHAIN_DESCRIPTIONS.get(chain, f"the {chain} chain")
+    if row["verdict"] is None:
+        verdict = f"a difference of {_signed(row['difference'])} without an interval"
+    else:
+        verdict = (f"a distance {row['verdict']} the input's (difference {_signed(row['difference'])}, 95% "
+                   f"interval over tracks [{_signed(row['lo'])}, {_signed(row['hi'])}])")
+    return (f"On {excerpts} excerpts of {tracks} test tracks degraded instead by {desc}, {label} reaches an MR-STFT "
+            f"distance of {means[proposed]:.3f}, against {means['identity']:.3f} for the input{loudnorm}: {verdict}; "
+            f"it is further from the master than the input on {row['worse_pct']:.0f}% of these excerpts.")
 
 
 def _headline_values(results: pd.DataFrame, proposed: str, n_boot: int, seed: int,
@@ -457,6 +523,8 @@ def _headline_values(results: pd.DataFrame, proposed: str, n_boot: int, seed: in
             key = f"{prefix}_vs_{r.key}"
             values[f"{key}_diff"] = float(r.difference)
             digits[f"{key}_diff"] = 3
+            values[f"{key}_worse_pct"] = float(r.worse_pct)
+            digits[f"{key}_worse_pct"] = 0
             if r.verdict is not None:
                 values.update({f"{key}_lo": float(r.lo), f"{key}_hi": float(r.hi), f"{key}_verdict": r.verdict})
                 digits[f"{key}_lo"] = digits[f"{key}_hi"] = 3
@@ -472,20 +540,21 @@ def _headline_values(results: pd.DataFrame, proposed: str, n_boot: int, seed: in
 
 BASELINE_SYSTEMS = ("identity", "loudnorm", "matchering_album", "matchering_oracle", "unet_lstm",
                     "unet_lstm_input_phase", "gl_floor")
-"""The rows of :func:`table_evaluation_baselines` (after the best Phase 1 system), in order."""
+"""The rows of :func:`table_evaluation_baselines` (after the Phase 1 system), in order."""
 
 _BASELINE_METRICS = ("mrstft", "band_error_db", "si_sdr_db", "loudness_error_lu", "true_peak_dbtp")
 
 
-def _baseline_rows(results: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+def _baseline_rows(results: pd.DataFrame, summary: pd.DataFrame, proposed: str | None = None) -> list[str]:
     present = set(summary["system"])
-    return [best_system(summary)] + [s for s in BASELINE_SYSTEMS if s in present]
+    return [proposed or best_system(summary)] + [s for s in BASELINE_SYSTEMS if s in present]
 
 
 def table_evaluation_baselines(results: pd.DataFrame, summary: pd.DataFrame, profile: str,
                                budget: Mapping[str, Any] | None = None, reference_seconds: float | None = None,
-                               true_peak_dbtp: float = -1.0) -> Path:
-    """The baselines beside the best Phase 1 system: mean [95 % CI] of MR-STFT, band error and
+                               true_peak_dbtp: float = -1.0, proposed: str | None = None) -> Path:
+    """The baselines beside a Phase 1 system (``proposed``, the one chosen on validation; ``None``:
+    the best by test MR-STFT, for a look only): mean [95 % CI] of MR-STFT, band error and
     SI-SDR, the mean loudness error and the highest true peak over excerpts, and matchering's
     warnings per excerpt.
 
@@ -500,7 +569,7 @@ def table_evaluation_baselines(results: pd.DataFrame, summary: pd.DataFrame, pro
     header = ["system"] + [_header(m) for m in metrics] + ["warn./exc."]
     rows = []
     means = summary.set_index(["system", "metric"])
-    for system in _baseline_rows(results, summary):
+    for system in _baseline_rows(results, summary, proposed):
         part = results[results["system"] == system]
         finished = bool(part["finished"].iloc[0]) if "finished" in part else True
         cells, intervals = [_esc(part["label"].iloc[0]) + ("" if finished else "$^\\dagger$")], [""]
@@ -528,7 +597,8 @@ def table_evaluation_baselines(results: pd.DataFrame, summary: pd.DataFrame, pro
         budget_text = (f", trained for {b['epochs']} epochs on {b['train_items']} pairs ({b['valid_items']} for "
                        f"validation), Phase~1B's budget" + ("" if budget.get("equal") else " (NOT equal to Phase 1B's)"))
     seconds = f"{reference_seconds:g}~s" if reference_seconds else "the whole track"
-    caption = (f"Baselines beside the best Phase~1 system, all at the original master's integrated loudness: every "
+    chosen = "the Phase~1 system chosen on validation" if proposed else "the best Phase~1 system on these excerpts"
+    caption = (f"Baselines beside {chosen}, all at the original master's integrated loudness: every "
                f"row except $^\\dagger$ (the unprocessed input) ends in the same loudness finish as "
                f"\\texttt{{mastering master}} (gain to the target, true-peak limiter at ${true_peak_dbtp:g}$~dBTP). "
                f"Matchering (its own limiter and normalisation off) takes a same-album reference (another track of the "
@@ -568,3 +638,28 @@ def numbers_baselines(results: pd.DataFrame, summary: pd.DataFrame, profile: str
         values["unet_lstm_epochs"] = int(budget["baseline"]["epochs"])
         values["unet_lstm_train_items"] = int(budget["baseline"]["train_items"])
     return save_numbers("baselines", values, profile, digits={k: digits.get(k, 0) for k in values})
+
+
+def numbers_oracle(summary: pd.DataFrame, profile: str) -> Path:
+    """``numbers_oracle.tex``: the oracle ceilings of :func:`mastering.evaluation.oracle.summarize_oracle`.
+
+    Per arm (``identity`` and each oracle): its mean MR-STFT with the interval over tracks
+    (``<arm>_mrstft``, ``_lo``, ``_hi``) and, for the oracles, the change against the degraded input
+    in percent (``<arm>_pct``, ``_pct_lo``, ``_pct_hi``); ``excerpts`` and ``tracks``. Reads the
+    notebook's frame, never re-evaluates.
+    """
+    values: dict[str, Any] = {}
+    digits: dict[str, int] = {}
+    for r in summary.itertuples(index=False):
+        for key, value, d in ((f"{r.arm}_mrstft", r.mrstft, 3), (f"{r.arm}_mrstft_lo", r.mrstft_lo, 3),
+                              (f"{r.arm}_mrstft_hi", r.mrstft_hi, 3)):
+            if math.isfinite(float(value)):
+                values[key], digits[key] = float(value), d
+        if r.arm != "identity":
+            for key, value in ((f"{r.arm}_pct", r.pct), (f"{r.arm}_pct_lo", r.pct_lo), (f"{r.arm}_pct_hi", r.pct_hi)):
+                if math.isfinite(float(value)):
+                    values[key], digits[key] = float(value), 0
+    values["excerpts"] = int(summary["excerpts"].max())
+    values["tracks"] = int(summary["tracks"].max())
+    return save_numbers("oracle", values, profile, digits={k: digits.get(k, 0) for k in values})
+
