@@ -38,6 +38,7 @@ __all__ = [
     "UNET_CHUNK_S",
     "unet_reach",
     "ChunkedUNet",
+    "FoldedUNet",
     "chunk_residual",
     "encode_excerpts",
     "process_block",
@@ -102,10 +103,10 @@ def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
     return model, float((state.get("config") or {}).get("segment_seconds", 3.0))
 
 
-UNET_CHUNK_S = 3.0
-"""Length of the pieces :class:`ChunkedUNet` runs the Wave-U-Net on: its activations then stay in the
-CPU's caches (measured on 2 cores: 13 ms per second of audio in 2-5 s pieces, 20-30 ms in 10-18 s
-blocks, 40-80 ms in 34 s blocks)."""
+UNET_CHUNK_S = 10.0
+"""Length of the pieces :class:`ChunkedUNet` runs the Wave-U-Net on (with :class:`FoldedUNet`; on 2
+cores a 3-minute track's residual took 2.2 s in 10 s pieces, 2.9 s in 3 s pieces and 4.3 s in one
+call, against 5.7 s for the plain network in 3 s pieces)."""
 
 
 def unet_reach(unet: torch.nn.Module) -> int:
@@ -144,11 +145,83 @@ class ChunkedUNet(torch.nn.Module):
         return torch.cat(pieces, dim=-1)
 
 
+class FoldedUNet(torch.nn.Module):
+    """Inference form of a :class:`mastering.models.unet.WaveUNet` for one conditioning vector.
+
+    FiLM is affine per channel after each convolution, so for a fixed ``z`` it folds into that
+    convolution: weights times ``1 + gamma``, bias times ``1 + gamma`` plus ``beta``. Every
+    convolution then runs as a 2-D one over ``[batch, channels, 1, samples]`` in channels-last
+    memory, which oneDNN serves far faster than 1-D convolutions over a few channels. The output
+    is the network's own (to float rounding). The fold is cached for the last ``z`` seen; while
+    gradients are on, or for a ``z`` with more than one row, the network itself runs.
+    """
+
+    def __init__(self, unet: torch.nn.Module):
+        super().__init__()
+        self.unet, self.depth, self.config = unet, unet.depth, unet.config
+        self._z: torch.Tensor | None = None
+        self._layers: list[tuple[torch.Tensor, torch.Tensor | None, int]] | None = None
+
+    @staticmethod
+    def _fold_block(block: torch.nn.Module, z: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        conv = block.conv
+        weight = conv.weight
+        bias = conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])
+        if block.film is not None:
+            gamma, beta = block.film.proj(z.to(weight)).chunk(2, dim=1)
+            scale = 1.0 + gamma[0]
+            weight, bias = weight * scale[:, None, None], bias * scale + beta[0]
+        weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return weight, bias.contiguous(), int(conv.padding[0])
+
+    def _fold(self, z: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor | None, int]]:
+        if self._layers is not None and (
+                (z is None and self._z is None)
+                or (z is not None and self._z is not None and z.shape == self._z.shape and torch.equal(z, self._z))):
+            return self._layers
+        unet = self.unet
+        layers = [self._fold_block(b, z) for b in (*unet.down, unet.bottleneck, *unet.up)]
+        out = unet.out
+        layers.append((out.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last),
+                       out.bias, int(out.padding[0])))
+        self._z, self._layers = (None if z is None else z.detach().clone()), layers
+        return layers
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        conditioned = self.unet.config.get("cond_dim") is not None
+        if (torch.is_grad_enabled() or x.dim() != 3 or (conditioned and (z is None or z.shape[0] != 1))):
+            return self.unet(x, z)
+        layers = self._fold(z if conditioned else None)
+        depth, skip = self.depth, self.unet.skip
+        n = x.shape[-1]
+        pad = (-n) % (2 ** (depth + 1))
+        h = torch.nn.functional.pad(x, (0, pad)).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        inp, skips = h, []
+
+        def conv(h: torch.Tensor, layer: tuple[torch.Tensor, torch.Tensor | None, int]) -> torch.Tensor:
+            weight, bias, padding = layer
+            return torch.nn.functional.conv2d(h, weight, bias, padding=(0, padding))
+
+        for layer in layers[:depth]:
+            h = torch.nn.functional.leaky_relu(conv(h, layer), 0.2)
+            skips.append(h)
+            h = h[..., ::2].contiguous(memory_format=torch.channels_last)  # decimation
+        h = torch.nn.functional.leaky_relu(conv(h, layers[depth]), 0.2)
+        for layer, s in zip(layers[depth + 1: 2 * depth + 1], reversed(skips)):
+            h = torch.nn.functional.interpolate(h, size=(1, s.shape[-1]), mode="bilinear", align_corners=False)
+            h = torch.cat([h, s], dim=1) if skip else h
+            h = torch.nn.functional.leaky_relu(conv(h, layer), 0.2)
+        h = torch.cat([h, inp], dim=1) if skip else h
+        return conv(h, layers[-1])[:, :, 0, :n].contiguous()
+
+
 def chunk_residual(model: MasteringModel, chunk_s: float = UNET_CHUNK_S) -> MasteringModel:
-    """Make ``model`` (in place, for inference) run its Wave-U-Net residual in pieces of ``chunk_s``
-    seconds at the model's rate (:class:`ChunkedUNet`); a model without the residual is unchanged."""
+    """Make ``model`` (in place, for inference) run its Wave-U-Net residual folded for the track's
+    ``z`` (:class:`FoldedUNet`) in pieces of ``chunk_s`` seconds at the model's rate
+    (:class:`ChunkedUNet`); a model without the residual is unchanged."""
     if model.residual is not None and not isinstance(model.residual.unet, ChunkedUNet):
-        model.residual.unet = ChunkedUNet(model.residual.unet, int(round(chunk_s * model.sample_rate)))
+        unet = model.residual.unet
+        model.residual.unet = ChunkedUNet(FoldedUNet(unet), int(round(chunk_s * model.sample_rate)))
     return model
 
 

@@ -96,3 +96,47 @@ def test_chunked_unet_gives_the_one_call_output():
         for n in (999, 5003, 12800):
             x = torch.randn(1, 2, n)
             assert torch.allclose(chunked(x, z), unet(x, z), atol=1e-6, rtol=0), n
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_folded_unet_gives_the_networks_output(skip):
+    """FiLM folded into the convolutions, run as 2-D convolutions: the network's own output for the
+    ``z`` it was folded for, a new fold for another ``z``, and the network itself under autograd."""
+    from mastering.models.unet import WaveUNet
+    from mastering.pipeline import ChunkedUNet, FoldedUNet
+
+    torch.manual_seed(4)
+    unet = WaveUNet(2, (4, 8, 12), cond_dim=6, skip=skip).eval()
+    for film in (m for m in unet.modules() if hasattr(m, "proj")):
+        torch.nn.init.normal_(film.proj.weight, std=0.3)
+        torch.nn.init.normal_(film.proj.bias, std=0.3)
+    folded = FoldedUNet(unet)
+    with torch.no_grad():
+        for n in (1, 17, 999, 4096):
+            for z in (torch.randn(1, 6), torch.randn(1, 6)):
+                x = torch.randn(1, 2, n)
+                expected = unet(x, z)
+                got = folded(x, z)
+                assert got.shape == expected.shape and got.is_contiguous()
+                assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), n
+                assert torch.allclose(folded(x.expand(3, -1, -1), z), unet(x.expand(3, -1, -1), z), atol=1e-5)
+        chunked = ChunkedUNet(FoldedUNet(unet), chunk=800)
+        x, z = torch.randn(1, 2, 7001), torch.randn(1, 6)
+        assert torch.allclose(chunked(x, z), unet(x, z), atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="pass z"):
+            folded(x, None)  # a conditioned network still needs its z
+    x = torch.randn(1, 2, 512, requires_grad=True)
+    z = torch.randn(1, 6)
+    folded(x, z).square().sum().backward()  # training sees the network itself
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_folded_unet_without_film_needs_no_z():
+    from mastering.models.unet import WaveUNet
+    from mastering.pipeline import FoldedUNet
+
+    torch.manual_seed(5)
+    unet = WaveUNet(1, (4, 8), cond_dim=None).eval()
+    x = torch.randn(2, 1, 3001)
+    with torch.no_grad():
+        assert torch.allclose(FoldedUNet(unet)(x), unet(x), atol=1e-5, rtol=1e-5)
