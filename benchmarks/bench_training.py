@@ -56,6 +56,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mastering.data.datasets import PairedDataset, PinkNoiseSegments, derive_seed
+from mastering.profiles import PROFILES
 from mastering.training.config import TrainConfig, train_config
 from mastering.training.data import build_datasets, collate
 
@@ -261,10 +262,10 @@ def _plain(value: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="smoke", choices=["smoke", "full"],
+    parser.add_argument("--profile", default="smoke", choices=sorted(PROFILES),
                         help="sizes (model widths, batch, segment) from train_config(phase, profile)")
-    parser.add_argument("--quick", action="store_true", help="fewer timed steps (smoke 2, full 1)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per phase (default smoke 5, full 2)")
+    parser.add_argument("--quick", action="store_true", help="fewer timed steps (full 1, others 2)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per phase (default full 2, others 5)")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     parser.add_argument("--variants", default=None, help=f"comma-separated subset of {','.join(VARIANTS)} (all)")
     parser.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2)")
