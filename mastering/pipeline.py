@@ -179,9 +179,9 @@ class FoldedUNet(torch.nn.Module):
                 None if bias is None else bias.contiguous(), int(conv.padding[0]))
 
     def _fold(self, z: torch.Tensor | None) -> list[tuple[list[torch.Tensor], torch.Tensor | None, int]]:
-        if self._layers is not None and (
-                (z is None and self._z is None)
-                or (z is not None and self._z is not None and z.shape == self._z.shape and torch.equal(z, self._z))):
+        cached = self._z
+        if self._layers is not None and (z is None) == (cached is None) and (
+                z is None or (z.shape == cached.shape and torch.equal(z, cached))):
             return self._layers
         unet, skip = self.unet, self.unet.skip
         layers = [self._fold_conv(b.conv, b.film, z) for b in (*unet.down, unet.bottleneck)]
@@ -204,6 +204,7 @@ class FoldedUNet(torch.nn.Module):
         h = functional.pad(x, (0, pad)).unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
         def conv(layer: tuple[list[torch.Tensor], torch.Tensor | None, int], *inputs: torch.Tensor) -> torch.Tensor:
+            """One input per weight part; inputs beyond the parts (a skip without skips) are unused."""
             weights, bias, padding = layer
             y = functional.conv2d(inputs[0], weights[0], bias, padding=(0, padding))
             for part, w in zip(inputs[1:], weights[1:]):
@@ -218,9 +219,8 @@ class FoldedUNet(torch.nn.Module):
         h = functional.leaky_relu(conv(layers[depth], h), 0.2)
         for layer, s in zip(layers[depth + 1: 2 * depth + 1], reversed(skips)):
             h = functional.interpolate(h, size=(1, s.shape[-1]), mode="bilinear", align_corners=False)
-            h = functional.leaky_relu(conv(layer, h, s) if len(layer[0]) == 2 else conv(layer, h), 0.2)
-        out = conv(layers[-1], h, inp) if len(layers[-1][0]) == 2 else conv(layers[-1], h)
-        return out[:, :, 0, :n].contiguous()
+            h = functional.leaky_relu(conv(layer, h, s), 0.2)
+        return conv(layers[-1], h, inp)[:, :, 0, :n].contiguous()
 
 
 def chunk_residual(model: MasteringModel, chunk_s: float = UNET_CHUNK_S) -> MasteringModel:
@@ -228,8 +228,7 @@ def chunk_residual(model: MasteringModel, chunk_s: float = UNET_CHUNK_S) -> Mast
     ``z`` (:class:`FoldedUNet`) in pieces of ``chunk_s`` seconds at the model's rate
     (:class:`ChunkedUNet`); a model without the residual is unchanged."""
     if model.residual is not None and not isinstance(model.residual.unet, ChunkedUNet):
-        unet = model.residual.unet
-        model.residual.unet = ChunkedUNet(FoldedUNet(unet), int(round(chunk_s * model.sample_rate)))
+        model.residual.unet = ChunkedUNet(FoldedUNet(model.residual.unet), int(round(chunk_s * model.sample_rate)))
     return model
 
 
