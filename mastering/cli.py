@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 
 from .defaults import (
     HIGHPASS_HZ,
@@ -33,7 +32,7 @@ from .defaults import (
     TRUE_PEAK_DBTP_RANGE,
 )
 from .profiles import PROFILES
-from .signals import Terminated, clear_terminated, raise_terminated
+from .signals import Terminated, termination_handlers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -289,30 +288,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .io import AudioError
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():  # handlers can only be set there
-        previous = {s: signal.signal(s, raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        code = int(args.func(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
-        return code
-    except AudioError as exc:
-        print(f"mastering {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
-    except Terminated as exc:
-        print(f"terminated ({exc})", file=sys.stderr)
-        return 128 + exc.signum
-    except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return 128 + signal.SIGPIPE
-    finally:
-        clear_terminated()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
+    with termination_handlers():
+        try:
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+            return code
+        except AudioError as exc:
+            print(f"mastering {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 128 + signal.SIGINT
+        except Terminated as exc:
+            print(f"terminated ({exc})", file=sys.stderr)
+            return 128 + exc.signum
+        except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 128 + signal.SIGPIPE
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
