@@ -454,7 +454,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
 
     def limit_block(x: np.ndarray, start: int, stop: int, lo: int, ceiling_db: float):
         """The kept part of one limited block, its largest gain reduction (dB) and its true peak."""
-        y = limit_true_peak(x, sample_rate, ceiling_dbtp=ceiling_db)
+        y = limit_true_peak(x, sample_rate, ceiling_dbtp=ceiling_db, hold_meter=True)
         reduction = 0.0
         active = np.abs(x) > 1e-6
         if active.any():
@@ -565,7 +565,8 @@ def master_file(
 
     Returns:
         A report: input and output measurements, the checkpoint used, the applied EQ bands and
-        compressor settings, the gains, and notes (DC removed, clipping, resampling...).
+        compressor settings, the gains, each limiting pass of the loudness finish
+        (``finish_passes``: gain, limiter ceiling, loudness and true peak it gave), and notes (DC removed, clipping, resampling...).
 
     Raises:
         AudioError: unusable input (unreadable, not audio, zero length, NaN/Inf, silent, more than two
@@ -621,7 +622,15 @@ def master_file(
         run_pass = _finish_pass(tmp_processed, tmp_out, scan.frames, sr, src.channels,
                                 max(int(round(min(block_s, FINISH_BLOCK_S) * sr)), 1), fmt, subtype, progress,
                                 reduction, workers=torch.get_num_threads())
-        gain_db, lufs_out, tp_out = limit_to_target(run_pass, float(target_lufs) - lufs_proc, target_lufs,
+        passes = []
+
+        def counted_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
+            lufs, tp = run_pass(gain_db, ceiling_db)
+            passes.append({"gain_db": round(gain_db, 3), "ceiling_dbtp": round(ceiling_db, 3),
+                           "integrated_lufs": round(lufs, 3), "true_peak_dbtp": round(_db(tp), 3)})
+            return lufs, tp
+
+        gain_db, lufs_out, tp_out = limit_to_target(counted_pass, float(target_lufs) - lufs_proc, target_lufs,
                                                     true_peak_dbtp)
         check_terminated()
         os.replace(tmp_out, out_path)
@@ -633,7 +642,7 @@ def master_file(
             if tmp.exists():
                 tmp.unlink()
     report.update(gain_db=round(gain_db, 2), analysis_gain_db=round(pre_gain_db, 2),
-                  limiter_max_reduction_db=round(reduction[0], 2),
+                  limiter_max_reduction_db=round(reduction[0], 2), finish_passes=passes,
                   output_measured={"integrated_lufs": round(lufs_out, 2), "true_peak_dbtp": round(_db(tp_out), 2),
                                    "sample_rate": sr, "channels": src.channels})
     shortfall = float(target_lufs) - lufs_out
@@ -663,7 +672,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  style '{st['descriptor']}' at intensity {st['intensity']:g} (how {st['descriptor']} before: "
                      f"{st['score_before']:.2f} of 1; {st['model']}):")
         lines.append("    net change: " + ", ".join(f"{f} Hz {v:+.1f} dB" for f, v in st["net_response_db"].items()))
+    passes = len(report.get("finish_passes", [None]))
     lines.append(f"  gain {report['gain_db']:+.1f} dB into the limiter (max reduction "
-                 f"{report['limiter_max_reduction_db']:.1f} dB)")
+                 f"{report['limiter_max_reduction_db']:.1f} dB" + (f"; {passes} passes to meet the targets)"
+                                                                  if passes > 1 else ")"))
     lines.extend(f"  note: {n}" for n in report["notes"])
     return "\n".join(lines)

@@ -310,7 +310,8 @@ def finish_audio(x: np.ndarray, sample_rate: int, target_lufs: float,
     result = {}
 
     def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
-        result["y"] = y = limit_true_peak(x * 10.0 ** (gain_db / 20.0), int(sample_rate), ceiling_dbtp=ceiling_db)
+        result["y"] = y = limit_true_peak(x * 10.0 ** (gain_db / 20.0), int(sample_rate), ceiling_dbtp=ceiling_db,
+                                          hold_meter=True)
         out = LoudnessMeter(sample_rate, y.shape[0])
         out.update(y)
         margin = np.zeros((y.shape[0], TRUE_PEAK_STREAM_MARGIN))

@@ -5,11 +5,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from scipy.signal import resample_poly
+from scipy.signal import resample_poly, upfirdn
 
 from mastering.dsp.dynamics import limiter
-from mastering.dsp.loudness import TRUE_PEAK_STREAM_MARGIN, true_peak_stream
-from mastering.dsp.truepeak import interval_peaks, limit_true_peak, true_peak_max
+from mastering.dsp.loudness import TRUE_PEAK_FIR_4X, TRUE_PEAK_STREAM_MARGIN, true_peak_stream
+from mastering.dsp.truepeak import interval_peaks, limit_true_peak, meter_peaks, true_peak_max
 
 
 def _music(n, seed, channels=2):
@@ -47,6 +47,50 @@ def test_true_peak_max_equals_the_streamed_meter():
     m = TRUE_PEAK_STREAM_MARGIN
     for x in (_music(20000, 4), _music(m + 1, 5), _music(5, 6)):
         assert true_peak_max(x) == pytest.approx(true_peak_stream(x), rel=1e-13, abs=1e-300)
+
+
+def _broadband(n, seed, sample_rate=44100):
+    """Loud music-like audio with a strong top end: where BS.1770's 4x meter reads above the 8x envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sample_rate
+    x = np.cumsum(rng.standard_normal((2, n)), axis=-1)
+    x = (x - x.mean(axis=-1, keepdims=True)) / np.abs(x).max() + 0.5 * rng.standard_normal((2, n))
+    return 4.0 * x * (0.3 + 0.7 * np.exp(-6 * (t % 0.4)))
+
+
+def test_meter_peaks_are_the_bs1770_interpolation_around_each_sample():
+    """At sample n: the largest |.| of the 4x interpolation (the Annex 2 filter, scipy's upfirdn) at
+    times n - 7/8 ... n + 7/8 (outputs 4n + 20 ... 4n + 27); its maximum is the meter's reading."""
+    x = _broadband(3000, 8)
+    h = np.asarray(TRUE_PEAK_FIR_4X).T.reshape(-1)  # h[4k + p] = phase p, tap k
+    up = np.abs(upfirdn(h, x, up=4, axis=-1))
+    got = meter_peaks(x)
+    n = np.arange(2, 2990)
+    want = np.stack([up[:, 4 * i + 20: 4 * i + 28].max(axis=-1) for i in n], axis=-1)
+    assert np.abs(got[:, n] - want).max() < 1e-12
+    m = TRUE_PEAK_STREAM_MARGIN
+    assert got.max() == pytest.approx(true_peak_max(np.pad(x, ((0, 0), (m, m)))), rel=1e-13)
+    assert got.max() == pytest.approx(up.max(), rel=1e-13)  # the edges' ringing is held by the end samples
+    assert meter_peaks(np.zeros((1, 0))).shape == (1, 0)
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 48000])
+def test_holding_the_meter_puts_the_metered_true_peak_under_the_ceiling(sample_rate):
+    """The plain 8x envelope lets BS.1770's meter read over the ceiling on broadband music; with
+    ``hold_meter`` the first limiting meets it, at a negligible cost in level."""
+    m = TRUE_PEAK_STREAM_MARGIN
+    over = []
+    for seed in range(4):
+        x = _broadband(2 * sample_rate, seed, sample_rate)
+        plain = limit_true_peak(x, sample_rate, ceiling_dbtp=-1.0)
+        held = limit_true_peak(x, sample_rate, ceiling_dbtp=-1.0, hold_meter=True)
+        metered = [20 * np.log10(true_peak_max(np.pad(y, ((0, 0), (m, m))))) for y in (plain, held)]
+        over.append(metered[0] > -1.0 + 1e-3)
+        assert metered[1] <= -1.0 + 1e-9
+        assert 20 * np.log10(interval_peaks(held).max()) <= -1.0 + 1e-9  # the 8x envelope still holds too
+        level = [10 * np.log10((y ** 2).mean()) for y in (plain, held)]
+        assert level[0] - level[1] == pytest.approx(0.0, abs=0.02)
+    assert any(over)  # the case exists: without the meter the test above could not fail
 
 
 def test_limiter_is_faster_than_the_reference():
