@@ -38,8 +38,9 @@ from .dsp.truepeak import limit_true_peak, true_peak_max
 from .io import AudioError, AudioReader, audio_info, check_output_path
 from .paths import runs_dir
 from .signals import check_terminated
-from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, chunk_residual, clean, encode_excerpts, excerpt_starts,
-                       limit_to_target, load_model, process_block, scale_params, subsonic_highpass_sos, unet_reach)
+from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, LIMITER_TOLERANCE_DB, chunk_residual, clean,
+                       encode_excerpts, excerpt_starts, limit_to_target, load_model, process_block, scale_params,
+                       subsonic_highpass_sos, unet_reach)
 from .training.trainer import latest_checkpoint
 from .weights import WeightsError, default_weights
 
@@ -454,7 +455,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
 
     def limit_block(x: np.ndarray, start: int, stop: int, lo: int, ceiling_db: float):
         """The kept part of one limited block, its largest gain reduction (dB) and its true peak."""
-        y = limit_true_peak(x, sample_rate, ceiling_dbtp=ceiling_db, hold_meter=True)
+        y = limit_true_peak(x, sample_rate, ceiling_dbtp=ceiling_db, hold_meter=True, tolerance_db=LIMITER_TOLERANCE_DB)
         reduction = 0.0
         active = np.abs(x) > 1e-6
         if active.any():

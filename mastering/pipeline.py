@@ -50,6 +50,7 @@ __all__ = [
 ANALYSIS_LUFS = -24.0  # level the model sees a track at (the middle of its training inputs' loudness)
 HIGHPASS_PREROLL_S = 1.0  # the high-pass state settles well within this (slowest pole decays ~48/s at 20 Hz)
 LIMITER_MARGIN_DB = 0.05  # the limiter aims this far under the ceiling (block-wise limiting, 24-bit output)
+LIMITER_TOLERANCE_DB = 0.02  # a limiting may end this far over its aim (still 0.03 dB under the ceiling)
 _SHORTFALL_LU = 0.3  # limiting may cost this much loudness before the gain is raised and the pass repeated
 
 
@@ -311,7 +312,7 @@ def finish_audio(x: np.ndarray, sample_rate: int, target_lufs: float,
 
     def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
         result["y"] = y = limit_true_peak(x * 10.0 ** (gain_db / 20.0), int(sample_rate), ceiling_dbtp=ceiling_db,
-                                          hold_meter=True)
+                                          hold_meter=True, tolerance_db=LIMITER_TOLERANCE_DB)
         out = LoudnessMeter(sample_rate, y.shape[0])
         out.update(y)
         margin = np.zeros((y.shape[0], TRUE_PEAK_STREAM_MARGIN))

@@ -101,13 +101,17 @@ def meter_peaks(x: np.ndarray) -> np.ndarray:
 
 
 def limit_true_peak(x: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0, release_ms: float = 50.0,
-                    lookahead_ms: float = 5.0, max_passes: int = 4, hold_meter: bool = False) -> np.ndarray:
+                    lookahead_ms: float = 5.0, max_passes: int = 4, hold_meter: bool = False,
+                    tolerance_db: float = 0.0) -> np.ndarray:
     """:func:`mastering.dsp.dynamics.limiter` of one item ``x`` ``[channels, samples]`` (float64 out;
     audio already under the ceiling comes back unchanged, bit for bit). See there for the algorithm.
 
     With ``hold_meter`` the envelope also holds what the BS.1770-4 4x meter reads
     (:func:`meter_peaks`): its interpolator reads up to about 0.1 dB above the 8x envelope on
     broadband music, so without it a limited master can meter over the ceiling it was limited to.
+    ``tolerance_db`` lets a pass end up that far over the ceiling before another is made: the passes
+    after the first chase overshoots of thousandths of a dB on a few samples at the cost of a whole
+    pass each, which a caller limiting under a margin need not pay.
     """
     lookahead = max(1, int(round(lookahead_ms * sample_rate / 1000.0)))
     ceiling_lin = 10.0 ** (ceiling_dbtp / 20.0)
@@ -118,9 +122,10 @@ def limit_true_peak(x: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0,
     def peaks(y: np.ndarray) -> np.ndarray:
         return np.maximum(interval_peaks(y), meter_peaks(y)) if hold_meter else interval_peaks(y)
 
+    accept_lin = ceiling_lin * 10.0 ** (max(float(tolerance_db), 0.0) / 20.0)
     for _ in range(max_passes):
         interval = peaks(y)
-        if interval.max(initial=0.0) <= ceiling_lin:
+        if interval.max(initial=0.0) <= accept_lin:
             break
         env = interval.copy()  # covers [n - 1, n + 1): every value between samples at both ends
         env[..., 1:] = np.maximum(env[..., 1:], interval[..., :-1])

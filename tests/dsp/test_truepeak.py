@@ -93,6 +93,23 @@ def test_holding_the_meter_puts_the_metered_true_peak_under_the_ceiling(sample_r
     assert any(over)  # the case exists: without the meter the test above could not fail
 
 
+def test_a_tolerance_ends_the_passes_within_it_at_the_same_level():
+    """``tolerance_db``: the output may meter up to that far over the ceiling (never more), is the exact
+    limiter's output to within the tolerance, and audio already within it comes back unchanged."""
+    m = TRUE_PEAK_STREAM_MARGIN
+    for seed in range(3):
+        x = _broadband(2 * 44100, seed)
+        exact = limit_true_peak(x, 44100, ceiling_dbtp=-1.0, hold_meter=True)
+        loose = limit_true_peak(x, 44100, ceiling_dbtp=-1.0, hold_meter=True, tolerance_db=0.02)
+        metered = 20 * np.log10(true_peak_max(np.pad(loose, ((0, 0), (m, m)))))
+        assert -1.0 - 0.05 < metered <= -1.0 + 0.02
+        assert 20 * np.log10(interval_peaks(loose).max()) <= -1.0 + 0.02
+        assert np.abs(20 * np.log10(np.abs(loose[exact != 0] / exact[exact != 0]))).max() <= 0.02 + 1e-9
+    within = x * 10 ** (-1.01 / 20) / interval_peaks(x).max()  # 0.01 dB under: over nothing by the 8x measure
+    assert np.array_equal(limit_true_peak(within * 10 ** (0.015 / 20), 44100, ceiling_dbtp=-1.0, tolerance_db=0.02),
+                          within * 10 ** (0.015 / 20))
+
+
 def test_limiter_is_faster_than_the_reference():
     x = 4.0 * _music(44100 * 4, 7)
     limit_true_peak(x, 44100)  # compile
