@@ -34,7 +34,7 @@ from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, INTENSITY_RANGE, MAX_SAMP
                        TARGET_LUFS, TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
 from .dsp.eq import parametric_eq
 from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter
-from .dsp.truepeak import limit_true_peak, true_peak_max
+from .dsp.truepeak import LimiterForecast, limit_true_peak, true_peak_max
 from .io import AudioError, AudioReader, audio_info, check_output_path
 from .paths import runs_dir
 from .signals import check_terminated
@@ -419,8 +419,9 @@ def _decide_post_eq(post_eq, model, params, z, reader: _CleanReader, segment_s: 
 
 
 def _process_pass(model, params, z, reader: _CleanReader, block: int, context: int, intensity: float, post_eq,
-                  path: Path, progress: bool) -> float:
-    """Step 4: the model's processing, block by block with context, into a float32 file; its loudness."""
+                  path: Path, progress: bool, forecast: LimiterForecast | None = None) -> float:
+    """Step 4: the model's processing, block by block with context, into a float32 file; its loudness
+    (and the ``forecast`` of the limiting fed)."""
     src = reader.src
     meter = LoudnessMeter(src.sample_rate, src.channels)
     with open(path, "wb") as fh:
@@ -435,6 +436,8 @@ def _process_pass(model, params, z, reader: _CleanReader, block: int, context: i
                 raise MasterError(str(exc)) from None
             y = y[:, start - lo: start - lo + (stop - start)]
             meter.update(y)
+            if forecast is not None:
+                forecast.update(y)
             fh.write(np.ascontiguousarray(y.T, dtype=np.float32).tobytes())
     return meter.integrated()
 
@@ -616,7 +619,9 @@ def master_file(
             context = int(round(context_s * sr))
         context = int(math.ceil(context / align)) * align  # block starts minus context stay on the grid
         # -- process, then finish: gain to the target, true-peak limiting, metering, retried
-        lufs_proc = _process_pass(model, params, z, reader, block, context, intensity, eq, tmp_processed, progress)
+        forecast = LimiterForecast(sr)
+        lufs_proc = _process_pass(model, params, z, reader, block, context, intensity, eq, tmp_processed, progress,
+                                  forecast)
         if not math.isfinite(lufs_proc):
             raise MasterError("the processed audio is silent; the checkpoint may be damaged")
         reduction = [0.0]
@@ -632,7 +637,7 @@ def master_file(
             return lufs, tp
 
         gain_db, lufs_out, tp_out = limit_to_target(counted_pass, float(target_lufs) - lufs_proc, target_lufs,
-                                                    true_peak_dbtp)
+                                                    true_peak_dbtp, forecast=forecast)
         check_terminated()
         os.replace(tmp_out, out_path)
     except OSError as exc:  # disk full, folder removed meanwhile...

@@ -21,7 +21,7 @@ from scipy import signal
 
 from .defaults import HIGHPASS_HZ, HIGHPASS_ORDER, SUBSONIC_HZ, TRUE_PEAK_DBTP
 from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter
-from .dsp.truepeak import limit_true_peak, true_peak_max
+from .dsp.truepeak import LimiterForecast, limit_true_peak, true_peak_max
 from .io import resample
 from .models.mastering import MasteringModel, model_from_checkpoint
 from .provenance import safe_torch_load
@@ -273,25 +273,31 @@ def process_block(model: MasteringModel, x: np.ndarray, sample_rate: int, params
 
 
 def limit_to_target(run_pass: Callable[[float, float], tuple[float, float]], gain_db: float, target_lufs: float,
-                    true_peak_dbtp: float, attempts: int = 3) -> tuple[float, float, float]:
+                    true_peak_dbtp: float, attempts: int = 3,
+                    forecast: LimiterForecast | None = None) -> tuple[float, float, float]:
     """Gain, limit, meter and retry: the one loudness finish of every system.
 
     ``run_pass(gain_db, ceiling_dbtp)`` applies the gain and the true-peak limiter and returns the
-    output's integrated loudness (LUFS) and linear true peak. When limiting cost more than 0.3 LU the
-    gain is raised by the shortfall; when the true peak still exceeds ``true_peak_dbtp`` the
-    limiter's ceiling is lowered by the excess; at most ``attempts`` passes.
+    output's integrated loudness (LUFS) and linear true peak. With a ``forecast`` of the audio
+    (:class:`mastering.dsp.truepeak.LimiterForecast`) the first pass adds the loudness that limiting
+    is forecast to take to ``gain_db`` (the plain gain to the target). When the output misses the
+    target by more than 0.3 LU the gain is corrected by the difference; when the true peak still
+    exceeds ``true_peak_dbtp`` the limiter's ceiling is lowered by the excess; at most ``attempts``
+    passes.
 
     Returns:
         ``(gain_db, lufs_out, true_peak_out)`` of the last pass.
     """
     ceiling_db = float(true_peak_dbtp) - LIMITER_MARGIN_DB
+    if forecast is not None:
+        gain_db = forecast.gain_for(float(target_lufs) - float(gain_db), target_lufs, ceiling_db)
     for attempt in range(int(attempts)):
         lufs_out, tp_out = run_pass(gain_db, ceiling_db)
         shortfall = float(target_lufs) - lufs_out
         excess = (20.0 * math.log10(tp_out) if tp_out > 0 else -math.inf) - float(true_peak_dbtp)
-        if (shortfall <= _SHORTFALL_LU and excess <= 0.0) or attempt == attempts - 1:
+        if (abs(shortfall) <= _SHORTFALL_LU and excess <= 0.0) or attempt == attempts - 1:
             break
-        if shortfall > _SHORTFALL_LU:
+        if abs(shortfall) > _SHORTFALL_LU:
             gain_db += shortfall
         if excess > 0.0:
             ceiling_db -= excess + 0.02
@@ -318,7 +324,9 @@ def finish_audio(x: np.ndarray, sample_rate: int, target_lufs: float,
         margin = np.zeros((y.shape[0], TRUE_PEAK_STREAM_MARGIN))
         return out.integrated(), true_peak_max(np.concatenate([margin, y, margin], axis=-1))
 
-    limit_to_target(run_pass, float(target_lufs) - lufs, target_lufs, true_peak_dbtp)
+    forecast = LimiterForecast(int(sample_rate))
+    forecast.update(x)
+    limit_to_target(run_pass, float(target_lufs) - lufs, target_lufs, true_peak_dbtp, forecast=forecast)
     return result["y"]
 
 

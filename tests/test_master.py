@@ -470,7 +470,8 @@ def test_blocks_give_what_one_pass_over_the_file_gives(tmp_path, sample_rate):
 def test_a_loud_master_meets_the_true_peak_ceiling_in_every_limiting_pass(tmp_path, checkpoints, capsys):
     """Broadband material driven hard into the limiter: the limiter holds what the BS.1770 meter reads,
     so every pass of the finish meters under the ceiling and a retry is only ever for the loudness
-    that limiting took (with the 8x envelope alone the first pass metered 0.03-0.08 dB over)."""
+    that limiting took (with the 8x envelope alone the first pass metered 0.03-0.08 dB over); with the
+    forecast of that loudness, one pass does it."""
     rng = np.random.default_rng(3)
     sr = 44100
     t = np.arange(8 * sr) / sr
@@ -478,7 +479,7 @@ def test_a_loud_master_meets_the_true_peak_ceiling_in_every_limiting_pass(tmp_pa
     x = (x - x.mean(axis=-1, keepdims=True)) / np.abs(x).max() + 0.5 * rng.standard_normal((2, t.size))
     x = 0.2 * x * (0.3 + 0.7 * np.exp(-6 * (t % 0.4))) / np.abs(x).max()
     src = _write(tmp_path / "loud.wav", x, sr, "FLOAT")
-    rc, out, err = _master(capsys, src, tmp_path / "m.wav", "--checkpoint", checkpoints["1a"], "--target-lufs", "-11",
+    rc, out, err = _master(capsys, src, tmp_path / "m.wav", "--checkpoint", checkpoints["1a"], "--target-lufs", "-9",
                            "--json")
     assert rc == 0, err
     report = json.loads(out)
@@ -486,6 +487,7 @@ def test_a_loud_master_meets_the_true_peak_ceiling_in_every_limiting_pass(tmp_pa
     assert true_peak(torch.from_numpy(y.T)[None], sr).item() <= -1.0 + 1e-4
     assert report["limiter_max_reduction_db"] > 1.5  # the case this is about: heavy limiting
     passes = report["finish_passes"]
-    assert all(p["true_peak_dbtp"] <= p["ceiling_dbtp"] + 1e-3 for p in passes), passes
+    assert all(p["true_peak_dbtp"] <= p["ceiling_dbtp"] + 0.02 for p in passes), passes  # the tolerance
     assert [p["ceiling_dbtp"] for p in passes] == [-1.05] * len(passes)  # never lowered for a peak
-    assert len(passes) <= 2 and report["output_measured"]["integrated_lufs"] == pytest.approx(-11.0, abs=0.3)
+    assert len(passes) == 1, passes  # and the forecast of what limiting takes makes one pass enough
+    assert report["output_measured"]["integrated_lufs"] == pytest.approx(-9.0, abs=0.3)

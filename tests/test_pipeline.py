@@ -51,14 +51,25 @@ def test_limit_to_target_raises_the_gain_by_the_shortfall_and_lowers_the_ceiling
 
     def run_pass(gain_db, ceiling_db):
         calls.append((gain_db, ceiling_db))
-        lufs = -20.0 + gain_db - (1.0 if len(calls) == 1 else 0.1)  # limiting costs 1 LU the first time
+        lufs = -20.0 + gain_db - (1.0 if len(calls) == 1 else 1.1)  # limiting costs 1 LU, then a little more
         return lufs, 10 ** ((ceiling_db + (0.3 if len(calls) == 1 else 0.0)) / 20)  # and overshoots once
 
     gain_db, lufs, tp = limit_to_target(run_pass, 6.0, -14.0, -1.0)
     assert len(calls) == 2
     assert calls[1][0] == pytest.approx(7.0)  # +1 LU shortfall
     assert calls[1][1] == pytest.approx(calls[0][1] - 0.25 - 0.02)  # the 0.25 dB excess and a margin
-    assert gain_db == pytest.approx(7.0) and lufs == pytest.approx(-13.1)
+    assert gain_db == pytest.approx(7.0) and lufs == pytest.approx(-14.1)
+
+
+def test_limit_to_target_lowers_a_gain_that_overshot_the_target():
+    calls = []
+
+    def run_pass(gain_db, ceiling_db):
+        calls.append(gain_db)
+        return -20.0 + gain_db, 10 ** (ceiling_db / 20)  # no limiting
+
+    limit_to_target(run_pass, 7.0, -14.0, -1.0)  # 1 LU too loud, as a wrong forecast would be
+    assert calls == [7.0, 6.0]
 
 
 def test_limit_to_target_stops_after_its_attempts():
