@@ -7,7 +7,7 @@ import torch
 from mastering.dsp.loudness import loudness
 from mastering.evaluation.benchmark import load_test_pairs
 from mastering.evaluation.metrics import evaluate_pair
-from mastering.evaluation.release import MAX_BYTES, release_weights, validation_record
+from mastering.evaluation.release import MAX_BYTES, machine_card, release_weights, validation_record
 from mastering.evaluation.systems import Phase1System
 from mastering.models.mastering import build_model, model_from_checkpoint
 from mastering.weights import DEFAULT_NAME, WeightsError, default_weights, sha256, verified, weights_dir
@@ -31,6 +31,16 @@ def checkpoint(tmp_path):
                 "history": history, "epoch": 3, "optimizer": {"big": torch.zeros(1000)},
                 "identity": {"identity_perceptual": 1.5, "identity_matched_perceptual": 0.8}}, path)
     return path, model.eval()
+
+
+def test_the_machine_card_names_this_machine():
+    """What a card records of where it was made (training's floats depend on the CPU's kernels)."""
+    import os
+
+    card = machine_card()
+    assert card["cores"] == os.cpu_count() and card["torch_threads"] == torch.get_num_threads()
+    assert card["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert card["cpu"] and card["cpu"] != "unknown" and json.loads(json.dumps(card)) == card
 
 
 def test_a_release_is_float16_with_a_card_that_checks_it(tmp_path, checkpoint):

@@ -13,6 +13,8 @@ import argparse
 import datetime as _dt
 import json
 import math
+import os
+import platform
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +27,8 @@ from ..provenance import atomic_torch_save, atomic_write_text, git_commit, safe_
 from ..weights import DEFAULT_NAME, sha256, weights_dir
 from .benchmark import phase_checkpoint
 
-__all__ = ["MAX_BYTES", "validation_record", "choose_phase", "data_card", "release_weights", "build_release", "main"]
+__all__ = ["MAX_BYTES", "validation_record", "choose_phase", "data_card", "machine_card", "release_weights",
+           "build_release", "main"]
 
 MAX_BYTES = 10 * 1024 * 1024
 """The largest release file (10 MiB)."""
@@ -81,6 +84,22 @@ def data_card(profile: str) -> dict[str, Any]:
             "source_ratios": params["train"]["data"]["ratios"]}
 
 
+def machine_card() -> dict[str, Any]:
+    """The machine the release step runs on: CPU model, the instruction set torch's CPU kernels use,
+    cores and torch threads. Float results of training can differ between CPUs (kernels are chosen
+    by instruction set at run time), so a card says where its weights were made."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "machine": platform.machine()}
+
+
 def release_weights(checkpoint: str | Path, card: dict[str, Any], name: str = DEFAULT_NAME,
                     folder: str | Path | None = None) -> tuple[Path, Path]:
     """Write ``<folder>/<name>.pt`` (float16 weights) and ``<folder>/<name>.json`` (``card`` plus the
@@ -123,6 +142,8 @@ def build_release(profile: str = "cpu", phases: Sequence[str] = ("1a", "1b", "1c
         "candidates": candidates, "metrics": {"validation": {k: chosen[k] for k in chosen
                                                              if k.startswith(("valid", "identity"))}},
         "data": data_card(profile),
+        "machine": {**machine_card(), "note": "where the release step ran; it trains the runs it does not find "
+                                              "in the run cache, and reuses the others (made wherever they ran)"},
         "licence": "trained on GPL/free-licensed Debian game soundtracks and public-domain music21 scores; "
                    "see data/manifests/tracks.csv for each track's licence",
         "use": "mastering master IN OUT (used when no --checkpoint is given and no local run exists)",
