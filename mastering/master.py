@@ -34,13 +34,13 @@ from .defaults import (HIGHPASS_HZ, HIGHPASS_HZ_RANGE, INTENSITY_RANGE, MAX_SAMP
                        TARGET_LUFS, TARGET_LUFS_RANGE, TRUE_PEAK_DBTP, TRUE_PEAK_DBTP_RANGE)
 from .dsp.eq import parametric_eq
 from .dsp.loudness import TRUE_PEAK_STREAM_MARGIN, LoudnessMeter
-from .dsp.truepeak import LimiterForecast, limit_true_peak, true_peak_max
+from .dsp.truepeak import LimiterForecast, true_peak_max
 from .io import AudioError, AudioReader, audio_info, check_output_path
 from .paths import runs_dir
 from .signals import check_terminated
-from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, LIMITER_TOLERANCE_DB, chunk_residual, clean,
-                       encode_excerpts, excerpt_starts, limit_to_target, load_model, process_block, scale_params,
-                       subsonic_highpass_sos, unet_reach)
+from .pipeline import (ANALYSIS_LUFS, HIGHPASS_PREROLL_S, chunk_residual, clean, encode_excerpts, excerpt_starts,
+                       finish_limit, limit_to_target, load_model, process_block, scale_params, subsonic_highpass_sos,
+                       unet_reach)
 from .training.trainer import latest_checkpoint
 from .weights import WeightsError, default_weights
 
@@ -419,7 +419,7 @@ def _decide_post_eq(post_eq, model, params, z, reader: _CleanReader, segment_s: 
 
 
 def _process_pass(model, params, z, reader: _CleanReader, block: int, context: int, intensity: float, post_eq,
-                  path: Path, progress: bool, forecast: LimiterForecast | None = None) -> float:
+                  path: Path, progress: bool, forecast: LimiterForecast) -> float:
     """Step 4: the model's processing, block by block with context, into a float32 file; its loudness
     (and the ``forecast`` of the limiting fed)."""
     src = reader.src
@@ -436,8 +436,7 @@ def _process_pass(model, params, z, reader: _CleanReader, block: int, context: i
                 raise MasterError(str(exc)) from None
             y = y[:, start - lo: start - lo + (stop - start)]
             meter.update(y)
-            if forecast is not None:
-                forecast.update(y)
+            forecast.update(y)
             fh.write(np.ascontiguousarray(y.T, dtype=np.float32).tobytes())
     return meter.integrated()
 
@@ -446,7 +445,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
                  subtype: str, progress: bool, limiter_reduction: list[float],
                  workers: int = 2) -> Callable[[float, float], tuple]:
     """Step 5 as a :func:`mastering.pipeline.limit_to_target` pass: gain, true-peak limiter (block-wise
-    with 0.5 s of context; :func:`mastering.dsp.truepeak.limit_true_peak`), output file, meters. ``workers`` threads limit blocks side by side (NumPy and
+    with 0.5 s of context; :func:`mastering.pipeline.finish_limit`), output file, meters. ``workers`` threads limit blocks side by side (NumPy and
     SciPy release the interpreter lock); blocks are written and metered in order, at most
     ``workers + 1`` of them in memory."""
     context = int(round(0.5 * sample_rate))
@@ -458,7 +457,7 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
 
     def limit_block(x: np.ndarray, start: int, stop: int, lo: int, ceiling_db: float):
         """The kept part of one limited block, its largest gain reduction (dB) and its true peak."""
-        y = limit_true_peak(x, sample_rate, ceiling_dbtp=ceiling_db, hold_meter=True, tolerance_db=LIMITER_TOLERANCE_DB)
+        y = finish_limit(x, sample_rate, ceiling_db)
         reduction = 0.0
         active = np.abs(x) > 1e-6
         if active.any():
@@ -570,7 +569,8 @@ def master_file(
     Returns:
         A report: input and output measurements, the checkpoint used, the applied EQ bands and
         compressor settings, the gains, each limiting pass of the loudness finish
-        (``finish_passes``: gain, limiter ceiling, loudness and true peak it gave), and notes (DC removed, clipping, resampling...).
+        (``finish_passes``: gain, limiter ceiling, loudness and true peak it gave), and notes (DC
+        removed, clipping, resampling...).
 
     Raises:
         AudioError: unusable input (unreadable, not audio, zero length, NaN/Inf, silent, more than two

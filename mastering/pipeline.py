@@ -30,6 +30,7 @@ __all__ = [
     "ANALYSIS_LUFS",
     "HIGHPASS_PREROLL_S",
     "LIMITER_MARGIN_DB",
+    "LIMITER_TOLERANCE_DB",
     "subsonic_highpass_sos",
     "clean",
     "excerpt_starts",
@@ -42,6 +43,7 @@ __all__ = [
     "chunk_residual",
     "encode_excerpts",
     "process_block",
+    "finish_limit",
     "limit_to_target",
     "finish_audio",
     "master_audio",
@@ -272,6 +274,14 @@ def process_block(model: MasteringModel, x: np.ndarray, sample_rate: int, params
     return y
 
 
+def finish_limit(x: np.ndarray, sample_rate: int, ceiling_dbtp: float) -> np.ndarray:
+    """The loudness finish's true-peak limiting of ``x`` ``[channels, samples]``:
+    :func:`mastering.dsp.truepeak.limit_true_peak` holding the BS.1770-4 meter's peaks, within
+    :data:`LIMITER_TOLERANCE_DB` of ``ceiling_dbtp``."""
+    return limit_true_peak(x, int(sample_rate), ceiling_dbtp=ceiling_dbtp, hold_meter=True,
+                           tolerance_db=LIMITER_TOLERANCE_DB)
+
+
 def limit_to_target(run_pass: Callable[[float, float], tuple[float, float]], gain_db: float, target_lufs: float,
                     true_peak_dbtp: float, attempts: int = 3,
                     forecast: LimiterForecast | None = None) -> tuple[float, float, float]:
@@ -317,8 +327,7 @@ def finish_audio(x: np.ndarray, sample_rate: int, target_lufs: float,
     result = {}
 
     def run_pass(gain_db: float, ceiling_db: float) -> tuple[float, float]:
-        result["y"] = y = limit_true_peak(x * 10.0 ** (gain_db / 20.0), int(sample_rate), ceiling_dbtp=ceiling_db,
-                                          hold_meter=True, tolerance_db=LIMITER_TOLERANCE_DB)
+        result["y"] = y = finish_limit(x * 10.0 ** (gain_db / 20.0), sample_rate, ceiling_db)
         out = LoudnessMeter(sample_rate, y.shape[0])
         out.update(y)
         margin = np.zeros((y.shape[0], TRUE_PEAK_STREAM_MARGIN))

@@ -198,7 +198,9 @@ class LimiterForecast:
         brings; 0 for silence or audio that stays under the ceiling."""
         if not self._peaks:
             return 0.0
-        peaks, energies = np.concatenate(self._peaks), np.concatenate(self._energies)
+        if len(self._peaks) > 1:  # join the blocks once; later calls (gain_for iterates) reuse them
+            self._peaks, self._energies = [np.concatenate(self._peaks)], [np.concatenate(self._energies)]
+        peaks, energies = self._peaks[0], self._energies[0]
         total = float(energies.sum())
         if total <= 0.0:
             return 0.0
