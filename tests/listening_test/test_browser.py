@@ -20,8 +20,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from .lt_support import ADMIN_TOKEN, ApiClient, LiveServer, make_stimuli
@@ -104,10 +104,21 @@ def listen(driver) -> None:
 
 
 def rate(driver, rating: int) -> None:
-    section = driver.find_element(By.CSS_SELECTOR, "section.trial")
+    """Answer and wait until the page has replaced this trial's section.
+
+    Next submits the form, so the browser navigates to the next page. The section is marked in the
+    page and the wait asks the page whether a marked section is still there, retrying while the
+    navigation is under way. Holding a WebDriver reference to the section instead (``staleness_of``)
+    races with the navigation: Chromium then may answer "Node with given id does not belong to the
+    document", which Selenium does not map to a stale element (a CI run failed so).
+    """
+    driver.execute_script("document.querySelector('section.trial').dataset.answered = '1';")
     driver.find_element(By.ID, f"rating-{rating}").click()
     driver.find_element(By.ID, "next").click()
-    WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(EC.staleness_of(section))
+    WebDriverWait(driver, WAIT_S, poll_frequency=0.05, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return document.readyState === 'complete'"
+            " && document.querySelector('section.trial[data-answered]') === null;"))
 
 
 @pytest.fixture()
