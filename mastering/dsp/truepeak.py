@@ -5,7 +5,9 @@
 :func:`mastering.dsp.loudness.true_peak_stream` (the 4x interpolator of ITU-R BS.1770-4, Annex 2),
 with their polyphase interpolation computed in one compiled pass that keeps only the largest
 magnitude between two samples, instead of an oversampled copy of the signal: the same results to
-float64 rounding (``tests/dsp/test_truepeak.py``), several times faster. They finish files
+float64 rounding (``tests/dsp/test_truepeak.py``), several times faster. Peaks that cannot matter
+are not computed: the limiter skips stretches whose samples cannot reach its ceiling, the meter
+those that cannot reach a peak it has already found (same results, bit for bit). They finish files
 (:mod:`mastering.master`, :func:`mastering.pipeline.finish_audio`); training never calls them.
 """
 
@@ -24,35 +26,93 @@ from .loudness import _interpolation_filter
 __all__ = ["LimiterForecast", "interval_peaks", "limit_true_peak", "meter_peaks", "true_peak_max"]
 
 _LIMITER_OVERSAMPLE = 8
+_SKIP_UNDER = 0.999  # limit_true_peak computes peaks exactly from 0.009 dB under its ceiling up
+
+
+_BLOCK = 32  # the skipping test's granularity (samples); computed runs join up to 8 blocks
 
 
 @njit(cache=True, nogil=True)
-def _polyphase_peaks(x, w, out):  # pragma: no cover - compiled
-    """``out[c, i] = max_p |sum_t w[t, p] * x[c, i + t]|`` for ``i < out.shape[1]``, in tiles of 256
-    outputs whose accumulators stay in cache (the loop over a tile vectorises)."""
+def _exact_run(xc, w, oc, i0, m, acc, best):  # pragma: no cover - compiled
+    """``oc[i0 + k] = max_p |sum_t w[t, p] * xc[i0 + k + t]|`` for ``k < m`` (``m`` <= ``len(acc)``):
+    the accumulators stay in cache and the loop over ``k`` vectorises."""
+    taps, phases = w.shape
+    best[:m] = 0.0
+    for p in range(phases):
+        acc[:m] = 0.0
+        for t in range(taps):
+            wt = w[t, p]
+            seg = xc[i0 + t: i0 + t + m]
+            for k in range(m):
+                acc[k] += wt * seg[k]
+        for k in range(m):
+            a = abs(acc[k])
+            best[k] = a if a > best[k] else best[k]
+    for k in range(m):
+        oc[i0 + k] = best[k]
+
+
+@njit(cache=True, nogil=True)
+def _polyphase_peaks(x, w, out, floor):  # pragma: no cover - compiled
+    """``out[c, i] = max_p |sum_t w[t, p] * x[c, i + t]|`` for ``i < out.shape[1]``, except where that
+    is certainly under ``floor``: a block of outputs whose inputs all have ``|x| * max_p sum_t |w[t, p]|``
+    under ``floor`` gets that bound instead (a value at or above the exact one, under ``floor``) and
+    no arithmetic. Runs of blocks that need it are computed exactly in tiles of up to 256 outputs;
+    each output's sum is formed in the same order whatever the tiling, so exact values are the
+    same to the bit. ``floor = 0`` computes everything."""
     channels, n = out.shape
     taps, phases = w.shape
-    tile = 256
+    block = _BLOCK
+    tile = 8 * block
     acc = np.empty(tile)
     best = np.empty(tile)
+    gain = 0.0
+    for p in range(phases):
+        s = 0.0
+        for t in range(taps):
+            s += abs(w[t, p])
+        gain = s if s > gain else gain
+    gain *= 1.0 + 1e-12  # the bound stays above every computed sum despite the sums' rounding (< 1e-14)
+    n_blocks = (n + block - 1) // block
+    spill = (taps - 1 + block - 1) // block  # blocks of input beyond a block's own that it reads
+    n_in = x.shape[1]
+    in_blocks = (n_in + block - 1) // block
+    peak = np.empty(in_blocks)
     for c in range(channels):
         xc = x[c]
         oc = out[c]
-        for i0 in range(0, n, tile):
-            m = min(tile, n - i0)
-            best[:] = 0.0
-            for p in range(phases):
-                acc[:] = 0.0
-                for t in range(taps):
-                    wt = w[t, p]
-                    seg = xc[i0 + t: i0 + t + m]
-                    for k in range(m):
-                        acc[k] += wt * seg[k]
-                for k in range(m):
-                    a = abs(acc[k])
-                    best[k] = a if a > best[k] else best[k]
-            for k in range(m):
-                oc[i0 + k] = best[k]
+        if floor > 0.0:
+            for j in range(in_blocks):
+                mx = 0.0
+                for i in range(j * block, min((j + 1) * block, n_in)):
+                    a = abs(xc[i])
+                    mx = a if a > mx else mx
+                peak[j] = mx
+        b = 0
+        while b < n_blocks:
+            if floor > 0.0:
+                mx = 0.0
+                for j in range(b, min(b + spill + 1, in_blocks)):
+                    mx = peak[j] if peak[j] > mx else mx
+                bound = mx * gain
+                if bound < floor:  # a NaN goes on to the exact sum
+                    for i in range(b * block, min((b + 1) * block, n)):
+                        oc[i] = bound
+                    b += 1
+                    continue
+            i0 = b * block
+            m = min(block, n - i0)
+            b += 1
+            while b < n_blocks and m + block <= tile:  # join the blocks that follow and need it too
+                if floor > 0.0:
+                    mx = 0.0
+                    for j in range(b, min(b + spill + 1, in_blocks)):
+                        mx = peak[j] if peak[j] > mx else mx
+                    if mx * gain < floor:
+                        break
+                m += min(block, n - b * block)
+                b += 1
+            _exact_run(xc, w, oc, i0, m, acc, best)
 
 
 @functools.lru_cache(maxsize=None)
@@ -72,28 +132,32 @@ def _resample_poly_taps(factor: int) -> tuple[np.ndarray, int]:
     return w, reach
 
 
-def interval_peaks(x: np.ndarray, factor: int = _LIMITER_OVERSAMPLE) -> np.ndarray:
+def interval_peaks(x: np.ndarray, factor: int = _LIMITER_OVERSAMPLE, floor: float = 0.0) -> np.ndarray:
     """``[channels, samples]``: the largest ``|.|`` of ``resample_poly(x, factor, 1)`` over each input
-    interval ``[n, n + 1)`` (what :func:`mastering.dsp.dynamics.limiter` reads its envelope from)."""
+    interval ``[n, n + 1)`` (what :func:`mastering.dsp.dynamics.limiter` reads its envelope from).
+
+    With ``floor`` > 0, where that peak is certainly under ``floor`` (the nearby samples are too
+    small to reach it) the output is an upper bound under ``floor`` instead, and costs nothing:
+    a caller that only acts on peaks at or above ``floor`` gets the same result faster."""
     w, reach = _resample_poly_taps(int(factor))
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty(x.shape)
-    _polyphase_peaks(np.pad(x, ((0, 0), (reach, reach))), w, out)
+    _polyphase_peaks(np.pad(x, ((0, 0), (reach, reach))), w, out, float(floor))
     return out
 
 
-def meter_peaks(x: np.ndarray) -> np.ndarray:
+def meter_peaks(x: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """``[channels, samples]``: at sample ``n`` the largest ``|.|`` that the BS.1770-4 4x meter
     (:func:`true_peak_max`) reads between about ``n - 7/8`` and ``n + 7/8`` (its interpolator delays
     by 5.875 samples: outputs ``n + 5`` and ``n + 6`` of the streamed filter); the first and last
     samples also hold what it reads before and after the signal. The maximum over all samples is
-    :func:`true_peak_max` of ``x`` with zero margins."""
+    :func:`true_peak_max` of ``x`` with zero margins. ``floor`` as in :func:`interval_peaks`."""
     w = _bs1770_taps()
     reach = w.shape[0] - 1
     x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[-1]
     rows = np.empty((x.shape[0], n + reach))
-    _polyphase_peaks(np.pad(x, ((0, 0), (reach, reach))), w, rows)
+    _polyphase_peaks(np.pad(x, ((0, 0), (reach, reach))), w, rows, float(floor))
     out = np.maximum(rows[:, 5: 5 + n], rows[:, 6: 6 + n])
     if n:
         out[:, 0] = np.maximum(out[:, 0], rows[:, :6].max(axis=-1))
@@ -120,8 +184,11 @@ def limit_true_peak(x: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0,
     if y.shape[-1] == 0:
         return y
 
+    floor = ceiling_lin * _SKIP_UNDER  # peaks under the ceiling change nothing: left uncomputed
+
     def peaks(y: np.ndarray) -> np.ndarray:
-        return np.maximum(interval_peaks(y), meter_peaks(y)) if hold_meter else interval_peaks(y)
+        interval = interval_peaks(y, floor=floor)
+        return np.maximum(interval, meter_peaks(y, floor=floor)) if hold_meter else interval
 
     accept_lin = ceiling_lin * 10.0 ** (max(float(tolerance_db), 0.0) / 20.0)
     for _ in range(max_passes):
@@ -153,8 +220,14 @@ def true_peak_max(x_ext: np.ndarray) -> float:
     n = x.shape[-1] - w.shape[0] + 1
     if n <= 0:
         return 0.0
+    # A lower bound first (the outputs around the loudest sample), then only the blocks whose
+    # samples could reach it are computed: the maximum is the exact one.
+    c, i = np.unravel_index(int(np.argmax(np.abs(x))), x.shape)
+    lo, hi = max(0, i - w.shape[0] + 1), min(x.shape[-1], i + w.shape[0])
+    near = np.empty((1, hi - lo - w.shape[0] + 1))
+    _polyphase_peaks(np.ascontiguousarray(x[c: c + 1, lo: hi]), w, near, 0.0)
     out = np.empty((x.shape[0], n))
-    _polyphase_peaks(x, w, out)
+    _polyphase_peaks(x, w, out, float(near.max(initial=0.0)))
     return float(out.max(initial=0.0))
 
 

@@ -50,6 +50,50 @@ def test_true_peak_max_equals_the_streamed_meter():
         assert true_peak_max(x) == pytest.approx(true_peak_stream(x), rel=1e-13, abs=1e-300)
 
 
+def _quiet_then_loud(n, seed):
+    """Music whose first half is 30 dB down: most of its peaks are far under a ceiling near full scale."""
+    x = 3.0 * _music(n, seed)
+    x[:, : n // 2] *= 10 ** (-30 / 20)
+    return x
+
+
+@pytest.mark.parametrize("peaks", [interval_peaks, meter_peaks])
+def test_peaks_under_a_floor_are_bounded_and_the_rest_exact(peaks):
+    """With a floor, a peak that may reach it is the exact one to the bit; one certainly under it is
+    an upper bound that stays under it, and the quiet half is not computed at all."""
+    x = _quiet_then_loud(20011, 11)
+    exact = peaks(x)
+    for floor in (1.0, 2.0, 4.0):
+        got = peaks(x, floor=floor)
+        assert np.all(got >= exact)
+        assert np.array_equal(got[exact >= floor], exact[exact >= floor])
+        assert np.all(got[got != exact] < floor)
+        assert np.all(got[:, 100: 9900] != exact[:, 100: 9900])  # skipped: a bound, not the sum
+    assert np.array_equal(peaks(x, floor=0.0), exact)
+
+
+def test_skipping_peaks_under_the_ceiling_changes_no_limited_sample(monkeypatch):
+    x = _quiet_then_loud(30011, 12)
+    skipped = [limit_true_peak(x, 44100, c, hold_meter=h, tolerance_db=t)
+               for c, h, t in ((-1.0, False, 0.0), (-1.0, True, 0.02), (-0.1, True, 0.0))]
+    monkeypatch.setattr("mastering.dsp.truepeak._SKIP_UNDER", 0.0)  # every peak computed
+    computed = [limit_true_peak(x, 44100, c, hold_meter=h, tolerance_db=t)
+                for c, h, t in ((-1.0, False, 0.0), (-1.0, True, 0.02), (-0.1, True, 0.0))]
+    for a, b in zip(skipped, computed):
+        assert np.array_equal(a, b)
+
+
+def test_true_peak_max_finds_an_inter_sample_peak_away_from_the_loudest_sample():
+    """A quarter-rate sine sampled at 45 degrees peaks at 1.0 between samples of 0.707; a click of
+    0.9 elsewhere is the loudest sample. The meter must still read the sine's peak."""
+    n = 4000
+    x = np.zeros((2, n))
+    x[1, 2000:3000] = np.sin(np.pi / 2 * np.arange(1000) + np.pi / 4)
+    x[0, 500] = 0.9
+    assert true_peak_max(x) == pytest.approx(true_peak_stream(x), rel=1e-13)
+    assert true_peak_max(x) > 0.99
+
+
 def _broadband(n, seed, sample_rate=44100):
     """Loud music-like audio with a strong top end: where BS.1770's 4x meter reads above the 8x envelope."""
     rng = np.random.default_rng(seed)
