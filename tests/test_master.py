@@ -467,6 +467,39 @@ def test_blocks_give_what_one_pass_over_the_file_gives(tmp_path, sample_rate):
     assert float(np.abs(out["blocks"] - out["whole"]).max()) < 1e-6
 
 
+def _subnormal_survives() -> bool:
+    tiny = np.float64(1e-310)  # subnormal: under 2.2e-308
+    return bool(tiny * np.float64(1.0) != 0.0) and bool(torch.tensor(1e-310, dtype=torch.float64).mul(1.0).item() != 0.0)
+
+
+def test_impulse_responses_flush_subnormals_and_measure_the_same(tmp_path, monkeypatch):
+    """The automatic context measures impulse responses with subnormals flushed to zero (they decay
+    into them, and arithmetic on them is ~100x slower): the same context and the same master as
+    with them kept, and subnormals work again afterwards."""
+    import contextlib
+
+    import mastering.master as master
+
+    weights = Path(__file__).resolve().parents[1] / "weights" / "mastering.pt"
+    if not weights.is_file():
+        pytest.skip("no shipped weights")
+    if not torch.set_flush_denormal(True):
+        pytest.skip("torch cannot flush subnormals on this CPU")
+    torch.set_flush_denormal(False)
+    with master._subnormals_flushed():
+        assert not _subnormal_survives()
+    assert _subnormal_survives()
+    src = _write(tmp_path / "in.wav", _music(4.0, 44100, seed=7, level=0.3), 44100, subtype="FLOAT")
+    fast = master.master_file(src, tmp_path / "fast.wav", checkpoint=weights, subtype="FLOAT")
+    assert _subnormal_survives()
+    monkeypatch.setattr(master, "_subnormals_flushed", contextlib.nullcontext)
+    kept = master.master_file(src, tmp_path / "kept.wav", checkpoint=weights, subtype="FLOAT")
+    assert fast["context_s"] == kept["context_s"]
+    a, _ = sf.read(str(tmp_path / "fast.wav"))
+    b, _ = sf.read(str(tmp_path / "kept.wav"))
+    assert np.array_equal(a, b)
+
+
 def test_a_loud_master_meets_the_true_peak_ceiling_in_every_limiting_pass(tmp_path, checkpoints, capsys):
     """Broadband material driven hard into the limiter: the limiter holds what the BS.1770 meter reads,
     so every pass of the finish meters under the ceiling and a retry is only ever for the loudness
