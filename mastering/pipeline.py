@@ -216,13 +216,13 @@ class FoldedUNet(torch.nn.Module):
 
         inp, skips = h, []
         for layer in layers[:depth]:
-            h = functional.leaky_relu(conv(layer, h), 0.2)
+            h = functional.leaky_relu(conv(layer, h), 0.2, inplace=True)
             skips.append(h)
             h = h[..., ::2].contiguous(memory_format=torch.channels_last)  # decimation
-        h = functional.leaky_relu(conv(layers[depth], h), 0.2)
+        h = functional.leaky_relu(conv(layers[depth], h), 0.2, inplace=True)
         for layer, s in zip(layers[depth + 1: 2 * depth + 1], reversed(skips)):
             h = functional.interpolate(h, size=(1, s.shape[-1]), mode="bilinear", align_corners=False)
-            h = functional.leaky_relu(conv(layer, h, s), 0.2)
+            h = functional.leaky_relu(conv(layer, h, s), 0.2, inplace=True)
         return conv(layers[-1], h, inp)[:, :, 0, :n].contiguous()
 
 
