@@ -27,8 +27,6 @@ __all__ = ["LimiterForecast", "interval_peaks", "limit_true_peak", "meter_peaks"
 
 _LIMITER_OVERSAMPLE = 8
 _SKIP_UNDER = 0.999  # limit_true_peak computes peaks exactly from 0.009 dB under its ceiling up
-
-
 _BLOCK = 32  # the skipping test's granularity (samples); computed runs join up to 8 blocks
 
 
@@ -50,6 +48,15 @@ def _exact_run(xc, w, oc, i0, m, acc, best):  # pragma: no cover - compiled
             best[k] = a if a > best[k] else best[k]
     for k in range(m):
         oc[i0 + k] = best[k]
+
+
+@njit(cache=True, nogil=True)
+def _block_bound(peak, b, spill):  # pragma: no cover - compiled
+    """The largest ``|x|`` that block ``b``'s outputs read: its own input block and ``spill`` more."""
+    mx = 0.0
+    for j in range(b, min(b + spill + 1, peak.shape[0])):
+        mx = peak[j] if peak[j] > mx else mx
+    return mx
 
 
 @njit(cache=True, nogil=True)
@@ -91,10 +98,7 @@ def _polyphase_peaks(x, w, out, floor):  # pragma: no cover - compiled
         b = 0
         while b < n_blocks:
             if floor > 0.0:
-                mx = 0.0
-                for j in range(b, min(b + spill + 1, in_blocks)):
-                    mx = peak[j] if peak[j] > mx else mx
-                bound = mx * gain
+                bound = _block_bound(peak, b, spill) * gain
                 if bound < floor:  # a NaN goes on to the exact sum
                     for i in range(b * block, min((b + 1) * block, n)):
                         oc[i] = bound
@@ -104,12 +108,8 @@ def _polyphase_peaks(x, w, out, floor):  # pragma: no cover - compiled
             m = min(block, n - i0)
             b += 1
             while b < n_blocks and m + block <= tile:  # join the blocks that follow and need it too
-                if floor > 0.0:
-                    mx = 0.0
-                    for j in range(b, min(b + spill + 1, in_blocks)):
-                        mx = peak[j] if peak[j] > mx else mx
-                    if mx * gain < floor:
-                        break
+                if floor > 0.0 and _block_bound(peak, b, spill) * gain < floor:
+                    break
                 m += min(block, n - b * block)
                 b += 1
             _exact_run(xc, w, oc, i0, m, acc, best)
