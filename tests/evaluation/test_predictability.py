@@ -1,0 +1,120 @@
+"""Blind band-correction predictability: features, predictors, the band-EQ system, the evaluation."""
+
+import numpy as np
+import pytest
+import torch
+
+from mastering.dsp.eq import parametric_eq
+from mastering.evaluation.metrics import third_octave_levels_db
+from mastering.evaluation.predictability import (
+    PREDICTORS, BandRegressionEQSystem, band_corrections, band_levels, evaluate_predictability, fit_predictor,
+    plot_band_r2, summarize_predictability)
+
+SR = 22050
+
+
+def _shelved(x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+    """``x`` [n, 2, t] through a high shelf at 2 kHz of ``gain_db`` [n]."""
+    n = x.shape[0]
+    return parametric_eq(x.double(), SR, torch.full((n, 1), 2000.0), gain_db[:, None].double(),
+                         torch.full((n, 1), 0.7071), kinds=("high_shelf",), mode="exact").float()
+
+
+def _pairs(n: int, seed: int, master_spread_db: float, degrade_spread_db: float, seconds: float = 1.0) -> dict:
+    """Noise masters whose treble varies by +-``master_spread_db`` (a high shelf), degraded by another
+    high shelf of +-``degrade_spread_db``; each pair its own track."""
+    g = torch.Generator().manual_seed(seed)
+    noise = 0.1 * torch.randn(n, 2, int(seconds * SR), generator=g)
+    master = _shelved(noise, (torch.rand(n, generator=g) * 2 - 1) * master_spread_db)
+    degraded = _shelved(master, (torch.rand(n, generator=g) * 2 - 1) * degrade_spread_db)
+    return {"degraded": degraded.numpy(), "mastered": master.numpy(), "groups": [f"{seed}-{i}" for i in range(n)],
+            "sample_rate": SR}
+
+
+def test_band_levels_are_balance_not_level():
+    x = 0.1 * torch.randn(2, 2, SR)
+    centres, a = band_levels(x, SR)
+    _, b = band_levels(x * 10.0, SR)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a.mean(axis=-1), 0.0, atol=1e-9)
+    assert a.shape == (2, centres.size)
+    np.testing.assert_allclose(centres, third_octave_levels_db(x, SR)[0])
+    assert np.abs(band_corrections(x, 3.0 * x, SR)).max() < 1e-5  # float32 audio: rounding only
+
+
+def test_band_corrections_undo_a_known_shelf():
+    x = 0.1 * torch.randn(1, 2, 2 * SR)
+    y = _shelved(x, torch.tensor([-6.0]))  # the "master" has 6 dB less treble than the degraded x
+    centres, _ = band_levels(x, SR)
+    d = band_corrections(x, y, SR)[0]
+    high, low = centres > 6000, centres < 500
+    assert d[high].mean() - d[low].mean() == pytest.approx(-6.0, abs=0.5)
+
+
+def test_fit_predictor_rejects_bad_input():
+    f = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="unknown predictor"):
+        fit_predictor("svm", f, f)
+    with pytest.raises(ValueError, match="equal"):
+        fit_predictor("ridge", f, np.zeros((4, 2)))
+
+
+def test_a_predictable_correction_is_learnt_and_helps():
+    """Masters of one balance, degraded by random shelves: the input reveals its correction, so ridge
+    regression nearly reaches the oracle while the input-blind mean cannot."""
+    train, valid = _pairs(48, 0, 0.0, 8.0), _pairs(12, 1, 0.0, 8.0)
+    results, fits = evaluate_predictability(train, valid)
+    r2 = {k: np.array(v["band_r2"]) for k, v in ((k, fits["predictors"][k]) for k in PREDICTORS)}
+    high = np.array(fits["centres_hz"]) > 4000
+    assert r2["ridge"][high].min() > 0.9
+    assert r2["mean"][high].max() < 0.2
+    summary = summarize_predictability(results, n_boot=200).set_index("system")
+    assert set(summary.index) == {"loudnorm", "band_mean", "band_ridge", "band_extra_trees", "oracle_band"}
+    assert summary.loc["band_ridge", "ci_high_pct"] < -20.0  # clearly closer to the master than the input
+    assert summary.loc["band_ridge", "worse_share"] == 0.0
+    assert summary.loc["band_ridge", "band_mse_db2"] < 0.1 * summary.loc["loudnorm", "band_mse_db2"]
+    assert summary.loc["oracle_band", "change_pct"] < summary.loc["band_mean", "change_pct"]
+    assert abs(summary.loc["loudnorm", "change_pct"]) < 1e-9
+
+
+def test_an_unpredictable_correction_is_reported_as_such():
+    """Masters whose own treble varies far more than the degradation: the input hides the correction,
+    every predictor explains little of it, and the oracle stays far ahead."""
+    train, valid = _pairs(48, 2, 12.0, 2.0), _pairs(16, 3, 12.0, 2.0)
+    results, fits = evaluate_predictability(train, valid)
+    high = np.array(fits["centres_hz"]) > 4000
+    for kind in PREDICTORS:
+        assert np.mean(np.array(fits["predictors"][kind]["band_r2"])[high]) < 0.3
+    summary = summarize_predictability(results, n_boot=200).set_index("system")
+    assert summary.loc["oracle_band", "change_pct"] < summary.loc["band_ridge", "change_pct"] - 10.0
+    fig = plot_band_r2(fits)
+    assert len(fig.axes[0].lines) >= len(PREDICTORS)
+
+
+def test_band_regression_system_applies_its_curve():
+    x = 0.1 * torch.randn(2, SR)
+    centres, _ = band_levels(x, SR)
+    curve = np.where(centres > 3000, 6.0, 0.0)
+    system = BandRegressionEQSystem(None, "fixed", "fixed", curve_db=curve)
+    y = system.master(x, SR, target_lufs=-20.0)
+    assert y.shape == x.shape
+    gain = band_levels(y, SR)[1][0] - band_levels(x, SR)[1][0]
+    assert gain[centres > 6000].mean() - gain[centres < 1000].mean() == pytest.approx(6.0, abs=0.7)
+    with pytest.raises(ValueError, match="predictor"):
+        BandRegressionEQSystem(None, "x", "x")
+
+
+def test_command_on_the_smoke_pairs(tmp_path, capsys):
+    """The command as a user runs it, on the smoke profile's real training/validation pairs."""
+    import json
+
+    from mastering.evaluation.predictability import main
+
+    assert main(["--profile", "smoke", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "summary.json").read_text())
+    assert report["fits"]["profile"] == "smoke" and report["fits"]["valid_pairs"] > 0
+    systems = {row["system"]: row for row in report["summary"]}
+    assert set(systems) == {"loudnorm", "band_mean", "band_ridge", "band_extra_trees", "oracle_band"}
+    assert systems["oracle_band"]["mrstft"] < systems["loudnorm"]["mrstft"]  # the true correction helps
+    assert (tmp_path / "band_r2.png").stat().st_size > 0 and (tmp_path / "results.csv").is_file()
+    assert "band_extra_trees" in capsys.readouterr().out
