@@ -45,11 +45,12 @@ from ..dsp.loudness import loudness
 from ..io import load_audio
 from ..profiles import get_profile
 from ..runs import run_folder, run_key
-from ..training import train, train_config
+from ..training import build_datasets, train, train_config
 from ..training.thesis import fit_or_load_thesis, thesis_config
 from .metrics import METRICS, Reference, evaluate_pair
-from .systems import (UNET_LSTM_DESCRIPTION, GriffinLimFloorSystem, IdentitySystem, LoudnessNormSystem, MatcheringArm,
-                      Phase1System, StaticEQSystem, System, ThesisSystem, fit_static_eq)
+from .systems import (UNET_LSTM_DESCRIPTION, BandRegressionEQSystem, GriffinLimFloorSystem, IdentitySystem,
+                      LoudnessNormSystem, MatcheringArm, Phase1System, StaticEQSystem, System, ThesisSystem,
+                      band_corrections, band_levels, fit_predictor, fit_static_eq)
 
 __all__ = [
     "DESIGN_LATENCY_MS",
@@ -66,6 +67,9 @@ __all__ = [
     "oracle_reference",
     "matchering_arms",
     "training_pairs",
+    "profile_pairs",
+    "band_set",
+    "blind_band_eq",
     "thesis_budget",
     "thesis_system",
     "build_systems",
@@ -244,6 +248,78 @@ def training_pairs(profile: str = "smoke", seed: int = 0, items: int = 16, split
     return pairs, int(next(iter(ds.datasets.values())).sample_rate)
 
 
+def profile_pairs(profile: str = "cpu", seed: int = 0, progress: bool = False) -> tuple[Any, Any, int]:
+    """``(train, valid, sample_rate)``: the training and validation datasets the profile's Phase 1
+    models learn from and are chosen on (:func:`mastering.training.data.build_datasets`; the pair
+    cache of ``make reproduce``, made on first use)."""
+    config = train_config("1c", profile, seed=seed, progress=progress)
+    train_data, valid_data = build_datasets(config)
+    return train_data, valid_data, int(config.sample_rate)
+
+
+def band_set(pairs: Any, sample_rate: int, keep_audio: bool = False, chunk: int = 64,
+             progress: bool = False, desc: str = "pairs") -> dict[str, Any]:
+    """Band features of pairs, read ``chunk`` at a time (memory stays that of a chunk): the degraded
+    inputs' centred 1/3-octave levels (``features``, :func:`mastering.evaluation.systems.band_levels`),
+    the corrections (``corrections``, :func:`~mastering.evaluation.systems.band_corrections`), the
+    pairs' tracks (``groups``), ``centres_hz``, ``sample_rate`` and, with ``keep_audio``, the audio
+    (``degraded``, ``mastered`` ``[n, channels, samples]`` float32).
+
+    Args:
+        pairs: a dataset of dicts with ``degraded``, ``mastered`` (``[channels, samples]``) and
+            ``track_id``, or such a dict of stacked NumPy arrays with ``groups``.
+    """
+    if isinstance(pairs, dict):
+        n = len(pairs["degraded"])
+        get = lambda i: (pairs["degraded"][i], pairs["mastered"][i], str(pairs["groups"][i]))  # noqa: E731
+    else:
+        n = len(pairs)
+
+        def get(i):
+            item = pairs[i]
+            return (item["degraded"].numpy(), item["mastered"].numpy(), str(item.get("track_id", i)))
+    parts: dict[str, list] = {"features": [], "corrections": [], "groups": [], "degraded": [], "mastered": []}
+    centres = None
+    for lo in tqdm(range(0, n, chunk), desc=desc, disable=not progress, leave=False):
+        items = [get(i) for i in range(lo, min(lo + chunk, n))]
+        x, y = np.stack([it[0] for it in items]), np.stack([it[1] for it in items])
+        centres, levels = band_levels(x, sample_rate)
+        parts["features"].append(levels)
+        parts["corrections"].append(band_corrections(x, y, sample_rate))
+        parts["groups"] += [it[2] for it in items]
+        if keep_audio:
+            parts["degraded"].append(x.astype(np.float32))
+            parts["mastered"].append(y.astype(np.float32))
+    if n == 0:
+        raise ValueError("no pairs")
+    out = {"features": np.concatenate(parts["features"]), "corrections": np.concatenate(parts["corrections"]),
+           "groups": parts["groups"], "centres_hz": centres, "sample_rate": int(sample_rate)}
+    if keep_audio:
+        out.update(degraded=np.concatenate(parts["degraded"]), mastered=np.concatenate(parts["mastered"]))
+    return out
+
+
+#: The regressor of the blind band EQ in the comparison: the best of
+#: :data:`mastering.evaluation.systems.PREDICTORS` on the cpu profile's validation pairs
+#: (``python -m mastering.evaluation.predictability --profile cpu``), chosen there, never on test.
+BLIND_EQ_PREDICTOR = "extra_trees"
+
+
+def blind_band_eq(profile: str = "smoke", seed: int = 0, true_peak_dbtp: float = -1.0,
+                  kind: str = BLIND_EQ_PREDICTOR, train: dict[str, Any] | None = None) -> BandRegressionEQSystem:
+    """The blind band EQ of the comparison: :func:`mastering.evaluation.systems.fit_predictor` of
+    ``kind`` fitted on the training pairs of the profile's Phase 1 models (:func:`profile_pairs`), or
+    on ``train`` (a :func:`band_set`), as a :class:`BandRegressionEQSystem` ending in the loudness
+    finish; its ``trained_on`` says on how many pairs and tracks."""
+    if train is None:
+        data, _, sr = profile_pairs(profile, seed)
+        train = band_set(data, sr)
+    predict, info = fit_predictor(kind, train["features"], train["corrections"], train["groups"], seed)
+    system = BandRegressionEQSystem(predict, f"band_{kind}", f"blind band EQ ({kind.replace('_', ' ')})", true_peak_dbtp)
+    system.trained_on = {"pairs": len(train["groups"]), "tracks": len(set(train["groups"])), **info}
+    return system
+
+
 def static_eq_curve(profile: str = "smoke", seed: int = 0, items: int | None = None,
                     pairs: tuple[list, int] | None = None) -> dict[str, Any]:
     """The mean correction over ``items`` training pairs (:func:`training_pairs`, or the given
@@ -416,6 +492,11 @@ def build_systems(profile: str = "smoke", seed: int = 0, phases: Sequence[str] =
     curve = static_eq_curve(profile, seed)
     systems.append(StaticEQSystem(curve, tp))
     notes["static_eq"] = f"mean correction over {curve['items']} training pairs, then {finish}"
+    blind = blind_band_eq(profile, seed, tp)
+    systems.append(blind)
+    notes[blind.name] = (f"a correction per 1/3-octave band predicted from the input's own balance by "
+                         f"{BLIND_EQ_PREDICTOR.replace('_', ' ')} fitted on the Phase 1 models' "
+                         f"{blind.trained_on['pairs']} training pairs, as a linear-phase FIR; then {finish}")
     if importlib.util.find_spec("matchering") is not None:
         for arm in matchering_arms(profile, seed, tp):
             systems.append(arm)

@@ -2,9 +2,10 @@
 
 A pair's correction is the master's 1/3-octave levels minus the degraded input's, centred over the
 bands (level is the loudness finish's job). Regressors fitted on the profile's training pairs
-predict it from the degraded input's own centred levels; :class:`BandRegressionEQSystem` applies a
-prediction as an EQ (the linear-phase FIR of :class:`~mastering.evaluation.systems.StaticEQSystem`)
-followed by the loudness finish. :func:`evaluate_predictability` measures every predictor on the
+predict it from the degraded input's own centred levels
+(:func:`mastering.evaluation.systems.fit_predictor`);
+:class:`~mastering.evaluation.systems.BandRegressionEQSystem` applies a prediction as an EQ followed
+by the loudness finish. :func:`evaluate_predictability` measures every predictor on the
 validation pairs with notebook 06's metric (MR-STFT at the master's loudness) next to loudness
 normalisation, the oracle (each pair's true correction as the EQ) and, optionally, a trained Phase 1
 model on the same excerpts. Only training and validation pairs are used; the test split is never
@@ -20,7 +21,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,140 +29,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ..provenance import git_commit
-from ..training.config import train_config
-from ..training.data import build_datasets
-from .benchmark import cluster_bootstrap_ci
-from .metrics import Reference, evaluate_pair, third_octave_levels_db
-from .systems import LoudnessNormSystem, Phase1System, StaticEQSystem, System
+from .benchmark import band_set, cluster_bootstrap_ci, profile_pairs
+from .metrics import Reference, evaluate_pair
+from .systems import PREDICTORS, BandRegressionEQSystem, LoudnessNormSystem, Phase1System, System, fit_predictor
 
-__all__ = ["PREDICTORS", "band_levels", "band_corrections", "fit_predictor", "BandRegressionEQSystem",
-           "profile_pairs", "evaluate_predictability", "summarize_predictability", "plot_band_r2"]
-
-#: The regressors, simplest first: the training pairs' mean correction (input-blind), ridge
-#: regression (its penalty chosen by cross-validation over training tracks) and extra trees.
-PREDICTORS = ("mean", "ridge", "extra_trees")
-RIDGE_ALPHAS = (1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5)
-CV_FOLDS = 4
-
-Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-def band_levels(x, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(centres_hz, levels_db)``: :func:`~mastering.evaluation.metrics.third_octave_levels_db` of
-    ``x`` (``[batch, channels, samples]`` or ``[channels, samples]``) minus each row's mean over the
-    bands (``[batch, bands]``): the spectral balance, whatever the level."""
-    centres, levels = third_octave_levels_db(x, sample_rate)
-    return centres, levels - levels.mean(axis=-1, keepdims=True)
-
-
-def band_corrections(degraded, mastered, sample_rate: int) -> np.ndarray:
-    """What each pair's EQ would have to do in every 1/3-octave band (dB, centred): the master's
-    balance minus the degraded input's (``[batch, bands]``)."""
-    return band_levels(mastered, sample_rate)[1] - band_levels(degraded, sample_rate)[1]
-
-
-def _folds(groups: Sequence[Any], folds: int, seed: int) -> np.ndarray:
-    """Fold of every row, whole groups (tracks) per fold, groups shuffled by ``seed``."""
-    names = sorted(set(map(str, groups)))
-    order = np.random.default_rng(seed).permutation(len(names))
-    fold_of = {names[i]: k % folds for k, i in enumerate(order)}
-    return np.array([fold_of[str(g)] for g in groups])
-
-
-def _ridge(alpha: float):
-    from sklearn.linear_model import Ridge
-
-    return Ridge(alpha=alpha)
-
-
-def fit_predictor(kind: str, features: np.ndarray, corrections: np.ndarray, groups: Sequence[Any] | None = None,
-                  seed: int = 0) -> tuple[Predictor, dict[str, Any]]:
-    """Fit one of :data:`PREDICTORS` from centred band levels to band corrections.
-
-    Ridge's penalty is the one of :data:`RIDGE_ALPHAS` with the lowest squared error over
-    :data:`CV_FOLDS` folds that keep each of ``groups`` (tracks; default: every row its own) whole.
-
-    Returns:
-        ``(predict, info)``: ``predict([n, bands]) -> [n, bands]`` and what was chosen.
-
-    Raises:
-        ValueError: unknown ``kind``, mismatched shapes or fewer than two pairs.
-    """
-    features, corrections = np.asarray(features, float), np.asarray(corrections, float)
-    if kind not in PREDICTORS:
-        raise ValueError(f"unknown predictor {kind!r}; choose from {', '.join(PREDICTORS)}")
-    if features.ndim != 2 or features.shape != corrections.shape or len(features) < 2:
-        raise ValueError(f"features and corrections must be equal [pairs >= 2, bands] arrays, got "
-                         f"{features.shape} and {corrections.shape}")
-    if kind == "mean":
-        mean = corrections.mean(axis=0)
-        return (lambda f: np.broadcast_to(mean, np.shape(f)).copy()), {}
-    if kind == "extra_trees":
-        from sklearn.ensemble import ExtraTreesRegressor
-
-        model = ExtraTreesRegressor(n_estimators=300, min_samples_leaf=5, n_jobs=torch.get_num_threads(),
-                                    random_state=int(seed)).fit(features, corrections)
-        return model.predict, {"n_estimators": 300, "min_samples_leaf": 5}
-    groups = np.arange(len(features)) if groups is None else np.asarray(groups)
-    fold = _folds(groups, min(CV_FOLDS, len(set(map(str, groups)))), seed)
-    errors = {}
-    for alpha in RIDGE_ALPHAS:
-        err = 0.0
-        for k in np.unique(fold):
-            fitted = _ridge(alpha).fit(features[fold != k], corrections[fold != k])
-            err += float(((fitted.predict(features[fold == k]) - corrections[fold == k]) ** 2).sum())
-        errors[alpha] = err / corrections.size
-    alpha = min(errors, key=errors.get)
-    return _ridge(alpha).fit(features, corrections).predict, {"alpha": alpha, "cv_mse_db2": errors[alpha]}
-
-
-class BandRegressionEQSystem(System):
-    """A blind, input-adaptive EQ: the input's centred 1/3-octave levels -> a predicted correction per
-    band (:func:`fit_predictor`) -> that curve as :class:`~mastering.evaluation.systems.StaticEQSystem`'s
-    linear-phase FIR -> the loudness finish. ``predict=None`` with ``curve_db`` given applies that
-    fixed band curve instead (the oracle arm: a pair's true correction)."""
-
-    group = "baseline"
-
-    def __init__(self, predict: Predictor | None, name: str, label: str, true_peak_dbtp: float = -1.0,
-                 numtaps: int = 2047, curve_db: np.ndarray | None = None):
-        if predict is None and curve_db is None:
-            raise ValueError("give a predictor or a fixed curve_db")
-        self.predict, self.curve_db = predict, curve_db
-        self.name, self.label = name, label
-        self.true_peak_dbtp, self.numtaps = float(true_peak_dbtp), int(numtaps)
-
-    def curve(self, audio, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(centres_hz, gain_db)`` this system applies to ``audio``."""
-        centres, levels = band_levels(audio, sample_rate)
-        gain = self.curve_db if self.predict is None else self.predict(levels)[0]
-        return centres, np.asarray(gain, float)
-
-    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
-        centres, gain = self.curve(audio, sample_rate)
-        eq = StaticEQSystem({"freqs_hz": centres, "gain_db": gain}, self.true_peak_dbtp, self.numtaps)
-        return eq.master(audio, sample_rate, target_lufs)
-
-
-def profile_pairs(profile: str = "cpu", seed: int = 0, progress: bool = False) -> dict[str, dict[str, Any]]:
-    """The training and validation pairs the profile's Phase 1 models learn from (the pair cache of
-    ``make reproduce``; made on first use): ``{"train"|"valid": {"degraded", "mastered"
-    [n, channels, samples] float32, "groups" (track ids), "sample_rate"}}``."""
-    config = train_config("1c", profile, seed=seed, progress=progress)
-    out = {}
-    for split, data in zip(("train", "valid"), build_datasets(config)):
-        items = [data[i] for i in range(len(data))]
-        out[split] = {"degraded": np.stack([it["degraded"].numpy() for it in items]),
-                      "mastered": np.stack([it["mastered"].numpy() for it in items]),
-                      "groups": [str(it.get("track_id", i)) for i, it in enumerate(items)],
-                      "sample_rate": int(config.sample_rate)}
-    return out
+__all__ = ["evaluate_predictability", "summarize_predictability", "plot_band_r2"]
 
 
 def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model: System | None = None,
                             seed: int = 0, true_peak_dbtp: float = -1.0,
                             progress: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Fit every predictor on ``train`` and measure it on ``valid`` (both as :func:`profile_pairs` gives).
+    """Fit every predictor on ``train`` and measure it on ``valid`` (both
+    :func:`mastering.evaluation.benchmark.band_set`, ``valid`` with its audio).
 
     Each validation pair is mastered by loudness normalisation, the oracle band EQ, every predictor's
     :class:`BandRegressionEQSystem` and ``model`` (if given), all finished at the master's loudness
@@ -177,10 +56,10 @@ def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model:
     sr = int(train["sample_rate"])
     if int(valid["sample_rate"]) != sr:
         raise ValueError(f"training pairs at {sr} Hz, validation pairs at {valid['sample_rate']} Hz")
-    centres, f_train = band_levels(train["degraded"], sr)
-    d_train = band_corrections(train["degraded"], train["mastered"], sr)
-    _, f_valid = band_levels(valid["degraded"], sr)
-    d_valid = band_corrections(valid["degraded"], valid["mastered"], sr)
+    if "degraded" not in valid:
+        raise ValueError("the validation band set needs its audio (band_set(..., keep_audio=True))")
+    centres, f_train, d_train = train["centres_hz"], train["features"], train["corrections"]
+    f_valid, d_valid = valid["features"], valid["corrections"]
     systems: list[System] = [LoudnessNormSystem(true_peak_dbtp)]
     fits: dict[str, Any] = {"centres_hz": centres.tolist(), "train_pairs": len(f_train),
                             "valid_pairs": len(f_valid), "train_tracks": len(set(train["groups"])),
@@ -267,10 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--true-peak-dbtp", type=float, default=-1.0)
     parser.add_argument("--out", default=None, help="folder for the JSON and the figure (default build/predictability-<profile>)")
     args = parser.parse_args(argv)
-    pairs = profile_pairs(args.profile, args.seed, progress=True)
+    train_data, valid_data, sr = profile_pairs(args.profile, args.seed, progress=True)
     model = Phase1System(args.phase, args.checkpoint, args.true_peak_dbtp) if args.checkpoint else None
-    results, fits = evaluate_predictability(pairs["train"], pairs["valid"], model, args.seed, args.true_peak_dbtp,
-                                            progress=True)
+    results, fits = evaluate_predictability(band_set(train_data, sr, progress=True, desc="training pairs"),
+                                            band_set(valid_data, sr, keep_audio=True), model, args.seed,
+                                            args.true_peak_dbtp, progress=True)
     fits.update(profile=args.profile, commit=git_commit(), checkpoint=args.checkpoint, seed=args.seed)
     summary = summarize_predictability(results, seed=args.seed)
     out = Path(args.out or f"build/predictability-{args.profile}")

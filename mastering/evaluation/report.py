@@ -330,7 +330,8 @@ def fig_quality_speed(summary: pd.DataFrame, speed: pd.DataFrame, profile: str, 
 
 #: The headline comparisons the text states as verdicts: ``(other system, key)``; each Phase 1
 #: system's MR-STFT distance minus the other's, paired over excerpts, interval over tracks.
-HEADLINE_OTHERS = (("identity", "input"), ("loudnorm", "loudnorm"), ("static_eq", "static"))
+HEADLINE_OTHERS = (("identity", "input"), ("loudnorm", "loudnorm"), ("static_eq", "static"),
+                   ("band_extra_trees", "blindeq"))
 
 #: The verdict words of a distance comparison, read as "<system>'s distance is <word> <other>'s".
 DISTANCE_VERDICTS = ("lower than", "higher than", "not measurably different from")
@@ -398,7 +399,7 @@ def numbers_evaluation(summary: pd.DataFrame, tests: pd.DataFrame, speed: pd.Dat
     prints about it (``tests_note``).
 
     Given the per-excerpt ``results``, also the verdicts of the headline comparisons
-    (:func:`headline_differences`: ``<system>_vs_<input|loudnorm|static>_{diff,lo,hi,verdict}``,
+    (:func:`headline_differences`: ``<system>_vs_<input|loudnorm|static|blindeq>_{diff,lo,hi,verdict}``,
     and the same for the best system as ``proposed_vs_...``; the verdict reads "<system>'s
     distance is <verdict> <other>'s"; ``..._worse_pct``: the share of excerpts on which it is
     higher) and, per system, the largest loudness error and true peak of any excerpt
@@ -538,7 +539,7 @@ def _headline_values(results: pd.DataFrame, proposed: str, n_boot: int, seed: in
     return values
 
 
-BASELINE_SYSTEMS = ("identity", "loudnorm", "matchering_album", "matchering_oracle", "unet_lstm",
+BASELINE_SYSTEMS = ("identity", "loudnorm", "band_extra_trees", "matchering_album", "matchering_oracle", "unet_lstm",
                     "unet_lstm_input_phase", "gl_floor")
 """The rows of :func:`table_evaluation_baselines` (after the Phase 1 system), in order."""
 

@@ -9,7 +9,9 @@ comparison is of what a system does besides level. The systems: :class:`Identity
 :class:`MatcheringSystem` (one reference) and :class:`MatcheringArm` (a reference per test excerpt:
 same album or oracle), :class:`Phase1System`, and the spectrogram baselines
 :class:`ThesisSystem` (our re-implementation of a U-Net+LSTM spectrogram model, Griffin-Lim or the
-input's phase) and :class:`GriffinLimFloorSystem` (the input through STFT magnitude and Griffin-Lim).
+input's phase), :class:`GriffinLimFloorSystem` (the input through STFT magnitude and Griffin-Lim),
+and :class:`BandRegressionEQSystem`, a blind band EQ whose curve a regressor predicts from the input's
+own 1/3-octave balance (:func:`fit_predictor`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..io import load_audio, save_audio, to_channels
 from ..models.thesis import MelUNetLSTM, thesis_master
 from ..pipeline import finish_audio, load_model, master_audio
 from ..training.thesis import fit_or_load_thesis
-from .metrics import match_loudness
+from .metrics import match_loudness, third_octave_levels_db
 
 __all__ = [
     "System",
@@ -41,6 +43,11 @@ __all__ = [
     "GriffinLimFloorSystem",
     "finish_loudness",
     "fit_static_eq",
+    "PREDICTORS",
+    "band_levels",
+    "band_corrections",
+    "fit_predictor",
+    "BandRegressionEQSystem",
 ]
 
 
@@ -432,3 +439,111 @@ class GriffinLimFloorSystem(ThesisSystem):
         super().__init__(model, {"griffin_lim_iters": int(model.griffin_lim_iters)}, chunk_s, "griffin_lim",
                          true_peak_dbtp)
         self.name, self.label = "gl_floor", "Griffin-Lim floor (input)"
+
+
+# -- a blind, input-adaptive band EQ (mastering.evaluation.predictability measures it) -------------
+
+#: The regressors, simplest first: the training pairs' mean correction (input-blind), ridge
+#: regression (its penalty chosen by cross-validation over training tracks) and extra trees.
+PREDICTORS = ("mean", "ridge", "extra_trees")
+RIDGE_ALPHAS = (1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5)
+CV_FOLDS = 4
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def band_levels(x, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres_hz, levels_db)``: :func:`~mastering.evaluation.metrics.third_octave_levels_db` of
+    ``x`` (``[batch, channels, samples]`` or ``[channels, samples]``) minus each row's mean over the
+    bands (``[batch, bands]``): the spectral balance, whatever the level."""
+    centres, levels = third_octave_levels_db(x, sample_rate)
+    return centres, levels - levels.mean(axis=-1, keepdims=True)
+
+
+def band_corrections(degraded, mastered, sample_rate: int) -> np.ndarray:
+    """What each pair's EQ would have to do in every 1/3-octave band (dB, centred): the master's
+    balance minus the degraded input's (``[batch, bands]``)."""
+    return band_levels(mastered, sample_rate)[1] - band_levels(degraded, sample_rate)[1]
+
+
+def _folds(groups: Sequence[Any], folds: int, seed: int) -> np.ndarray:
+    """Fold of every row, whole groups (tracks) per fold, groups shuffled by ``seed``."""
+    names = sorted(set(map(str, groups)))
+    order = np.random.default_rng(seed).permutation(len(names))
+    fold_of = {names[i]: k % folds for k, i in enumerate(order)}
+    return np.array([fold_of[str(g)] for g in groups])
+
+
+def _ridge(alpha: float):
+    from sklearn.linear_model import Ridge
+
+    return Ridge(alpha=alpha)
+
+
+def fit_predictor(kind: str, features: np.ndarray, corrections: np.ndarray, groups: Sequence[Any] | None = None,
+                  seed: int = 0) -> tuple[Predictor, dict[str, Any]]:
+    """Fit one of :data:`PREDICTORS` from centred band levels to band corrections.
+
+    Ridge's penalty is the one of :data:`RIDGE_ALPHAS` with the lowest squared error over
+    :data:`CV_FOLDS` folds that keep each of ``groups`` (tracks; default: every row its own) whole.
+
+    Returns:
+        ``(predict, info)``: ``predict([n, bands]) -> [n, bands]`` and what was chosen.
+
+    Raises:
+        ValueError: unknown ``kind``, mismatched shapes or fewer than two pairs.
+    """
+    features, corrections = np.asarray(features, float), np.asarray(corrections, float)
+    if kind not in PREDICTORS:
+        raise ValueError(f"unknown predictor {kind!r}; choose from {', '.join(PREDICTORS)}")
+    if features.ndim != 2 or features.shape != corrections.shape or len(features) < 2:
+        raise ValueError(f"features and corrections must be equal [pairs >= 2, bands] arrays, got "
+                         f"{features.shape} and {corrections.shape}")
+    if kind == "mean":
+        mean = corrections.mean(axis=0)
+        return (lambda f: np.broadcast_to(mean, np.shape(f)).copy()), {}
+    if kind == "extra_trees":
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        model = ExtraTreesRegressor(n_estimators=300, min_samples_leaf=5, n_jobs=torch.get_num_threads(),
+                                    random_state=int(seed)).fit(features, corrections)
+        return model.predict, {"n_estimators": 300, "min_samples_leaf": 5}
+    groups = np.arange(len(features)) if groups is None else np.asarray(groups)
+    fold = _folds(groups, min(CV_FOLDS, len(set(map(str, groups)))), seed)
+    errors = {}
+    for alpha in RIDGE_ALPHAS:
+        err = 0.0
+        for k in np.unique(fold):
+            fitted = _ridge(alpha).fit(features[fold != k], corrections[fold != k])
+            err += float(((fitted.predict(features[fold == k]) - corrections[fold == k]) ** 2).sum())
+        errors[alpha] = err / corrections.size
+    alpha = min(errors, key=errors.get)
+    return _ridge(alpha).fit(features, corrections).predict, {"alpha": alpha, "cv_mse_db2": errors[alpha]}
+
+
+class BandRegressionEQSystem(System):
+    """A blind, input-adaptive EQ: the input's centred 1/3-octave levels -> a predicted correction per
+    band (:func:`fit_predictor`) -> that curve as :class:`~mastering.evaluation.systems.StaticEQSystem`'s
+    linear-phase FIR -> the loudness finish. ``predict=None`` with ``curve_db`` given applies that
+    fixed band curve instead (the oracle arm: a pair's true correction)."""
+
+    group = "baseline"
+
+    def __init__(self, predict: Predictor | None, name: str, label: str, true_peak_dbtp: float = -1.0,
+                 numtaps: int = 2047, curve_db: np.ndarray | None = None):
+        if predict is None and curve_db is None:
+            raise ValueError("give a predictor or a fixed curve_db")
+        self.predict, self.curve_db = predict, curve_db
+        self.name, self.label = name, label
+        self.true_peak_dbtp, self.numtaps = float(true_peak_dbtp), int(numtaps)
+
+    def curve(self, audio, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(centres_hz, gain_db)`` this system applies to ``audio``."""
+        centres, levels = band_levels(audio, sample_rate)
+        gain = self.curve_db if self.predict is None else self.predict(levels)[0]
+        return centres, np.asarray(gain, float)
+
+    def master(self, audio, sample_rate: int, target_lufs: float = -14.0, device: str = "cpu") -> torch.Tensor:
+        centres, gain = self.curve(audio, sample_rate)
+        eq = StaticEQSystem({"freqs_hz": centres, "gain_db": gain}, self.true_peak_dbtp, self.numtaps)
+        return eq.master(audio, sample_rate, target_lufs)

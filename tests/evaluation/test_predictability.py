@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from mastering.dsp.eq import parametric_eq
+from mastering.evaluation.benchmark import band_set, blind_band_eq
 from mastering.evaluation.metrics import third_octave_levels_db
-from mastering.evaluation.predictability import (
-    PREDICTORS, BandRegressionEQSystem, band_corrections, band_levels, evaluate_predictability, fit_predictor,
-    plot_band_r2, summarize_predictability)
+from mastering.evaluation.predictability import evaluate_predictability, plot_band_r2, summarize_predictability
+from mastering.evaluation.systems import (PREDICTORS, BandRegressionEQSystem, band_corrections, band_levels,
+                                          fit_predictor)
 
 SR = 22050
 
@@ -27,8 +28,8 @@ def _pairs(n: int, seed: int, master_spread_db: float, degrade_spread_db: float,
     noise = 0.1 * torch.randn(n, 2, int(seconds * SR), generator=g)
     master = _shelved(noise, (torch.rand(n, generator=g) * 2 - 1) * master_spread_db)
     degraded = _shelved(master, (torch.rand(n, generator=g) * 2 - 1) * degrade_spread_db)
-    return {"degraded": degraded.numpy(), "mastered": master.numpy(), "groups": [f"{seed}-{i}" for i in range(n)],
-            "sample_rate": SR}
+    pairs = {"degraded": degraded.numpy(), "mastered": master.numpy(), "groups": [f"{seed}-{i}" for i in range(n)]}
+    return band_set(pairs, SR, keep_audio=True, chunk=5)  # chunks of 5: the joining is exercised too
 
 
 def test_band_levels_are_balance_not_level():
@@ -63,6 +64,7 @@ def test_a_predictable_correction_is_learnt_and_helps():
     """Masters of one balance, degraded by random shelves: the input reveals its correction, so ridge
     regression nearly reaches the oracle while the input-blind mean cannot."""
     train, valid = _pairs(48, 0, 0.0, 8.0), _pairs(12, 1, 0.0, 8.0)
+    np.testing.assert_allclose(train["features"][7], band_levels(train["degraded"][7], SR)[1][0])
     results, fits = evaluate_predictability(train, valid)
     r2 = {k: np.array(v["band_r2"]) for k, v in ((k, fits["predictors"][k]) for k in PREDICTORS)}
     high = np.array(fits["centres_hz"]) > 4000
@@ -75,6 +77,11 @@ def test_a_predictable_correction_is_learnt_and_helps():
     assert summary.loc["band_ridge", "band_mse_db2"] < 0.1 * summary.loc["loudnorm", "band_mse_db2"]
     assert summary.loc["oracle_band", "change_pct"] < summary.loc["band_mean", "change_pct"]
     assert abs(summary.loc["loudnorm", "change_pct"]) < 1e-9
+    # the comparison's blind EQ, fitted the same way, corrects a pair it never saw
+    blind = blind_band_eq(train=train)
+    assert blind.name == "band_extra_trees" and blind.trained_on["pairs"] == 48
+    x = torch.from_numpy(valid["degraded"][0])
+    assert np.mean((blind.curve(x, SR)[1] - valid["corrections"][0]) ** 2) < 0.5 * np.mean(valid["corrections"][0] ** 2)
 
 
 def test_an_unpredictable_correction_is_reported_as_such():
