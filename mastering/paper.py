@@ -200,7 +200,9 @@ ARTEFACTS: dict[str, Artefact] = _declare(
                              ("eval_quality_speed", "figure", "fig_quality_speed"),
                              ("evaluation", "numbers", "numbers_evaluation"),
                              ("baselines", "numbers", "numbers_baselines"),
-                             ("oracle", "numbers", "numbers_oracle"))],
+                             ("oracle", "numbers", "numbers_oracle"),
+                             ("eval_predictability", "figure", "fig_predictability"),
+                             ("predictability", "numbers", "numbers_predictability"))],
     # notebooks/07_semantic_vae.ipynb -- mastering.semantic.report
     Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
     Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),

@@ -259,6 +259,21 @@ def _oracle(v: dict) -> list[str]:
     return out
 
 
+def _predictability(v: dict) -> list[str]:
+    out = _finite(v, "loudnorm_mrstft", "oracle_pct")
+    if out:
+        return out
+    # the true band correction, applied as the EQ, brings the balance to the master's
+    out += _within(v, "oracle_pct", -100, 0, "the true band correction cannot move away from the master")
+    for key in [k for k in v if k.endswith(("_pct", "_pct_lo", "_pct_hi")) and not k.endswith("worse_pct")]:
+        out += _within(v, key, -100, math.inf, "a change in percent of a distance")
+    for key in [k for k in v if k.endswith("worse_pct")]:
+        out += _within(v, key, 0, 100, "a share of pairs")
+    for key in [k for k in v if k.endswith("_r2")]:
+        out += _within(v, key, -math.inf, 1.0, "R^2 is at most 1")
+    return out
+
+
 #: ``{numbers file name: check}``; a check returns what is wrong (empty: the numbers are possible).
 SCIENCE = {
     "literature": _literature,
@@ -267,6 +282,7 @@ SCIENCE = {
     "phase1c_results": _phase_results,
     "evaluation": _evaluation,
     "oracle": _oracle,
+    "predictability": _predictability,
     "semantic_vae": _semantic_vae,
     "semantic_encoder": _semantic_encoder,
     "semantic_eq": _r2_and_shares,
@@ -315,6 +331,8 @@ def _good():
                        "wilcoxon_min_p": 0.5, "mrstft_tests": 7, "mrstft_tests_significant": 0, "tests_testable": 0},
         "oracle": {"identity_mrstft": 0.63, "oracle_eq_mrstft": 0.5, "oracle_eq_dynamics_mrstft": 0.45,
                    "oracle_eq_pct": -20.6, "oracle_eq_pct_lo": -25.0, "oracle_eq_pct_hi": -16.0},
+        "predictability": {"loudnorm_mrstft": 0.62, "oracle_pct": -48.0, "trees_pct": -6.9, "trees_worse_pct": 38.0,
+                           "trees_best_r2": 0.28, "ridge_median_r2": 0.05},
         "semantic_vae": {"train_db": 2.1, "heldout_db": 2.2, "mean_setting_db": 4.7},
         "semantic_direction": {f"{w}_axis_{k}": x for w in ("warm", "bright", "clear")
                                for k, x in (("reversed_any", 0.0), ("monotone", 1.0), ("rho", -0.5))},
@@ -338,6 +356,9 @@ def _good():
     ("evaluation", "wilcoxon_min_p", 0.25, "2/2^2"),
     ("evaluation", "phase1a_valid_loss", 0.62, "chosen on validation"),
     ("oracle", "oracle_eq_pct", 12.0, "cannot move away"),
+    ("predictability", "oracle_pct", 3.0, "cannot move away"),
+    ("predictability", "trees_best_r2", 1.1, "at most 1"),
+    ("predictability", "trees_worse_pct", 101.0, "share of pairs"),
     ("evaluation", "proposed_vs_input_worse_pct", 140.0, "share of excerpts"),
     ("evaluation", "mrstft_tests_significant", 1, "can reach significance"),
     ("semantic_vae", "heldout_db", 5.0, "mean training setting"),

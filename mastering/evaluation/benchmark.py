@@ -310,13 +310,14 @@ def blind_band_eq(profile: str = "smoke", seed: int = 0, true_peak_dbtp: float =
     """The blind band EQ of the comparison: :func:`mastering.evaluation.systems.fit_predictor` of
     ``kind`` fitted on the training pairs of the profile's Phase 1 models (:func:`profile_pairs`), or
     on ``train`` (a :func:`band_set`), as a :class:`BandRegressionEQSystem` ending in the loudness
-    finish; its ``trained_on`` says on how many pairs and tracks."""
+    finish; its ``trained_on`` says on how many pairs and tracks, its ``train_set`` is the band set."""
     if train is None:
         data, _, sr = profile_pairs(profile, seed)
         train = band_set(data, sr)
     predict, info = fit_predictor(kind, train["features"], train["corrections"], train["groups"], seed)
     system = BandRegressionEQSystem(predict, f"band_{kind}", f"blind band EQ ({kind.replace('_', ' ')})", true_peak_dbtp)
     system.trained_on = {"pairs": len(train["groups"]), "tracks": len(set(train["groups"])), **info}
+    system.train_set = train  # for the predictability study beside it (no second pass over the pairs)
     return system
 
 

@@ -22,6 +22,7 @@ from ..figures import (can_reach_significance, interval_verdict, latex_escape, p
                        save_numbers, save_table, smallest_signed_rank_p)
 from .benchmark import best_system, cluster_bootstrap_ci
 from .metrics import METRICS
+from .predictability import plot_band_r2
 from .systems import UNET_LSTM_DESCRIPTION
 
 __all__ = [
@@ -664,3 +665,63 @@ def numbers_oracle(summary: pd.DataFrame, profile: str) -> Path:
     values["tracks"] = int(summary["tracks"].max())
     return save_numbers("oracle", values, profile, digits={k: digits.get(k, 0) for k in values})
 
+
+#: Short keys of the predictability study's systems in ``numbers_predictability.tex``.
+PREDICTABILITY_KEYS = {"band_mean": "mean", "band_ridge": "ridge", "band_extra_trees": "trees",
+                       "oracle_band": "oracle"}
+
+
+def numbers_predictability(summary: pd.DataFrame, fits: Mapping[str, Any], profile: str,
+                           versus_model: pd.DataFrame | None = None) -> Path:
+    """``numbers_predictability.tex``: how much of the tonal correction the input reveals
+    (:mod:`mastering.evaluation.predictability`, validation pairs only).
+
+    From :func:`~mastering.evaluation.predictability.summarize_predictability` against loudness
+    normalisation: ``loudnorm_mrstft`` and per system (``mean``, ``ridge``, ``trees``, ``oracle``
+    and ``model``, the Phase 1 system measured beside them, named by ``model_system``) its change in
+    percent with the interval over tracks (``<key>_pct``, ``_pct_lo``, ``_pct_hi``) and the share of
+    pairs it leaves further from the master (``<key>_worse_pct``); per regressor the largest and the
+    median band-wise R² (``<key>_best_r2``, ``<key>_median_r2``); the pairs' and tracks' counts.
+    ``versus_model`` (the same summary against the model) adds ``trees_vs_model_verdict``: the
+    extra trees' distance read as "<verdict> the model's", from its interval over tracks.
+    """
+    values: dict[str, Any] = {}
+    digits: dict[str, int] = {}
+    rows = summary.set_index("system")
+    if "loudnorm" in rows.index:
+        values["loudnorm_mrstft"], digits["loudnorm_mrstft"] = float(rows.loc["loudnorm", "mrstft"]), 3
+    for system, r in rows.iterrows():
+        if system == "loudnorm":
+            continue
+        key = PREDICTABILITY_KEYS.get(system, "model")
+        if key == "model":
+            values["model_system"] = str(r["label"])
+        for suffix, col in (("pct", "change_pct"), ("pct_lo", "ci_low_pct"), ("pct_hi", "ci_high_pct"),
+                            ("worse_pct", "worse_share")):
+            value = float(r[col]) * (100.0 if col == "worse_share" else 1.0)
+            if math.isfinite(value):
+                values[f"{key}_{suffix}"], digits[f"{key}_{suffix}"] = value, 1 if col != "worse_share" else 0
+    for kind, info in fits.get("predictors", {}).items():
+        key = PREDICTABILITY_KEYS.get(f"band_{kind}")
+        r2 = np.asarray(info["band_r2"], float)
+        if key and r2.size:
+            values[f"{key}_best_r2"], values[f"{key}_median_r2"] = float(np.max(r2)), float(np.median(r2))
+            digits[f"{key}_best_r2"] = digits[f"{key}_median_r2"] = 2
+    for key in ("valid_pairs", "valid_tracks", "train_pairs", "train_tracks"):
+        if key in fits:
+            values[key] = int(fits[key])
+    if versus_model is not None:
+        r = versus_model.set_index("system")
+        if "band_extra_trees" in r.index:
+            t = r.loc["band_extra_trees"]
+            verdict = interval_verdict(t["ci_low_pct"], t["ci_high_pct"], n=int(t["tracks"]), words=DISTANCE_VERDICTS)
+            if verdict is not None:
+                values["trees_vs_model_verdict"] = verdict
+    return save_numbers("predictability", values, profile, digits={k: digits.get(k, 0) for k in values})
+
+
+def fig_predictability(fits: Mapping[str, Any], profile: str) -> Path:
+    """Band-wise R² of each blind regressor on the validation pairs
+    (:func:`~mastering.evaluation.predictability.plot_band_r2`)."""
+    _plt()
+    return save_figure(plot_band_r2(dict(fits, profile=profile)), "eval_predictability", profile)

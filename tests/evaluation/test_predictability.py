@@ -1,5 +1,7 @@
 """Blind band-correction predictability: features, predictors, the band-EQ system, the evaluation."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -60,7 +62,7 @@ def test_fit_predictor_rejects_bad_input():
         fit_predictor("ridge", f, np.zeros((4, 2)))
 
 
-def test_a_predictable_correction_is_learnt_and_helps():
+def test_a_predictable_correction_is_learnt_and_helps(paper_dir):
     """Masters of one balance, degraded by random shelves: the input reveals its correction, so ridge
     regression nearly reaches the oracle while the input-blind mean cannot."""
     train, valid = _pairs(48, 0, 0.0, 8.0), _pairs(12, 1, 0.0, 8.0)
@@ -77,6 +79,16 @@ def test_a_predictable_correction_is_learnt_and_helps():
     assert summary.loc["band_ridge", "band_mse_db2"] < 0.1 * summary.loc["loudnorm", "band_mse_db2"]
     assert summary.loc["oracle_band", "change_pct"] < summary.loc["band_mean", "change_pct"]
     assert abs(summary.loc["loudnorm", "change_pct"]) < 1e-9
+    # the paper's numbers and figure from these frames; the verdict comes from the interval
+    from mastering.evaluation import report
+
+    versus = summarize_predictability(results, reference="band_mean", n_boot=200)
+    path = report.numbers_predictability(summary.reset_index(), fits, "smoke", versus_model=versus)
+    values = json.loads(path.with_name(path.name + ".json").read_text())["values"]
+    assert values["trees_pct"] == pytest.approx(summary.loc["band_extra_trees", "change_pct"])
+    assert values["valid_pairs"] == 12 and values["trees_best_r2"] > 0.9 >= values["mean_best_r2"]
+    assert "model_pct" not in values and values["trees_vs_model_verdict"] in ("lower than", "not measurably different from")
+    assert report.fig_predictability(fits, "smoke").with_suffix(".png").is_file()
     # the comparison's blind EQ, fitted the same way, corrects a pair it never saw
     blind = blind_band_eq(train=train)
     assert blind.name == "band_extra_trees" and blind.trained_on["pairs"] == 48
@@ -113,8 +125,6 @@ def test_band_regression_system_applies_its_curve():
 
 def test_command_on_the_smoke_pairs(tmp_path, capsys):
     """The command as a user runs it, on the smoke profile's real training/validation pairs."""
-    import json
-
     from mastering.evaluation.predictability import main
 
     assert main(["--profile", "smoke", "--out", str(tmp_path)]) == 0
