@@ -51,7 +51,9 @@ def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model:
         ``(results, fits)``: one row per pair and system (``pair``, ``group``, ``system``, ``label``,
         the metrics, and ``band_mse_db2``: the squared error of the system's band curve against the
         pair's true correction, NaN for the model) and per predictor what was fitted, its band-wise
-        R² on the validation pairs (``band_r2``), the bands' centres and the pairs' counts.
+        R² on the validation pairs (``band_r2``), the bands' centres, the pairs' counts, and the
+        median over bands of the corrections' and of the masters' balances' standard deviation
+        across the validation pairs (``correction_sd_db``, ``master_balance_sd_db``).
     """
     sr = int(train["sample_rate"])
     if int(valid["sample_rate"]) != sr:
@@ -62,6 +64,10 @@ def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model:
     f_valid, d_valid = valid["features"], valid["corrections"]
     systems: list[System] = [LoudnessNormSystem(true_peak_dbtp)]
     fits: dict[str, Any] = {"centres_hz": centres.tolist(), "train_pairs": len(f_train),
+                            # how much the corrections vary across the validation pairs, and how much the
+                            # masters' own balance does (median over bands of the standard deviations, dB)
+                            "correction_sd_db": float(np.median(d_valid.std(axis=0))),
+                            "master_balance_sd_db": float(np.median((f_valid + d_valid).std(axis=0))),
                             "valid_pairs": len(f_valid), "train_tracks": len(set(train["groups"])),
                             "valid_tracks": len(set(valid["groups"])), "predictors": {}}
     for kind in PREDICTORS:

@@ -681,7 +681,8 @@ def numbers_predictability(summary: pd.DataFrame, fits: Mapping[str, Any], profi
     and ``model``, the Phase 1 system measured beside them, named by ``model_system``) its change in
     percent with the interval over tracks (``<key>_pct``, ``_pct_lo``, ``_pct_hi``) and the share of
     pairs it leaves further from the master (``<key>_worse_pct``); per regressor the largest and the
-    median band-wise R² (``<key>_best_r2``, ``<key>_median_r2``); the pairs' and tracks' counts.
+    median band-wise R² (``<key>_best_r2``, ``<key>_median_r2``); the pairs' and tracks' counts; how
+    much the corrections and the masters' own balances vary (``correction_sd_db``, ``master_balance_sd_db``).
     ``versus_model`` (the same summary against the model) adds ``trees_vs_model_verdict``: the
     extra trees' distance read as "<verdict> the model's", from its interval over tracks.
     """
@@ -710,6 +711,9 @@ def numbers_predictability(summary: pd.DataFrame, fits: Mapping[str, Any], profi
     for key in ("valid_pairs", "valid_tracks", "train_pairs", "train_tracks"):
         if key in fits:
             values[key] = int(fits[key])
+    for key in ("correction_sd_db", "master_balance_sd_db"):
+        if key in fits and math.isfinite(float(fits[key])):
+            values[key], digits[key] = float(fits[key]), 1
     if versus_model is not None:
         r = versus_model.set_index("system")
         if "band_extra_trees" in r.index:

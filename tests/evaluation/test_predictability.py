@@ -87,6 +87,8 @@ def test_a_predictable_correction_is_learnt_and_helps(paper_dir):
     values = json.loads(path.with_name(path.name + ".json").read_text())["values"]
     assert values["trees_pct"] == pytest.approx(summary.loc["band_extra_trees", "change_pct"])
     assert values["valid_pairs"] == 12 and values["trees_best_r2"] > 0.9 >= values["mean_best_r2"]
+    # masters of one balance: all the variation between pairs is the correction's
+    assert values["master_balance_sd_db"] < 0.5 * values["correction_sd_db"]
     assert "model_pct" not in values and values["trees_vs_model_verdict"] in ("lower than", "not measurably different from")
     assert report.fig_predictability(fits, "smoke").with_suffix(".png").is_file()
     # the comparison's blind EQ, fitted the same way, corrects a pair it never saw
@@ -106,6 +108,7 @@ def test_an_unpredictable_correction_is_reported_as_such():
         assert np.mean(np.array(fits["predictors"][kind]["band_r2"])[high]) < 0.3
     summary = summarize_predictability(results, n_boot=200).set_index("system")
     assert summary.loc["oracle_band", "change_pct"] < summary.loc["band_ridge", "change_pct"] - 10.0
+    assert fits["master_balance_sd_db"] > 2.0 * fits["correction_sd_db"]  # the music varies more than the chain
     fig = plot_band_r2(fits)
     assert len(fig.axes[0].lines) >= len(PREDICTORS)
 
