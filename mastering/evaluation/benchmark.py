@@ -278,8 +278,9 @@ def band_set(pairs: Any, sample_rate: int, keep_audio: bool = False, chunk: int 
         def get(i):
             item = pairs[i]
             return (item["degraded"].numpy(), item["mastered"].numpy(), str(item.get("track_id", i)))
+    if n == 0:
+        raise ValueError("no pairs")
     parts: dict[str, list] = {"features": [], "corrections": [], "groups": [], "degraded": [], "mastered": []}
-    centres = None
     for lo in tqdm(range(0, n, chunk), desc=desc, disable=not progress, leave=False):
         items = [get(i) for i in range(lo, min(lo + chunk, n))]
         x, y = np.stack([it[0] for it in items]), np.stack([it[1] for it in items])
@@ -290,8 +291,6 @@ def band_set(pairs: Any, sample_rate: int, keep_audio: bool = False, chunk: int 
         if keep_audio:
             parts["degraded"].append(x.astype(np.float32))
             parts["mastered"].append(y.astype(np.float32))
-    if n == 0:
-        raise ValueError("no pairs")
     out = {"features": np.concatenate(parts["features"]), "corrections": np.concatenate(parts["corrections"]),
            "groups": parts["groups"], "centres_hz": centres, "sample_rate": int(sample_rate)}
     if keep_audio:

@@ -70,9 +70,10 @@ def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model:
                             "master_balance_sd_db": float(np.median((f_valid + d_valid).std(axis=0))),
                             "valid_pairs": len(f_valid), "train_tracks": len(set(train["groups"])),
                             "valid_tracks": len(set(valid["groups"])), "predictors": {}}
+    curves = {"loudnorm": np.zeros_like(d_valid), "oracle_band": d_valid}  # each arm's band curve per pair
     for kind in PREDICTORS:
         predict, info = fit_predictor(kind, f_train, d_train, train["groups"], seed)
-        pred = predict(f_valid)
+        pred = curves[f"band_{kind}"] = predict(f_valid)
         ss_res, ss_tot = ((pred - d_valid) ** 2).sum(0), ((d_valid - d_valid.mean(0)) ** 2).sum(0)
         fits["predictors"][kind] = dict(info, band_r2=(1.0 - ss_res / np.maximum(ss_tot, 1e-12)).tolist())
         systems.append(BandRegressionEQSystem(predict, f"band_{kind}", f"blind band EQ ({kind.replace('_', ' ')})",
@@ -90,12 +91,8 @@ def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model:
             out = system.master(x, sr, target)
             row = {"pair": i, "group": valid["groups"][i], "system": system.name, "label": system.label,
                    **evaluate_pair(out, y, sr)}
-            if isinstance(system, BandRegressionEQSystem):
-                row["band_mse_db2"] = float(((system.curve(x, sr)[1] - d_valid[i]) ** 2).mean())
-            elif system.name == "loudnorm":
-                row["band_mse_db2"] = float((d_valid[i] ** 2).mean())
-            else:
-                row["band_mse_db2"] = math.nan
+            curve = curves.get(system.name)
+            row["band_mse_db2"] = math.nan if curve is None else float(((curve[i] - d_valid[i]) ** 2).mean())
             rows.append(row)
     return pd.DataFrame(rows), fits
 
