@@ -157,9 +157,12 @@ def _score_to_midi(piece: str, midi_path: Path, seed: int) -> dict:
 #: tries the piece again.
 TIMEOUT_REASON = "fluidsynth timed out"
 #: What a skip for a render past its cap says: a very long piece (Beethoven's op. 18 no. 4 as one
-#: file), or a note that never ends. Versions that played chord symbols stored 33 madrigals with this
-#: reason, so stored skips with it are rendered again (a few seconds each).
+#: file), or a note that never ends. Such a skip is final (the same score and seed render the same):
+#: op. 18 no. 4 spends 15-30 min in music21 before it runs away, on every run that retried it.
 RUNAWAY_REASON = "rendering runs past"
+#: How versions that played chord symbols ended that reason; they stored 33 madrigals with it, which
+#: render now (a few seconds each), so skips with this ending are rendered again.
+LEGACY_RUNAWAY_NOTE = "(the MIDI does not end)"
 
 
 def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 1800.0,
@@ -270,14 +273,17 @@ def _resumed_row(root: Path, piece: str, sample_rate: int) -> dict | None:
 def _known_rendered(tracks: pd.DataFrame, skipped: pd.DataFrame, sample_rate: int) -> tuple[dict, dict[str, str]]:
     """What earlier runs recorded: ``{piece: track row}`` and ``{piece: skip reason}`` at ``sample_rate``.
 
-    Stored time-outs and run-away renders are left out, so they are retried (:data:`TIMEOUT_REASON`,
-    :data:`RUNAWAY_REASON`).
+    Stored time-outs and run-away renders of versions that played chord symbols are left out, so they
+    are retried (:data:`TIMEOUT_REASON`, :data:`LEGACY_RUNAWAY_NOTE`); a run-away of this version stays.
     """
+    def retried(reason: str) -> bool:
+        return reason.startswith(TIMEOUT_REASON) or (reason.startswith(RUNAWAY_REASON)
+                                                     and reason.endswith(LEGACY_RUNAWAY_NOTE))
+
     known_files = {r.file: r for r in tracks[tracks["source"] == "music21"].itertuples()}
     known_skips = {
         r.file: r.reason for r in skipped.itertuples()
-        if r.source == "music21" and int(r.sample_rate) == int(sample_rate)
-        and not str(r.reason).startswith((TIMEOUT_REASON, RUNAWAY_REASON))
+        if r.source == "music21" and int(r.sample_rate) == int(sample_rate) and not retried(str(r.reason))
     }
     return known_files, known_skips
 

@@ -105,6 +105,20 @@ def test_a_run_away_render_stored_by_an_earlier_version_is_rendered_again(fake_r
     assert skips == [("corpus", "haydn/opus1no1.mxl", "short piece: 12.0 s < 30 s")] and skip_rows == []
 
 
+def test_a_run_away_render_of_this_version_stays_skipped(fake_renderer):
+    """A piece that ran past the cap with this renderer would run away again (same score, same seed):
+    its stored skip keeps it out, so a later run does not spend minutes converting it once more."""
+    root, calls = fake_renderer
+    reason = ("rendering runs past 1200 s (longer than twice the 10-min track limit, or a note that never "
+              "ends)")
+    stored = pd.DataFrame([{"source": "music21", "package": "corpus", "file": "bach/bwv1.6.mxl",
+                            "reason": reason, "sample_rate": 8000, "min_seconds": 30.0}], columns=mf.SKIP_COLUMNS)
+    rows, skip_rows, skips, _ = rendered.prepare_rendered(1, 8000, pd.DataFrame(columns=mf.TRACK_COLUMNS), stored,
+                                                          progress=False)
+    assert calls == ["haydn/opus1no1.mxl"] and [r["file"] for r in rows] == ["haydn/opus1no1.mxl"]
+    assert ("corpus", "bach/bwv1.6.mxl", reason) in skips and skip_rows == []
+
+
 needs_fluidsynth = pytest.mark.skipif(
     rendered.shutil.which("fluidsynth") is None or not rendered.SOUNDFONT.exists(),
     reason="fluidsynth / fluid-soundfont-gm not installed (make sysdeps)")
