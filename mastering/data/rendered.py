@@ -165,8 +165,38 @@ RUNAWAY_REASON = "rendering runs past"
 LEGACY_RUNAWAY_NOTE = "(the MIDI does not end)"
 
 
+#: A score whose music, repeats written out, lasts more than this many times the render cap is
+#: skipped before music21 writes its MIDI (:func:`written_out_seconds`): writing out Beethoven's
+#: op. 18 no. 4 (all movements in one file) took music21 15-30 min, before FluidSynth ran past the
+#: cap anyway. The estimate can miss the render by a fifth either way (Joplin's Maple Leaf Rag: 155 s
+#: written out, 130 s rendered; Beethoven's op. 18 no. 1, finale: 381 s and 399 s), hence the margin.
+RUNAWAY_ESTIMATE_FACTOR = 2.0
+
+
+def written_out_seconds(piece: str) -> float | None:
+    """Seconds of music in ``piece``'s first part with its repeats written out (music21's repeat
+    expander, the part's metronome marks, 120 crotchets a minute before the first): an estimate of
+    how long a render lasts, or ``None`` where music21 cannot expand the repeats (the MIDI writer then
+    decides). Spanners other than repeat brackets (slurs, hairpins, ...) are dropped first, from this
+    copy only: they do not change the length, and music21 spends minutes moving them in long scores."""
+    from music21 import corpus, repeat, spanner
+
+    try:
+        part = corpus.parse(piece).parts[0]  # a fresh copy: the MIDI is written from another parse
+        for sp in list(part.recurse().getElementsByClass(spanner.Spanner)):
+            if not isinstance(sp, spanner.RepeatBracket):
+                sp.activeSite.remove(sp)
+        expander = repeat.Expander(part)
+        music = expander.process() if expander.isExpandable() else part
+        music = part if music is None else music
+        return float(sum((end - start) * 60.0 / mark.getQuarterBPM()
+                         for start, end, mark in music.metronomeMarkBoundaries()))
+    except Exception:  # music21 raises many kinds on odd scores
+        return None
+
+
 def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float = 1800.0,
-                 max_render_s: float | None = None):
+                 max_render_s: float | None = None, precheck: bool = True):
     """Render one corpus piece to stereo audio ``[2, samples]`` at ``sample_rate``.
 
     FluidSynth writes raw 16-bit little-endian stereo, and the file is watched while it grows: a
@@ -177,7 +207,9 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
     Raises:
         SkipTrack: FluidSynth/soundfont missing, the score cannot be parsed, rendering fails,
             runs past ``max_render_s`` of audio, or takes longer than ``timeout_s`` of wall time
-            (:data:`TIMEOUT_REASON`).
+            (:data:`TIMEOUT_REASON`); with ``precheck``, also a score whose repeats written out
+            last more than :data:`RUNAWAY_ESTIMATE_FACTOR` times ``max_render_s``, before any MIDI
+            is written (:data:`RUNAWAY_REASON`).
     """
     import time
 
@@ -188,6 +220,11 @@ def render_piece(piece: str, sample_rate: int, seed: int = 0, timeout_s: float =
         raise SkipTrack("fluidsynth or the GM soundfont is missing (apt-get install fluidsynth fluid-soundfont-gm)")
     max_render_s = float(max_render_s if max_render_s is not None else 2 * MAX_SECONDS)
     limit_bytes = int(max_render_s * sample_rate) * 2 * 2  # frames x channels x int16
+    if precheck:
+        estimate = written_out_seconds(piece)
+        if estimate is not None and estimate > RUNAWAY_ESTIMATE_FACTOR * max_render_s:
+            raise SkipTrack(f"{RUNAWAY_REASON} {max_render_s:.0f} s (its repeats written out last about "
+                            f"{estimate / 60:.0f} min; not rendered)")
     with tempfile.TemporaryDirectory(prefix="render-") as tmp:
         midi, raw = Path(tmp) / "piece.mid", Path(tmp) / "piece.raw"
         try:

@@ -144,8 +144,39 @@ def test_raw_rendering_equals_fluidsynths_own_wav(tmp_path):
     n = x.shape[1]
     np.testing.assert_array_equal(x.numpy(), ref[:n].T)  # the tail after the last sound is trimmed
     assert np.abs(ref[n:]).max(initial=0.0) <= 10 ** (-70 / 20) + 1 / 32768
-    with pytest.raises(SkipTrack, match="runs past 2 s"):
-        rendered.render_piece(piece, rate, seed=0, max_render_s=2.0)
+    with pytest.raises(SkipTrack, match=r"runs past 2 s \(longer than"):  # FluidSynth watched and stopped
+        rendered.render_piece(piece, rate, seed=0, max_render_s=2.0, precheck=False)
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("piece, notated_s", [("bach/bwv66.6.mxl", None), ("mozart/k80/movement2.mxl", 168.0)])
+def test_the_written_out_length_is_the_rendered_length(piece, notated_s):
+    """The pre-check's estimate: the music with its repeats written out (Mozart's K. 80 slow movement:
+    168 s as notated, both halves repeated) lasts as long as the render, less its release tail."""
+    x, _ = rendered.render_piece(piece, 8000, seed=0, precheck=False)
+    seconds, estimate = x.shape[1] / 8000, rendered.written_out_seconds(piece)
+    assert seconds - 3.0 <= estimate <= seconds
+    if notated_s is not None:
+        assert estimate > 1.9 * notated_s
+
+
+@needs_fluidsynth
+def test_a_piece_far_past_the_cap_is_skipped_before_its_midi_is_written(monkeypatch):
+    """Beethoven's op. 18 no. 4 (all movements in one file) ran past the 1200 s cap after 15-30 min
+    of music21 writing its MIDI; its written-out length (about 65 min) now skips it within seconds,
+    as a final run-away, and neither music21's MIDI writer nor FluidSynth is started."""
+    from mastering.data.debian import SkipTrack
+
+    def never(*args, **kwargs):
+        raise AssertionError("the MIDI was written")
+
+    monkeypatch.setattr(rendered, "_score_to_midi", never)
+    monkeypatch.setattr(rendered.subprocess, "Popen", never)
+    with pytest.raises(SkipTrack, match=r"runs past 1200 s \(its repeats written out last about 65 min") as info:
+        rendered.render_piece("beethoven/opus18no4.mxl", 8000, seed=0, max_render_s=1200.0)
+    assert str(info.value).startswith(rendered.RUNAWAY_REASON)  # stored as final (not retried)
+    with pytest.raises(SkipTrack, match=r"runs past 2 s \(its repeats written out"):  # a short piece, a tiny cap
+        rendered.render_piece("bach/bwv66.6.mxl", 8000, seed=0, max_render_s=2.0)
 
 
 def _read_midi(midi_path):
