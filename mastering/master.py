@@ -121,6 +121,40 @@ def open_input(path: str | os.PathLike) -> AudioReader:
     return AudioReader(path)
 
 
+IN_MEMORY_BYTES = 256 * 2**20
+"""An input whose float32 samples fit in this many bytes is decoded once and every pass reads it
+from memory (3 minutes of 44.1 kHz stereo: 64 MB); a longer one is decoded again in each pass,
+so memory does not grow with the file's length."""
+
+
+class _MemoryReader:
+    """An :class:`~mastering.io.AudioReader`'s samples decoded once: the same blocks and reads
+    (float32 ``[channels, samples]`` copies, zeros outside the file)."""
+
+    def __init__(self, src: AudioReader, block: int):
+        self.path, self.sample_rate, self.channels = src.path, src.sample_rate, src.channels
+        try:
+            parts = list(src.blocks(block))  # an undecodable file raises the streaming reader's AudioError
+        finally:
+            src.close()
+        self.data = np.concatenate(parts, axis=1) if parts else np.zeros((self.channels, 0), np.float32)
+        self.frames = int(self.data.shape[1])
+
+    def blocks(self, block: int):
+        for start in range(0, self.frames, block):
+            yield self.data[:, start: start + block].copy()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        lo, hi = max(start, 0), min(stop, self.frames)
+        out = np.zeros((self.channels, stop - start), np.float32)
+        if hi > lo:
+            out[:, lo - start: hi - start] = self.data[:, lo:hi]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
 def _scan(src: AudioReader, block: int) -> _Scan:
     scan = _Scan(sums=np.zeros(src.channels))
     for x in src.blocks(block):
@@ -440,10 +474,18 @@ def _decide_post_eq(post_eq, model, params, z, reader: _CleanReader, segment_s: 
 def _process_pass(model, params, z, reader: _CleanReader, block: int, context: int, intensity: float, post_eq,
                   path: Path, progress: bool, forecast: LimiterForecast) -> float:
     """Step 4: the model's processing, block by block with context, into a float32 file; its loudness
-    (and the ``forecast`` of the limiting fed)."""
+    (and the ``forecast`` of the limiting fed). Metering and writing a block overlap the processing
+    of the next."""
     src = reader.src
     meter = LoudnessMeter(src.sample_rate, src.channels)
-    with open(path, "wb") as fh:
+
+    def keep(fh, y: np.ndarray) -> None:  # in block order, on one thread beside the next block's processing
+        meter.update(y)
+        forecast.update(y)
+        fh.write(np.ascontiguousarray(y.T, dtype=np.float32).tobytes())
+
+    with open(path, "wb") as fh, ThreadPoolExecutor(1) as after:
+        pending = None
         for start in tqdm(range(0, src.frames, block), total=math.ceil(src.frames / block), desc="processing",
                           disable=not progress, file=sys.stderr, leave=False):
             check_terminated()  # a signal whose exception was swallowed stops the run here
@@ -453,10 +495,11 @@ def _process_pass(model, params, z, reader: _CleanReader, block: int, context: i
                 y = process_block(model, reader.read(lo, hi), src.sample_rate, params, z, intensity, post_eq)
             except ValueError as exc:  # non-finite output
                 raise MasterError(str(exc)) from None
-            y = y[:, start - lo: start - lo + (stop - start)]
-            meter.update(y)
-            forecast.update(y)
-            fh.write(np.ascontiguousarray(y.T, dtype=np.float32).tobytes())
+            if pending is not None:
+                pending.result()  # at most one block waits; its error surfaces here
+            pending = after.submit(keep, fh, y[:, start - lo: start - lo + (stop - start)])
+        if pending is not None:
+            pending.result()
     return meter.integrated()
 
 
@@ -613,6 +656,8 @@ def master_file(
     src = open_input(in_path)
     try:
         sr, intensity = src.sample_rate, float(intensity)
+        if src.frames * src.channels * 4 <= IN_MEMORY_BYTES:  # decoded once, not in every pass
+            src = _MemoryReader(src, max(int(round(block_s * sr)), 1))
         scan, dc, lufs_in = _prepare_input(src, max(int(round(block_s * sr)), 1), report)
         model, segment_s = _load(checkpoint, sr, report)
         align = _alignment(model, sr)

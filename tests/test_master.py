@@ -472,6 +472,35 @@ def test_blocks_give_what_one_pass_over_the_file_gives(tmp_path, sample_rate, mo
     assert float(np.abs(out["blocks"] - out["whole"]).max()) < 1e-6
 
 
+def test_a_short_input_is_decoded_once_and_masters_as_when_streamed(tmp_path, checkpoints, monkeypatch):
+    """Under ``IN_MEMORY_BYTES`` the input is decoded once (every pass reads memory); with that limit
+    at zero every pass reads the file again; the master is the same to the byte."""
+    import mastering.master as master
+    from mastering.io import AudioReader
+
+    src = _write(tmp_path / "in.wav", _music(6.0, 44100, seed=11, level=0.3), 44100, subtype="PCM_24")
+    calls = {"blocks": 0, "read": 0}
+    blocks, read = AudioReader.blocks, AudioReader.read
+
+    def counted_blocks(self, block):
+        calls["blocks"] += 1
+        yield from blocks(self, block)
+
+    def counted_read(self, start, stop):
+        calls["read"] += 1
+        return read(self, start, stop)
+
+    monkeypatch.setattr(AudioReader, "blocks", counted_blocks)
+    monkeypatch.setattr(AudioReader, "read", counted_read)
+    master.master_file(src, tmp_path / "memory.wav", checkpoint=checkpoints["1b"], block_s=2.0)
+    assert calls == {"blocks": 1, "read": 0}
+    calls.update(blocks=0, read=0)
+    monkeypatch.setattr(master, "IN_MEMORY_BYTES", 0)
+    master.master_file(src, tmp_path / "streamed.wav", checkpoint=checkpoints["1b"], block_s=2.0)
+    assert calls["blocks"] == 1 and calls["read"] > 6  # the scan, then reads by the measuring and processing passes
+    assert (tmp_path / "memory.wav").read_bytes() == (tmp_path / "streamed.wav").read_bytes()
+
+
 def _subnormal_survives() -> bool:
     tiny = np.float64(1e-310)  # subnormal: under 2.2e-308
     return bool(tiny * np.float64(1.0) != 0.0) and bool(torch.tensor(1e-310, dtype=torch.float64).mul(1.0).item() != 0.0)
