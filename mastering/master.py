@@ -656,9 +656,10 @@ def master_file(
     src = open_input(in_path)
     try:
         sr, intensity = src.sample_rate, float(intensity)
+        in_block = max(int(round(block_s * sr)), 1)
         if src.frames * src.channels * 4 <= IN_MEMORY_BYTES:  # decoded once, not in every pass
-            src = _MemoryReader(src, max(int(round(block_s * sr)), 1))
-        scan, dc, lufs_in = _prepare_input(src, max(int(round(block_s * sr)), 1), report)
+            src = _MemoryReader(src, in_block)
+        scan, dc, lufs_in = _prepare_input(src, in_block, report)
         model, segment_s = _load(checkpoint, sr, report)
         align = _alignment(model, sr)
         block = max(int(math.ceil(block_s * sr / align)), 1) * align

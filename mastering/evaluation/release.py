@@ -2,8 +2,9 @@
 
 ``make weights`` (``python -m mastering.evaluation.release --profile cpu``) trains every phase of
 the profile that has no run yet, chooses on validation (never the test split) the simplest phase
-whose loss is within :data:`EQUIVALENT_VALID_LOSS` of the lowest (:func:`release_choice`), and writes ``weights/<name>.pt`` (float16 weights, the model's constructor arguments and
-training configuration; no optimizer) and ``weights/<name>.json``, its model card. The loader and
+whose loss is within :data:`EQUIVALENT_VALID_LOSS` of the lowest (:func:`release_choice`), and
+writes ``weights/<name>.pt`` (float16 weights, the model's constructor arguments and training
+configuration; no optimizer) and ``weights/<name>.json``, its model card. The loader and
 the check live in :mod:`mastering.weights`.
 """
 
@@ -79,13 +80,12 @@ def choose_phase(profile: str, phases: Sequence[str] = ("1a", "1b", "1c"), train
         path, note = phase_checkpoint(phase, profile, seed=get_profile(profile)["seed"],
                                       train_missing=train_missing, progress=progress)
         rows.append({"phase": phase, "checkpoint": str(path), "run": note, **validation_record(path)})
-    best = min(rows, key=lambda r: r["valid_perceptual"])
-    return best["phase"], rows
+    return release_choice(rows, tolerance=0.0), rows
 
 
 def release_choice(candidates: Sequence[dict[str, Any]], tolerance: float = EQUIVALENT_VALID_LOSS) -> str:
     """The phase to ship: the simplest (:data:`SIMPLEST_FIRST`) whose validation perceptual loss is
-    within ``tolerance`` of the lowest. With ``tolerance=0`` it is the lowest (as :func:`choose_phase`).
+    within ``tolerance`` of the lowest. With ``tolerance=0`` it is the lowest (:func:`choose_phase`).
 
     Raises:
         ValueError: no candidate has a finite validation loss.
