@@ -9,9 +9,12 @@ by the loudness finish. :func:`evaluate_predictability` measures every predictor
 validation pairs with notebook 06's metric (MR-STFT at the master's loudness) next to loudness
 normalisation, the oracle (each pair's true correction as the EQ) and, optionally, a trained Phase 1
 model on the same excerpts. Only training and validation pairs are used; the test split is never
-touched, so nothing here can tune on it.
+touched, so nothing here can tune on it. :func:`learning_curve` asks whether more pairs would help:
+the predictors fitted on ever more pairs drawn from the training mixture, measured on the same
+validation pairs.
 
 Run:  python -m mastering.evaluation.predictability --profile cpu [--checkpoint runs/.../best.pt]
+      python -m mastering.evaluation.predictability --profile cpu --learning-curve 128,256,...,8192
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +36,11 @@ from .benchmark import band_set, cluster_bootstrap_ci, profile_pairs
 from .metrics import Reference, evaluate_pair
 from .systems import PREDICTORS, BandRegressionEQSystem, LoudnessNormSystem, Phase1System, System, fit_predictor
 
-__all__ = ["evaluate_predictability", "summarize_predictability", "plot_band_r2"]
+__all__ = ["evaluate_predictability", "summarize_predictability", "plot_band_r2", "learning_curve",
+           "plot_learning_curve", "LEARNING_SIZES"]
+
+#: Training-pair counts of :func:`learning_curve` by default: doublings around the cpu profile's 1024.
+LEARNING_SIZES = (128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model: System | None = None,
@@ -74,27 +81,32 @@ def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model:
     for kind in PREDICTORS:
         predict, info = fit_predictor(kind, f_train, d_train, train["groups"], seed)
         pred = curves[f"band_{kind}"] = predict(f_valid)
-        ss_res, ss_tot = ((pred - d_valid) ** 2).sum(0), ((d_valid - d_valid.mean(0)) ** 2).sum(0)
-        fits["predictors"][kind] = dict(info, band_r2=(1.0 - ss_res / np.maximum(ss_tot, 1e-12)).tolist())
+        fits["predictors"][kind] = dict(info, band_r2=_band_r2(pred, d_valid).tolist())
         systems.append(BandRegressionEQSystem(predict, f"band_{kind}", f"blind band EQ ({kind.replace('_', ' ')})",
                                               true_peak_dbtp))
     if model is not None:
         systems.append(model)
-    rows = []
-    for i in tqdm(range(len(f_valid)), desc="validation pairs", disable=not progress, leave=False):
+    results = _score(systems, valid, true_peak_dbtp, progress)
+    results["band_mse_db2"] = [float(((curves[name][i] - d_valid[i]) ** 2).mean()) if name in curves else math.nan
+                               for i, name in zip(results["pair"], results["system"])]
+    return results, fits
+
+
+def _score(systems: Sequence[System], valid: dict[str, Any], true_peak_dbtp: float, progress: bool) -> pd.DataFrame:
+    """Every validation pair mastered by each of ``systems`` and by the oracle band EQ (its own true
+    correction), finished at the master's loudness, scored against the master: one row per pair and
+    system (``pair``, ``group``, ``system``, ``label``, :func:`~mastering.evaluation.metrics.evaluate_pair`)."""
+    sr, rows = int(valid["sample_rate"]), []
+    for i in tqdm(range(len(valid["features"])), desc="validation pairs", disable=not progress, leave=False):
         x = torch.from_numpy(valid["degraded"][i])
         y = Reference(torch.from_numpy(valid["mastered"][i]), sr)  # measured once for every arm
         target = float(y.lufs()[0])
-        arms = systems + [BandRegressionEQSystem(None, "oracle_band", "oracle band EQ (true correction)",
-                                                 true_peak_dbtp, curve_db=d_valid[i])]
-        for system in arms:
-            out = system.master(x, sr, target)
-            row = {"pair": i, "group": valid["groups"][i], "system": system.name, "label": system.label,
-                   **evaluate_pair(out, y, sr)}
-            curve = curves.get(system.name)
-            row["band_mse_db2"] = math.nan if curve is None else float(((curve[i] - d_valid[i]) ** 2).mean())
-            rows.append(row)
-    return pd.DataFrame(rows), fits
+        oracle = BandRegressionEQSystem(None, "oracle_band", "oracle band EQ (true correction)", true_peak_dbtp,
+                                        curve_db=valid["corrections"][i])
+        for system in [*systems, oracle]:
+            rows.append({"pair": i, "group": valid["groups"][i], "system": system.name, "label": system.label,
+                         **evaluate_pair(system.master(x, sr, target), y, sr)})
+    return pd.DataFrame(rows)
 
 
 def summarize_predictability(results: pd.DataFrame, reference: str = "loudnorm", n_boot: int = 1000,
@@ -114,6 +126,119 @@ def summarize_predictability(results: pd.DataFrame, reference: str = "loudnorm",
                      "worse_share": float((diff > 0).mean()), "band_mse_db2": float(frame["band_mse_db2"].mean()),
                      "pairs": int(len(frame)), "tracks": n})
     return pd.DataFrame(rows)
+
+
+def _band_r2(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    ss_res, ss_tot = ((pred - truth) ** 2).sum(0), ((truth - truth.mean(0)) ** 2).sum(0)
+    return 1.0 - ss_res / np.maximum(ss_tot, 1e-12)
+
+
+def learning_curve(pool: dict[str, Any], valid: dict[str, Any], sizes: Sequence[int] = LEARNING_SIZES,
+                   kinds: Sequence[str] = ("ridge", "extra_trees"), render: Sequence[str] = ("extra_trees",),
+                   seed: int = 0, true_peak_dbtp: float = -1.0, n_boot: int = 1000,
+                   progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Whether more training pairs would let a blind corrector know more: each of ``kinds`` (of
+    :data:`~mastering.evaluation.systems.PREDICTORS`) fitted on the first ``n`` pairs of ``pool``
+    for every ``n`` in ``sizes`` (nested sets), measured on ``valid`` (both
+    :func:`mastering.evaluation.benchmark.band_set`; ``valid`` with its audio when ``render`` is
+    not empty).
+
+    The band-wise R² and squared error of the predicted corrections need no audio; the predictors
+    in ``render`` are also applied as :class:`BandRegressionEQSystem` through the loudness finish and
+    scored with MR-STFT at the master's loudness against loudness normalisation (paired interval
+    over tracks, :func:`summarize_predictability`), beside the oracle (each pair's true correction),
+    the most any band EQ can reach.
+
+    Returns:
+        ``(curve, results)``: ``curve`` one row per size and kind (``train_pairs``, ``train_tracks``,
+        ``kind``, ``r2_median``, ``r2_max`` over bands, ``band_mse_db2``, the fit's ``info`` and, for
+        rendered kinds, ``mrstft``, ``change_pct``, ``ci_low_pct``, ``ci_high_pct``,
+        ``worse_share``); ``results`` the per-pair rows of every rendered arm (systems
+        ``loudnorm``, ``oracle_band``, ``band_<kind>_<n>``).
+
+    Raises:
+        ValueError: a size outside 2..len(pool), an unknown kind, or audio missing for ``render``.
+    """
+    sizes = sorted({int(n) for n in sizes})
+    n_pool = len(pool["features"])
+    if not sizes or sizes[0] < 2 or sizes[-1] > n_pool:
+        raise ValueError(f"sizes must lie in [2, {n_pool}] (the pool's pairs), got {sizes}")
+    unknown = sorted(set(kinds) - set(PREDICTORS)) + sorted(set(render) - set(kinds))
+    if unknown:
+        raise ValueError(f"unknown or unfitted predictor(s) {unknown}; kinds from {', '.join(PREDICTORS)}, "
+                         "render a subset of kinds")
+    if render and "degraded" not in valid:
+        raise ValueError("rendering needs the validation audio (band_set(..., keep_audio=True))")
+    sr = int(valid["sample_rate"])
+    if int(pool["sample_rate"]) != sr:
+        raise ValueError(f"pool at {pool['sample_rate']} Hz, validation pairs at {sr} Hz")
+    f_valid, d_valid = valid["features"], valid["corrections"]
+    groups = np.asarray(pool["groups"])
+    rows, systems = [], [LoudnessNormSystem(true_peak_dbtp)]
+    for n in tqdm(sizes, desc="fitting", disable=not progress, leave=False):
+        for kind in kinds:
+            predict, info = fit_predictor(kind, pool["features"][:n], pool["corrections"][:n], groups[:n], seed)
+            pred = predict(f_valid)
+            r2 = _band_r2(pred, d_valid)
+            rows.append({"train_pairs": n, "train_tracks": len(set(groups[:n].tolist())), "kind": kind,
+                         "r2_median": float(np.median(r2)), "r2_max": float(r2.max()),
+                         "band_mse_db2": float(((pred - d_valid) ** 2).mean()), "info": json.dumps(info)})
+            if kind in render:
+                systems.append(BandRegressionEQSystem(predict, f"band_{kind}_{n}",
+                                                      f"blind band EQ ({kind.replace('_', ' ')}, {n} pairs)",
+                                                      true_peak_dbtp))
+    curve, results = pd.DataFrame(rows), pd.DataFrame()
+    if render:
+        results = _score(systems, valid, true_peak_dbtp, progress)
+        results["band_mse_db2"] = math.nan
+        summary = summarize_predictability(results, n_boot=n_boot, seed=seed).set_index("system")
+        cols = ["mrstft", "change_pct", "ci_low_pct", "ci_high_pct", "worse_share"]
+        for col in cols:
+            curve[col] = [summary.loc[f"band_{k}_{n}", col] if f"band_{k}_{n}" in summary.index else math.nan
+                          for k, n in zip(curve["kind"], curve["train_pairs"])]
+        curve.attrs.update(oracle={c: float(summary.loc["oracle_band", c]) for c in cols},
+                           loudnorm_mrstft=float(summary.loc["loudnorm", "mrstft"]))
+    return curve, results
+
+
+def plot_learning_curve(curve: pd.DataFrame, path: str | Path | None = None, title: str = ""):
+    """Left: median and best band R² against training pairs per predictor; right (rendered
+    predictors): MR-STFT change against loudness normalisation with its 95 % interval, and the
+    oracle band EQ's. Saved to ``path`` when given. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    rendered = curve.dropna(subset=["change_pct"]) if "change_pct" in curve else curve.iloc[:0]
+    fig, axes = plt.subplots(1, 2 if len(rendered) else 1, figsize=(10.0 if len(rendered) else 5.5, 3.4),
+                             squeeze=False)
+    ax = axes[0, 0]
+    for kind, frame in curve.groupby("kind", sort=False):
+        line = ax.semilogx(frame["train_pairs"], frame["r2_median"], marker="o", ms=3, base=2,
+                           label=f"{kind.replace('_', ' ')}, median band")[0]
+        ax.semilogx(frame["train_pairs"], frame["r2_max"], marker="^", ms=3, ls="--", base=2, color=line.get_color(),
+                    label=f"{kind.replace('_', ' ')}, best band")
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set(xlabel="training pairs", ylabel="R² of the band correction (validation)")
+    ax.legend(fontsize=7)
+    if len(rendered):
+        ax = axes[0, 1]
+        for kind, frame in rendered.groupby("kind", sort=False):
+            ax.errorbar(frame["train_pairs"], frame["change_pct"],
+                        yerr=[frame["change_pct"] - frame["ci_low_pct"], frame["ci_high_pct"] - frame["change_pct"]],
+                        marker="o", ms=3, capsize=2, label=f"blind band EQ ({kind.replace('_', ' ')})")
+        ax.set_xscale("log", base=2)
+        oracle = curve.attrs.get("oracle")
+        if oracle:
+            ax.axhline(oracle["change_pct"], color="C3", ls=":", label="oracle band EQ (true correction)")
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set(xlabel="training pairs", ylabel="MR-STFT vs loudness norm. (%)")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+    return fig
 
 
 def plot_band_r2(fits: dict[str, Any], path: str | Path | None = None):
@@ -139,6 +264,44 @@ def plot_band_r2(fits: dict[str, Any], path: str | Path | None = None):
     return fig
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give training-pair counts as 128,256,...; got {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"training-pair counts must be >= 2, got {text!r}")
+    return sizes
+
+
+def _run_learning_curve(args, out: Path) -> int:
+    sizes = sorted(set(args.learning_curve))
+    train_data, valid_data, sr = profile_pairs(args.profile, args.seed, progress=True, train_items=max(sizes))
+    pool = band_set(train_data, sr, progress=True, desc=f"{max(sizes)} training pairs")
+    valid = band_set(valid_data, sr, keep_audio=True)
+    curve, results = learning_curve(pool, valid, sizes, seed=args.seed, true_peak_dbtp=args.true_peak_dbtp,
+                                    progress=True)
+    meta = {"profile": args.profile, "commit": git_commit(), "seed": args.seed, "sizes": sizes,
+            "valid_pairs": len(valid["features"]), "valid_tracks": len(set(valid["groups"])),
+            "pool_tracks": len(set(pool["groups"])), **curve.attrs}
+    results.to_csv(out / "learning_curve_results.csv", index=False)
+    curve.to_csv(out / "learning_curve.csv", index=False)
+    (out / "learning_curve.json").write_text(json.dumps({**meta, "curve": curve.to_dict("records")}, indent=2) + "\n")
+    plot_learning_curve(curve, out / "learning_curve.png",
+                        title=f"Blind band EQ against training pairs ({meta['valid_pairs']} validation pairs, "
+                              f"{args.profile} profile)")
+    print(f"# learning curve: predictors fitted on the first n of {max(sizes)} training pairs "
+          f"({meta['pool_tracks']} tracks), measured on {meta['valid_pairs']} validation pairs "
+          f"({meta['valid_tracks']} tracks), profile {args.profile}")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(curve.drop(columns=["info"]).round(4).to_string(index=False))
+    if "oracle" in curve.attrs:
+        print(f"# oracle band EQ: {curve.attrs['oracle']['change_pct']:+.1f} % against loudness normalisation "
+              f"(MR-STFT {curve.attrs['loudnorm_mrstft']:.4f})")
+    print(f"# written to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="cpu")
@@ -147,8 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", default="1c", help="the checkpoint's phase (for its label)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--true-peak-dbtp", type=float, default=-1.0)
+    parser.add_argument("--learning-curve", type=_sizes, nargs="?", const=list(LEARNING_SIZES), default=None,
+                        metavar="N,N,...",
+                        help="instead: the predictors fitted on the first N of max(N) pairs drawn from the training "
+                             f"mixture, for each N (default {','.join(map(str, LEARNING_SIZES))})")
     parser.add_argument("--out", default=None, help="folder for the JSON and the figure (default build/predictability-<profile>)")
     args = parser.parse_args(argv)
+    out = Path(args.out or f"build/predictability-{args.profile}")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.learning_curve is not None:
+        if args.checkpoint:
+            parser.error("--learning-curve measures the blind band EQ alone; drop --checkpoint")
+        return _run_learning_curve(args, out)
     train_data, valid_data, sr = profile_pairs(args.profile, args.seed, progress=True)
     model = Phase1System(args.phase, args.checkpoint, args.true_peak_dbtp) if args.checkpoint else None
     results, fits = evaluate_predictability(band_set(train_data, sr, progress=True, desc="training pairs"),
@@ -156,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
                                             args.true_peak_dbtp, progress=True)
     fits.update(profile=args.profile, commit=git_commit(), checkpoint=args.checkpoint, seed=args.seed)
     summary = summarize_predictability(results, seed=args.seed)
-    out = Path(args.out or f"build/predictability-{args.profile}")
-    out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
     (out / "summary.json").write_text(json.dumps({"fits": fits, "summary": summary.to_dict("records")}, indent=2) + "\n")
     plot_band_r2(fits, out / "band_r2.png")
