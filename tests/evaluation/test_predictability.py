@@ -138,3 +138,63 @@ def test_command_on_the_smoke_pairs(tmp_path, capsys):
     assert systems["oracle_band"]["mrstft"] < systems["loudnorm"]["mrstft"]  # the true correction helps
     assert (tmp_path / "band_r2.png").stat().st_size > 0 and (tmp_path / "results.csv").is_file()
     assert "band_extra_trees" in capsys.readouterr().out
+
+
+def test_the_learning_curve_shows_what_more_pairs_teach():
+    """Nested training sets: where the input reveals the correction, more pairs bring the predictor
+    to the oracle; where the music's own balance hides it, more pairs do not help."""
+    from mastering.evaluation.predictability import learning_curve, plot_learning_curve
+
+    pool, valid = _pairs(64, 4, 0.0, 8.0), _pairs(12, 5, 0.0, 8.0)
+    curve, results = learning_curve(pool, valid, sizes=(64, 3, 12), kinds=("mean", "ridge"), render=("ridge",),
+                                    n_boot=200)
+    ridge = curve[curve["kind"] == "ridge"].set_index("train_pairs")
+    assert list(ridge.index) == [3, 12, 64]  # sorted, nested
+    assert ridge.loc[64, "r2_median"] > 0.9 and ridge.loc[64, "r2_median"] > ridge.loc[3, "r2_median"]
+    assert ridge.loc[64, "band_mse_db2"] < ridge.loc[3, "band_mse_db2"]
+    assert (curve[curve["kind"] == "mean"]["r2_median"] < 0.2).all()  # the input-blind mean learns nothing
+    assert ridge.loc[64, "ci_high_pct"] < -20.0 and ridge.loc[64, "worse_share"] == 0.0
+    assert curve[curve["kind"] == "mean"]["change_pct"].isna().all()  # not rendered
+    assert set(results["system"]) == {"loudnorm", "oracle_band", "band_ridge_3", "band_ridge_12", "band_ridge_64"}
+    assert curve.attrs["oracle"]["change_pct"] <= ridge.loc[64, "change_pct"] + 5.0
+    assert len(plot_learning_curve(curve).axes) == 2
+
+    hidden_pool, hidden_valid = _pairs(64, 6, 12.0, 2.0), _pairs(16, 7, 12.0, 2.0)
+    hidden, _ = learning_curve(hidden_pool, hidden_valid, sizes=(8, 64), kinds=("ridge",), render=())
+    assert (hidden["r2_median"] < 0.3).all() and "change_pct" not in hidden
+    assert len(plot_learning_curve(hidden).axes) == 1
+
+    with pytest.raises(ValueError, match="sizes"):
+        learning_curve(pool, valid, sizes=(8, 65))
+    with pytest.raises(ValueError, match="unfitted"):
+        learning_curve(pool, valid, sizes=(8,), kinds=("ridge",), render=("extra_trees",))
+    with pytest.raises(ValueError, match="audio"):
+        learning_curve(pool, {k: v for k, v in valid.items() if k != "degraded"}, sizes=(8,), kinds=("ridge",),
+                       render=("ridge",))
+
+
+def test_the_learning_curve_command_on_the_smoke_pairs(tmp_path, capsys):
+    """The command as a user runs it: a pool larger than the profile's training pairs, drawn from the
+    same mixture, against the profile's own validation pairs."""
+    from mastering.evaluation.benchmark import profile_pairs
+    from mastering.evaluation.predictability import main
+
+    train, valid, _ = profile_pairs("smoke")
+    pool, pool_valid, _ = profile_pairs("smoke", train_items=len(train) + 8)
+    assert len(pool) == len(train) + 8 and len(pool_valid) == len(valid)
+    np.testing.assert_array_equal(pool_valid[0]["degraded"].numpy(), valid[0]["degraded"].numpy())
+    with pytest.raises(ValueError, match="train_items"):
+        profile_pairs("smoke", train_items=0)
+
+    assert main(["--profile", "smoke", "--learning-curve", "4,8", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "learning_curve.json").read_text())
+    assert report["profile"] == "smoke" and report["sizes"] == [4, 8] and report["valid_pairs"] == len(valid)
+    assert {(row["kind"], row["train_pairs"]) for row in report["curve"]} == {
+        (k, n) for k in ("ridge", "extra_trees") for n in (4, 8)}
+    assert report["oracle"]["mrstft"] < report["loudnorm_mrstft"]  # the true correction helps
+    assert (tmp_path / "learning_curve.png").stat().st_size > 0 and (tmp_path / "learning_curve.csv").is_file()
+    assert "oracle band EQ" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--learning-curve", "8", "--checkpoint", "x.pt", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["--learning-curve", "8,x", "--out", str(tmp_path)])
