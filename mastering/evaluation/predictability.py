@@ -150,8 +150,8 @@ def learning_curve(pool: dict[str, Any], valid: dict[str, Any], sizes: Sequence[
     the most any band EQ can reach.
 
     Returns:
-        ``(curve, results)``: ``curve`` one row per size and kind (``train_pairs``, ``train_tracks``,
-        ``kind``, ``r2_median``, ``r2_max`` over bands, ``band_mse_db2``, the fit's ``info`` and, for
+        ``(curve, results)``: ``curve`` one row per size and kind (``train_pairs``, ``train_tracks``:
+        the distinct groups among them, each pink-noise pair its own, ``kind``, ``r2_median``, ``r2_max`` over bands, ``band_mse_db2``, the fit's ``info`` and, for
         rendered kinds, ``mrstft``, ``change_pct``, ``ci_low_pct``, ``ci_high_pct``,
         ``worse_share``); ``results`` the per-pair rows of every rendered arm (systems
         ``loudnorm``, ``oracle_band``, ``band_<kind>_<n>``).
@@ -210,12 +210,14 @@ def plot_learning_curve(curve: pd.DataFrame, path: str | Path | None = None, tit
     rendered = curve.dropna(subset=["change_pct"]) if "change_pct" in curve else curve.iloc[:0]
     fig, axes = plt.subplots(1, 2 if len(rendered) else 1, figsize=(10.0 if len(rendered) else 5.5, 3.4),
                              squeeze=False)
+    colour = {kind: f"C{i}" for i, kind in enumerate(dict.fromkeys(curve["kind"]))}  # one per predictor, both panels
+    sizes = sorted(set(curve["train_pairs"]))
     ax = axes[0, 0]
     for kind, frame in curve.groupby("kind", sort=False):
-        line = ax.semilogx(frame["train_pairs"], frame["r2_median"], marker="o", ms=3, base=2,
-                           label=f"{kind.replace('_', ' ')}, median band")[0]
-        ax.semilogx(frame["train_pairs"], frame["r2_max"], marker="^", ms=3, ls="--", base=2, color=line.get_color(),
-                    label=f"{kind.replace('_', ' ')}, best band")
+        name = kind.replace("_", " ")
+        ax.plot(frame["train_pairs"], frame["r2_median"], marker="o", ms=3, color=colour[kind], label=f"{name}, median band")
+        ax.plot(frame["train_pairs"], frame["r2_max"], marker="^", ms=3, ls="--", color=colour[kind],
+                label=f"{name}, best band")
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.set(xlabel="training pairs", ylabel="R² of the band correction (validation)")
     ax.legend(fontsize=7)
@@ -224,14 +226,18 @@ def plot_learning_curve(curve: pd.DataFrame, path: str | Path | None = None, tit
         for kind, frame in rendered.groupby("kind", sort=False):
             ax.errorbar(frame["train_pairs"], frame["change_pct"],
                         yerr=[frame["change_pct"] - frame["ci_low_pct"], frame["ci_high_pct"] - frame["change_pct"]],
-                        marker="o", ms=3, capsize=2, label=f"blind band EQ ({kind.replace('_', ' ')})")
-        ax.set_xscale("log", base=2)
+                        marker="o", ms=3, capsize=2, color=colour[kind],
+                        label=f"blind band EQ ({kind.replace('_', ' ')}), 95 % interval")
         oracle = curve.attrs.get("oracle")
         if oracle:
-            ax.axhline(oracle["change_pct"], color="C3", ls=":", label="oracle band EQ (true correction)")
+            ax.axhline(oracle["change_pct"], color="0.3", ls=":", label="oracle band EQ (true correction)")
         ax.axhline(0.0, color="0.5", lw=0.8)
         ax.set(xlabel="training pairs", ylabel="MR-STFT vs loudness norm. (%)")
         ax.legend(fontsize=7)
+    for ax in axes[0]:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
