@@ -5,7 +5,9 @@
     torchrun --nproc_per_node 4 -m mastering.training --phase 1b --profile full
 
 A run folder named by the configuration's hash (under ``runs/mastering/``) is resumed when it
-exists. The closing lines compare the validation loss with the identity's.
+exists. A finished run becomes the one ``mastering master`` uses by default
+(``runs/mastering/latest.json``) unless ``--no-publish`` is given (an experiment beside the
+shipped model). The closing lines compare the validation loss with the identity's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a TrainConfig field (JSON values; nested dicts merge)")
     parser.add_argument("--run-dir", help="run folder (default runs/mastering/<name-hash>)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
+    parser.add_argument("--no-publish", action="store_true",
+                        help="do not make this run the default model of `mastering master` (runs/mastering/latest.json)")
     args = parser.parse_args(argv)
     overrides = dict(args.set)
     if args.epochs is not None:
@@ -37,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        trainer, history = train(config, run_dir=args.run_dir, resume=not args.no_resume)
+        trainer, history = train(config, run_dir=args.run_dir, resume=not args.no_resume,
+                                 publish=not args.no_publish)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

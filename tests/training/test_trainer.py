@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import random
 
 import numpy as np
@@ -124,3 +125,16 @@ def test_device_selection():
 def test_command_line_rejects_unknown_options(capsys):
     assert training_main(["--phase", "1a", "--set", "learning_rate=1"]) == 2
     assert "unknown training option" in capsys.readouterr().err
+
+
+def test_command_line_trains_an_experiment_without_making_it_the_default(runs, capsys):
+    """``--no-publish``: the run is trained and kept, but ``mastering master`` keeps its default model."""
+    tiny = ["--set", f"model={json.dumps(dict(TINY, dynamics=False))}", "--set", "steps_per_epoch=1",
+            "--set", "batch_size=4", "--set", 'data={"train_items": 8, "valid_items": 4, "num_workers": 0}',
+            "--set", "progress=false", "--epochs", "1"]
+    assert training_main(["--phase", "1a", "--profile", "smoke", *tiny, "--run-dir", str(runs / "experiment"),
+                          "--no-publish"]) == 0
+    assert (runs / "experiment" / "best.pt").is_file() and latest_checkpoint() is None
+    assert "validation perceptual loss" in capsys.readouterr().out
+    assert training_main(["--phase", "1a", "--profile", "smoke", *tiny, "--run-dir", str(runs / "published")]) == 0
+    assert latest_checkpoint()["checkpoint"].endswith("published/best.pt".replace("/", os.sep))
