@@ -257,15 +257,13 @@ def profile_pairs(profile: str = "cpu", seed: int = 0, progress: bool = False,
     ``train_items`` other than the profile's draws that many training pairs from the same mixture
     (sources, ratios, chain, augmentation, seed), made as they are read and never cached: a pool
     larger than training used, for :func:`mastering.evaluation.predictability.learning_curve`. The
-    validation pairs stay the profile's."""
+    validation pairs stay the profile's (the same pairs, then also made as read)."""
     config = train_config("1c", profile, seed=seed, progress=progress)
     if train_items is not None and int(train_items) != int(config.data["train_items"]):
         if int(train_items) < 1:
             raise ValueError(f"train_items must be >= 1, got {train_items}")
-        valid_data = build_datasets(config)[1]
         config = train_config("1c", profile, seed=seed, progress=progress,
                               data={"train_items": int(train_items), "cache": None})
-        return build_datasets(config)[0], valid_data, int(config.sample_rate)
     train_data, valid_data = build_datasets(config)
     return train_data, valid_data, int(config.sample_rate)
 

@@ -151,9 +151,9 @@ def learning_curve(pool: dict[str, Any], valid: dict[str, Any], sizes: Sequence[
 
     Returns:
         ``(curve, results)``: ``curve`` one row per size and kind (``train_pairs``, ``train_tracks``:
-        the distinct groups among them, each pink-noise pair its own, ``kind``, ``r2_median``, ``r2_max`` over bands, ``band_mse_db2``, the fit's ``info`` and, for
-        rendered kinds, ``mrstft``, ``change_pct``, ``ci_low_pct``, ``ci_high_pct``,
-        ``worse_share``); ``results`` the per-pair rows of every rendered arm (systems
+        the distinct groups among them, each pink-noise pair its own, ``kind``, ``r2_median`` and
+        ``r2_max`` over bands, ``band_mse_db2``, the fit's ``info`` and, for rendered kinds,
+        ``mrstft``, ``change_pct``, ``ci_low_pct``, ``ci_high_pct``, ``worse_share``); ``results`` the per-pair rows of every rendered arm (systems
         ``loudnorm``, ``oracle_band``, ``band_<kind>_<n>``).
 
     Raises:
