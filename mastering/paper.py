@@ -202,7 +202,9 @@ ARTEFACTS: dict[str, Artefact] = _declare(
                              ("baselines", "numbers", "numbers_baselines"),
                              ("oracle", "numbers", "numbers_oracle"),
                              ("eval_predictability", "figure", "fig_predictability"),
-                             ("predictability", "numbers", "numbers_predictability"))],
+                             ("predictability", "numbers", "numbers_predictability"),
+                             ("eval_learning_curve", "figure", "fig_learning_curve"),
+                             ("learning_curve", "numbers", "numbers_learning_curve"))],
     # notebooks/07_semantic_vae.ipynb -- mastering.semantic.report
     Artefact("safedb_descriptor_counts", "table", "07_semantic_vae", f"{_SEM}.table_descriptor_counts"),
     Artefact("semantic_vae_reconstruction", "table", "07_semantic_vae", f"{_SEM}.table_vae_reconstruction"),

@@ -14,7 +14,7 @@ the predictors fitted on ever more pairs drawn from the training mixture, measur
 validation pairs.
 
 Run:  python -m mastering.evaluation.predictability --profile cpu [--checkpoint runs/.../best.pt]
-      python -m mastering.evaluation.predictability --profile cpu --learning-curve 128,256,...,8192
+      python -m mastering.evaluation.predictability --profile cpu --learning-curve [128,256,...,8192]
 """
 
 from __future__ import annotations
@@ -31,16 +31,27 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..profiles import get_profile
 from ..provenance import git_commit
 from .benchmark import band_set, cluster_bootstrap_ci, profile_pairs
 from .metrics import Reference, evaluate_pair
 from .systems import PREDICTORS, BandRegressionEQSystem, LoudnessNormSystem, Phase1System, System, fit_predictor
 
 __all__ = ["evaluate_predictability", "summarize_predictability", "plot_band_r2", "learning_curve",
-           "plot_learning_curve", "LEARNING_SIZES"]
+           "plot_learning_curve", "learning_sizes", "LEARNING_SIZES"]
+
+
+def learning_sizes(train_items: int, halvings: int = 3, doublings: int = 3) -> list[int]:
+    """Training-pair counts of a learning curve around a profile's ``train_items``: that count,
+    ``halvings`` halvings below it (never under 2 pairs) and ``doublings`` doublings above it."""
+    if int(train_items) < 2 or halvings < 0 or doublings < 0:
+        raise ValueError(f"need train_items >= 2 and non-negative steps, got {train_items}, {halvings}, {doublings}")
+    below = [int(train_items) >> k for k in range(halvings, 0, -1)]
+    return sorted({n for n in below if n >= 2} | {int(train_items) << k for k in range(doublings + 1)})
+
 
 #: Training-pair counts of :func:`learning_curve` by default: doublings around the cpu profile's 1024.
-LEARNING_SIZES = (128, 256, 512, 1024, 2048, 4096, 8192)
+LEARNING_SIZES = tuple(learning_sizes(1024))
 
 
 def evaluate_predictability(train: dict[str, Any], valid: dict[str, Any], model: System | None = None,
@@ -281,7 +292,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def _run_learning_curve(args, out: Path) -> int:
-    sizes = sorted(set(args.learning_curve))
+    sizes = sorted(set(args.learning_curve or learning_sizes(get_profile(args.profile)["train"]["data"]["train_items"])))
     train_data, valid_data, sr = profile_pairs(args.profile, args.seed, progress=True, train_items=max(sizes))
     pool = band_set(train_data, sr, progress=True, desc=f"{max(sizes)} training pairs")
     valid = band_set(valid_data, sr, keep_audio=True)
@@ -316,10 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", default="1c", help="the checkpoint's phase (for its label)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--true-peak-dbtp", type=float, default=-1.0)
-    parser.add_argument("--learning-curve", type=_sizes, nargs="?", const=list(LEARNING_SIZES), default=None,
+    parser.add_argument("--learning-curve", type=_sizes, nargs="?", const=[], default=None,
                         metavar="N,N,...",
                         help="instead: the predictors fitted on the first N of max(N) pairs drawn from the training "
-                             f"mixture, for each N (default {','.join(map(str, LEARNING_SIZES))})")
+                             "mixture, for each N (default: the profile's training pairs, three halvings and three "
+                             f"doublings, as notebook 06; cpu: {','.join(map(str, LEARNING_SIZES))})")
     parser.add_argument("--out", default=None, help="folder for the JSON and the figure (default build/predictability-<profile>)")
     args = parser.parse_args(argv)
     out = Path(args.out or f"build/predictability-{args.profile}")

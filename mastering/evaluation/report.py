@@ -22,7 +22,7 @@ from ..figures import (can_reach_significance, interval_verdict, latex_escape, p
                        save_numbers, save_table, smallest_signed_rank_p)
 from .benchmark import best_system, cluster_bootstrap_ci
 from .metrics import METRICS
-from .predictability import plot_band_r2
+from .predictability import plot_band_r2, plot_learning_curve
 from .systems import UNET_LSTM_DESCRIPTION
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "chain_sentence",
     "headline_differences",
     "numbers_baselines",
+    "numbers_learning_curve",
+    "fig_learning_curve",
 ]
 
 _GROUP_COLOURS = {"proposed": "tab:blue", "spectrogram": "tab:purple", "baseline": "tab:gray", "oracle": "tab:orange"}
@@ -729,3 +731,72 @@ def fig_predictability(fits: Mapping[str, Any], profile: str) -> Path:
     (:func:`~mastering.evaluation.predictability.plot_band_r2`)."""
     _plt()
     return save_figure(plot_band_r2(dict(fits, profile=profile)), "eval_predictability", profile)
+
+
+def numbers_learning_curve(curve: pd.DataFrame, profile: str, own_pairs: int,
+                           versus_own: pd.DataFrame | None = None, kind: str = "extra_trees") -> Path:
+    """``numbers_learning_curve.tex``: whether more training pairs let the blind band EQ know more
+    (:func:`~mastering.evaluation.predictability.learning_curve`, validation pairs only).
+
+    For the rendered predictor ``kind`` at the smallest, the profile's own (``own_pairs``, the
+    Phase 1 models' training pairs) and the largest count (``min``, ``own``, ``max``): the pairs,
+    the change against loudness normalisation in percent with its interval over tracks
+    (``<at>_pct``, ``_pct_lo``, ``_pct_hi``), the share of pairs left further from the master
+    (``<at>_worse_pct``) and the median band R² (``<at>_median_r2``); the best band's R² at the
+    largest count (``max_best_r2``); the least-squares change per doubling of the pairs
+    (``pct_per_doubling``, percentage points); ridge's median band R² at the smallest and largest
+    counts where it was fitted (``ridge_min_median_r2``, ``ridge_max_median_r2``); the oracle band
+    EQ (``oracle_pct``). ``versus_own`` (the learning curve's rows summarised against the own
+    count's system, :func:`~mastering.evaluation.predictability.summarize_predictability`) adds
+    the largest count against the own: ``max_vs_own_pct``, ``_lo``, ``_hi`` and
+    ``max_vs_own_verdict`` ("<verdict> the own count's"), from its interval over tracks.
+
+    Raises:
+        ValueError: ``kind`` not rendered, or ``own_pairs`` not among its counts.
+    """
+    rows = curve[(curve["kind"] == kind) & curve.get("change_pct", pd.Series(math.nan, curve.index)).notna()]
+    rows = rows.sort_values("train_pairs").set_index("train_pairs")
+    if rows.empty:
+        raise ValueError(f"{kind!r} was not rendered in this learning curve")
+    if int(own_pairs) not in rows.index:
+        raise ValueError(f"own_pairs {own_pairs} is not among the curve's counts {list(rows.index)}")
+    values: dict[str, Any] = {}
+    digits: dict[str, int] = {}
+    for at, n in (("min", int(rows.index[0])), ("own", int(own_pairs)), ("max", int(rows.index[-1]))):
+        r = rows.loc[n]
+        values[f"{at}_pairs"] = n
+        for suffix, col, scale, d in (("pct", "change_pct", 1.0, 1), ("pct_lo", "ci_low_pct", 1.0, 1),
+                                      ("pct_hi", "ci_high_pct", 1.0, 1), ("worse_pct", "worse_share", 100.0, 0),
+                                      ("median_r2", "r2_median", 1.0, 2)):
+            values[f"{at}_{suffix}"], digits[f"{at}_{suffix}"] = float(r[col]) * scale, d
+    values["max_best_r2"], digits["max_best_r2"] = float(rows["r2_max"].iloc[-1]), 2
+    if len(rows) > 1:
+        slope = np.polyfit(np.log2(rows.index.to_numpy(float)), rows["change_pct"].to_numpy(float), 1)[0]
+        values["pct_per_doubling"], digits["pct_per_doubling"] = float(slope), 1
+    ridge = curve[curve["kind"] == "ridge"].sort_values("train_pairs")
+    if len(ridge):
+        values["ridge_min_median_r2"] = float(ridge["r2_median"].iloc[0])
+        values["ridge_max_median_r2"] = float(ridge["r2_median"].iloc[-1])
+        digits["ridge_min_median_r2"] = digits["ridge_max_median_r2"] = 2
+    oracle = curve.attrs.get("oracle")
+    if oracle:
+        values["oracle_pct"], digits["oracle_pct"] = float(oracle["change_pct"]), 0
+    if versus_own is not None:
+        r = versus_own.set_index("system")
+        name = f"band_{kind}_{int(rows.index[-1])}"
+        if name in r.index:
+            t = r.loc[name]
+            for suffix, col in (("pct", "change_pct"), ("pct_lo", "ci_low_pct"), ("pct_hi", "ci_high_pct")):
+                values[f"max_vs_own_{suffix}"], digits[f"max_vs_own_{suffix}"] = float(t[col]), 1
+            verdict = interval_verdict(t["ci_low_pct"], t["ci_high_pct"], n=int(t["tracks"]), words=DISTANCE_VERDICTS)
+            if verdict is not None:
+                values["max_vs_own_verdict"] = verdict
+    values = {k: v for k, v in values.items() if isinstance(v, str) or math.isfinite(float(v))}
+    return save_numbers("learning_curve", values, profile, digits={k: digits.get(k, 0) for k in values})
+
+
+def fig_learning_curve(curve: pd.DataFrame, profile: str) -> Path:
+    """The blind band EQ against its training pairs: band R² and MR-STFT change with intervals
+    (:func:`~mastering.evaluation.predictability.plot_learning_curve`)."""
+    _plt()
+    return save_figure(plot_learning_curve(curve), "eval_learning_curve", profile)

@@ -140,7 +140,19 @@ def test_command_on_the_smoke_pairs(tmp_path, capsys):
     assert "band_extra_trees" in capsys.readouterr().out
 
 
-def test_the_learning_curve_shows_what_more_pairs_teach():
+def test_learning_sizes_are_doublings_around_the_profile_count():
+    from mastering.evaluation.predictability import LEARNING_SIZES, learning_sizes
+
+    assert tuple(learning_sizes(1024)) == LEARNING_SIZES == (128, 256, 512, 1024, 2048, 4096, 8192)
+    assert learning_sizes(96) == [12, 24, 48, 96, 192, 384, 768]
+    assert learning_sizes(3) == [3, 6, 12, 24]  # never below two pairs
+    assert learning_sizes(100, halvings=1, doublings=0) == [50, 100]
+    for bad in ((1,), (8, -1)):
+        with pytest.raises(ValueError, match="train_items"):
+            learning_sizes(*bad)
+
+
+def test_the_learning_curve_shows_what_more_pairs_teach(paper_dir):
     """Nested training sets: where the input reveals the correction, more pairs bring the predictor
     to the oracle; where the music's own balance hides it, more pairs do not help."""
     from mastering.evaluation.predictability import learning_curve, plot_learning_curve
@@ -158,6 +170,26 @@ def test_the_learning_curve_shows_what_more_pairs_teach():
     assert set(results["system"]) == {"loudnorm", "oracle_band", "band_ridge_3", "band_ridge_12", "band_ridge_64"}
     assert curve.attrs["oracle"]["change_pct"] <= ridge.loc[64, "change_pct"] + 5.0
     assert len(plot_learning_curve(curve).axes) == 2
+    # the paper's numbers: the smallest, the own and the largest count, and the largest against the own
+    from mastering.evaluation import report
+
+    versus = summarize_predictability(results, reference="band_ridge_12", n_boot=200)
+    path = report.numbers_learning_curve(curve, "smoke", 12, versus_own=versus, kind="ridge")
+    values = json.loads(path.with_name(path.name + ".json").read_text())["values"]
+    assert (values["min_pairs"], values["own_pairs"], values["max_pairs"]) == (3, 12, 64)
+    assert values["max_pct"] == pytest.approx(ridge.loc[64, "change_pct"])
+    assert values["own_pct_lo"] == pytest.approx(ridge.loc[12, "ci_low_pct"])
+    assert values["max_median_r2"] == pytest.approx(ridge.loc[64, "r2_median"])
+    assert values["pct_per_doubling"] < 0.0  # more pairs, closer to the master
+    assert values["ridge_max_median_r2"] > values["ridge_min_median_r2"]
+    assert values["oracle_pct"] == pytest.approx(curve.attrs["oracle"]["change_pct"])
+    assert values["max_vs_own_pct"] == pytest.approx(versus.set_index("system").loc["band_ridge_64", "change_pct"])
+    assert values["max_vs_own_verdict"] in ("lower than", "not measurably different from")
+    assert report.fig_learning_curve(curve, "smoke").with_suffix(".png").is_file()
+    with pytest.raises(ValueError, match="own_pairs"):
+        report.numbers_learning_curve(curve, "smoke", 5, kind="ridge")
+    with pytest.raises(ValueError, match="rendered"):
+        report.numbers_learning_curve(curve, "smoke", 12, kind="mean")
 
     hidden_pool, hidden_valid = _pairs(64, 6, 12.0, 2.0), _pairs(16, 7, 12.0, 2.0)
     hidden, _ = learning_curve(hidden_pool, hidden_valid, sizes=(8, 64), kinds=("ridge",), render=())
@@ -198,3 +230,21 @@ def test_the_learning_curve_command_on_the_smoke_pairs(tmp_path, capsys):
         main(["--learning-curve", "8", "--checkpoint", "x.pt", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["--learning-curve", "8,x", "--out", str(tmp_path)])
+
+
+def test_the_learning_curve_command_defaults_to_the_profiles_sizes(tmp_path, monkeypatch):
+    """Without counts, the command draws the notebook's pool: the profile's training pairs doubled three times."""
+    from mastering.evaluation import predictability
+    from mastering.profiles import get_profile
+
+    asked = {}
+
+    def stop(profile, seed=0, progress=False, train_items=None):
+        asked.update(profile=profile, train_items=train_items)
+        raise RuntimeError("drawn")
+
+    monkeypatch.setattr(predictability, "profile_pairs", stop)
+    for profile in ("smoke", "cpu"):
+        with pytest.raises(RuntimeError, match="drawn"):
+            predictability.main(["--profile", profile, "--learning-curve", "--out", str(tmp_path)])
+        assert asked == {"profile": profile, "train_items": 8 * get_profile(profile)["train"]["data"]["train_items"]}
