@@ -172,21 +172,27 @@ def _scan(src: AudioReader, block: int) -> _Scan:
 
 
 def _measure(src: AudioReader, block: int, dc: np.ndarray) -> tuple[LoudnessMeter, float]:
-    """Loudness meter and linear true peak of the DC-free input, streamed."""
+    """Loudness meter and linear true peak of the DC-free input, streamed: a block's true peak is
+    found on a second thread while this one meters it (both release the interpreter lock)."""
     meter = LoudnessMeter(src.sample_rate, src.channels)
     margin = TRUE_PEAK_STREAM_MARGIN
-    peak = 0.0
-    for start in range(0, src.frames, block):
-        stop = min(start + block, src.frames)
-        x_ext = src.read(start - margin, stop + margin).astype(np.float64)
-        x_ext[:, :] -= dc[:, None]
-        # outside the file the signal is zero, not minus the offset
-        if start - margin < 0:
-            x_ext[:, : margin - start] = 0.0
-        if stop + margin > src.frames:
-            x_ext[:, x_ext.shape[-1] - (stop + margin - src.frames):] = 0.0
-        meter.update(x_ext[:, margin: margin + (stop - start)])
-        peak = max(peak, true_peak_max(x_ext))
+    peak, pending = 0.0, None
+    with ThreadPoolExecutor(1) as beside:
+        for start in range(0, src.frames, block):
+            stop = min(start + block, src.frames)
+            x_ext = src.read(start - margin, stop + margin).astype(np.float64)
+            x_ext[:, :] -= dc[:, None]
+            # outside the file the signal is zero, not minus the offset
+            if start - margin < 0:
+                x_ext[:, : margin - start] = 0.0
+            if stop + margin > src.frames:
+                x_ext[:, x_ext.shape[-1] - (stop + margin - src.frames):] = 0.0
+            if pending is not None:  # at most two blocks in memory
+                peak = max(peak, pending.result())
+            pending = beside.submit(true_peak_max, x_ext)
+            meter.update(x_ext[:, margin: margin + (stop - start)])
+        if pending is not None:
+            peak = max(peak, pending.result())
     return meter, peak
 
 
@@ -519,12 +525,11 @@ def _finish_pass(processed: Path, out: Path, frames: int, sample_rate: int, chan
 
     def limit_block(x: np.ndarray, start: int, stop: int, lo: int, ceiling_db: float):
         """The kept part of one limited block, its largest gain reduction (dB) and its true peak."""
-        y = finish_limit(x, sample_rate, ceiling_db)
+        y, gain = finish_limit(x, sample_rate, ceiling_db, return_gain=True)
         reduction = 0.0
-        active = np.abs(x) > 1e-6
+        active = np.abs(x).max(axis=0) > 1e-6  # the gain where some channel is not silent
         if active.any():
-            ratio = float((np.abs(y)[active] / np.abs(x)[active]).min())
-            reduction = -20.0 * math.log10(max(ratio, 1e-12))
+            reduction = -20.0 * math.log10(max(float(gain[active].min()), 1e-12))
         keep = start - lo
         a, b = keep - margin, keep + (stop - start) + margin  # true-peak margins
         ext = np.pad(y[:, max(a, 0): min(b, y.shape[-1])], ((0, 0), (max(-a, 0), max(b - y.shape[-1], 0))))

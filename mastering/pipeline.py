@@ -274,12 +274,12 @@ def process_block(model: MasteringModel, x: np.ndarray, sample_rate: int, params
     return y
 
 
-def finish_limit(x: np.ndarray, sample_rate: int, ceiling_dbtp: float) -> np.ndarray:
+def finish_limit(x: np.ndarray, sample_rate: int, ceiling_dbtp: float, return_gain: bool = False):
     """The loudness finish's true-peak limiting of ``x`` ``[channels, samples]``:
     :func:`mastering.dsp.truepeak.limit_true_peak` holding the BS.1770-4 meter's peaks, within
-    :data:`LIMITER_TOLERANCE_DB` of ``ceiling_dbtp``."""
+    :data:`LIMITER_TOLERANCE_DB` of ``ceiling_dbtp`` (with ``return_gain``: ``(y, gain [samples])``)."""
     return limit_true_peak(x, int(sample_rate), ceiling_dbtp=ceiling_dbtp, hold_meter=True,
-                           tolerance_db=LIMITER_TOLERANCE_DB)
+                           tolerance_db=LIMITER_TOLERANCE_DB, return_gain=return_gain)
 
 
 def limit_to_target(run_pass: Callable[[float, float], tuple[float, float]], gain_db: float, target_lufs: float,

@@ -6,8 +6,9 @@
 with their polyphase interpolation computed in one compiled pass that keeps only the largest
 magnitude between two samples, instead of an oversampled copy of the signal: the same results to
 float64 rounding (``tests/dsp/test_truepeak.py``), several times faster. Peaks that cannot matter
-are not computed: the limiter skips stretches whose samples cannot reach its ceiling, the meter
-those that cannot reach a peak it has already found (same results, bit for bit). They finish files
+are not computed: the limiter skips stretches whose samples cannot reach its ceiling (after its first
+pass, those whose peaks before its gain and the gain cannot: :func:`gain_bounds`), the meter those
+that cannot reach a peak it has already found (same results, bit for bit). They finish files
 (:mod:`mastering.master`, :func:`mastering.pipeline.finish_audio`); training never calls them.
 """
 
@@ -23,7 +24,7 @@ from scipy.signal import firwin
 from .dynamics import _limiter_gain
 from .loudness import _interpolation_filter
 
-__all__ = ["LimiterForecast", "interval_peaks", "limit_true_peak", "meter_peaks", "true_peak_max"]
+__all__ = ["LimiterForecast", "gain_bounds", "interval_peaks", "limit_true_peak", "meter_peaks", "true_peak_max"]
 
 _LIMITER_OVERSAMPLE = 8
 _SKIP_UNDER = 0.999  # limit_true_peak computes peaks exactly from 0.009 dB under its ceiling up
@@ -33,16 +34,28 @@ _BLOCK = 32  # the skipping test's granularity (samples); computed runs join up 
 @njit(cache=True, nogil=True)
 def _exact_run(xc, w, oc, i0, m, acc, best):  # pragma: no cover - compiled
     """``oc[i0 + k] = max_p |sum_t w[t, p] * xc[i0 + k + t]|`` for ``k < m`` (``m`` <= ``len(acc)``):
-    the accumulators stay in cache and the loop over ``k`` vectorises."""
+    the accumulators stay in cache and the loop over ``k`` vectorises; four taps per sweep of them
+    (each sum still formed tap by tap, in order)."""
     taps, phases = w.shape
     best[:m] = 0.0
     for p in range(phases):
         acc[:m] = 0.0
-        for t in range(taps):
+        t = 0
+        while t + 4 <= taps:
+            w0, w1, w2, w3 = w[t, p], w[t + 1, p], w[t + 2, p], w[t + 3, p]
+            s0 = xc[i0 + t: i0 + t + m]
+            s1 = xc[i0 + t + 1: i0 + t + 1 + m]
+            s2 = xc[i0 + t + 2: i0 + t + 2 + m]
+            s3 = xc[i0 + t + 3: i0 + t + 3 + m]
+            for k in range(m):
+                acc[k] = (((acc[k] + w0 * s0[k]) + w1 * s1[k]) + w2 * s2[k]) + w3 * s3[k]
+            t += 4
+        while t < taps:
             wt = w[t, p]
             seg = xc[i0 + t: i0 + t + m]
             for k in range(m):
                 acc[k] += wt * seg[k]
+            t += 1
         for k in range(m):
             a = abs(acc[k])
             best[k] = a if a > best[k] else best[k]
@@ -165,9 +178,93 @@ def meter_peaks(x: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True)
+def _envelope(peaks, y, env):  # pragma: no cover - compiled
+    """``env[n]``: the largest of ``peaks[:, n - 1]``, ``peaks[:, n]`` and ``|y[:, n]|`` over the channels
+    (the interval peaks on both sides of a sample cover ``[n - 1, n + 1)``)."""
+    channels, n = y.shape
+    for i in range(n):
+        m = 0.0
+        for c in range(channels):
+            v = peaks[c, i]
+            if i > 0 and peaks[c, i - 1] > v:
+                v = peaks[c, i - 1]
+            a = abs(y[c, i])
+            v = a if a > v else v
+            m = v if v > m else m
+        env[i] = m
+
+
+_BOUND_REACH = 11  # the peaks of sample n (8x interval, 4x meter) read samples n - 11 ... n + 11 at most
+
+
+@njit(cache=True, nogil=True)
+def _gain_bounds_kernel(x, peaks, g, filter_gain, reach, out):  # pragma: no cover - compiled
+    channels, n = x.shape
+    block = _BLOCK
+    for j in range(out.shape[1]):
+        a, b = max(j * block - reach, 0), min((j + 1) * block + reach, n)
+        g_hi, g_lo = 0.0, np.inf
+        for i in range(a, b):
+            g_hi = g[i] if g[i] > g_hi else g_hi
+            g_lo = g[i] if g[i] < g_lo else g_lo
+        for c in range(channels):
+            x_hi = 0.0
+            for i in range(a, b):
+                v = abs(x[c, i])
+                x_hi = v if v > x_hi else x_hi
+            p_hi = 0.0
+            for i in range(j * block, min((j + 1) * block, n)):
+                p_hi = peaks[c, i] if peaks[c, i] > p_hi else p_hi
+            out[c, j] = (g_hi * p_hi + filter_gain * x_hi * (g_hi - g_lo + 1e-12)) * (1.0 + 1e-9)
+
+
+def gain_bounds(x: np.ndarray, peaks: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Upper bounds ``[channels, ceil(samples / 32)]`` of the :func:`interval_peaks` and
+    :func:`meter_peaks` of ``x * gain`` in each block of 32 samples, from ``peaks`` ``[channels,
+    samples]`` of ``x`` (either kind or their maximum; exact or upper bounds) and a gain
+    ``[samples]`` shared by the channels.
+
+    Each peak is a weighted sum ``sum_t w_t x_t g_t`` over at most 11 samples on either side, so it
+    is at most ``max g`` times the same sum of ``x`` plus ``sum_t |w_t| max |x| (max g - min g)``
+    there: where the gain barely moves, the peaks after it follow from those before it. A limiter's
+    next pass then computes only the peaks that may still reach its ceiling."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    peaks = np.ascontiguousarray(peaks, dtype=np.float64)
+    gain = np.ascontiguousarray(gain, dtype=np.float64)
+    if x.ndim != 2 or peaks.shape != x.shape or gain.shape != x.shape[-1:]:
+        raise ValueError(f"x and peaks must be [channels, samples] and gain [samples], got {x.shape}, "
+                         f"{peaks.shape}, {gain.shape}")
+    filter_gain = max(float(np.abs(w).sum(axis=0).max())
+                      for w in (_resample_poly_taps(_LIMITER_OVERSAMPLE)[0], _bs1770_taps()))
+    out = np.empty((x.shape[0], -(-x.shape[-1] // _BLOCK)))
+    _gain_bounds_kernel(x, peaks, gain, filter_gain, _BOUND_REACH, out)
+    return out
+
+
+def _peaks_near(peaks, y: np.ndarray, bounds: np.ndarray, floor: float) -> np.ndarray:
+    """``peaks(y)`` (a function of ``[channels, samples]`` with a ``floor``) given ``bounds`` of it per
+    block of 32 samples (:func:`gain_bounds`): computed only on the stretches whose bound reaches
+    ``floor``, each with the samples its peaks read, elsewhere the bound. Every value at or above
+    ``floor`` is the exact one, as from ``peaks(y, floor=floor)``."""
+    channels, n = y.shape
+    out = np.empty((channels, bounds.shape[1] * _BLOCK))
+    out.reshape(channels, -1, _BLOCK)[...] = bounds[..., None]
+    out = out[:, :n]
+    need = np.flatnonzero((bounds >= floor).any(axis=0))
+    if need.size:
+        breaks = np.flatnonzero(np.diff(need) > 1)
+        margin = 2 * _BOUND_REACH  # the peaks of a sample read 11 samples on either side; its block starts earlier
+        for j0, j1 in zip(need[np.r_[0, breaks + 1]], need[np.r_[breaks, need.size - 1]]):
+            a, b = j0 * _BLOCK, min((j1 + 1) * _BLOCK, n)
+            lo, hi = max(a - margin, 0), min(b + margin, n)
+            out[:, a:b] = peaks(y[:, lo:hi], floor=floor)[:, a - lo: b - lo]
+    return out
+
+
 def limit_true_peak(x: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0, release_ms: float = 50.0,
                     lookahead_ms: float = 5.0, max_passes: int = 4, hold_meter: bool = False,
-                    tolerance_db: float = 0.0) -> np.ndarray:
+                    tolerance_db: float = 0.0, return_gain: bool = False):
     """:func:`mastering.dsp.dynamics.limiter` of one item ``x`` ``[channels, samples]`` (float64 out;
     audio already under the ceiling comes back unchanged, bit for bit). See there for the algorithm.
 
@@ -176,35 +273,46 @@ def limit_true_peak(x: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0,
     broadband music, so without it a limited master can meter over the ceiling it was limited to.
     ``tolerance_db`` lets a pass end up that far over the ceiling before another is made: the passes
     after the first chase overshoots of thousandths of a dB on a few samples at the cost of a whole
-    pass each, which a caller limiting under a margin need not pay.
+    pass each, which a caller limiting under a margin need not pay. A pass after the first computes
+    only the peaks that the last pass's peaks and gain (:func:`gain_bounds`) leave near the ceiling.
+    With ``return_gain`` the gain ``[samples]`` the output got (all passes') is returned too.
     """
     lookahead = max(1, int(round(lookahead_ms * sample_rate / 1000.0)))
     ceiling_lin = 10.0 ** (ceiling_dbtp / 20.0)
     y = np.array(x, dtype=np.float64)
+    total = np.ones(y.shape[-1])
     if y.shape[-1] == 0:
-        return y
+        return (y, total) if return_gain else y
 
     floor = ceiling_lin * _SKIP_UNDER  # peaks under the ceiling change nothing: left uncomputed
 
-    def peaks(y: np.ndarray) -> np.ndarray:
+    def exact(y: np.ndarray, floor: float = floor) -> np.ndarray:
         interval = interval_peaks(y, floor=floor)
         return np.maximum(interval, meter_peaks(y, floor=floor)) if hold_meter else interval
 
+    def peaks(y: np.ndarray, bounds: np.ndarray | None) -> np.ndarray:
+        return exact(y) if bounds is None else _peaks_near(exact, y, bounds, floor)
+
     accept_lin = ceiling_lin * 10.0 ** (max(float(tolerance_db), 0.0) / 20.0)
+    bounds = None
     for _ in range(max_passes):
-        interval = peaks(y)
+        interval = peaks(y, bounds)
         if interval.max(initial=0.0) <= accept_lin:
             break
-        env = interval.copy()  # covers [n - 1, n + 1): every value between samples at both ends
-        env[..., 1:] = np.maximum(env[..., 1:], interval[..., :-1])
-        env = np.maximum(env, np.abs(y)).max(axis=0)
-        with np.errstate(divide="ignore"):
-            need_db = np.maximum(20.0 * np.log10(env) - ceiling_dbtp, 0.0)
-        y = y * _limiter_gain(need_db, sample_rate, release_ms, lookahead)[None, :]
+        env = np.empty(y.shape[-1])
+        _envelope(interval, y, env)
+        need_db = np.zeros(env.shape)
+        over = env > ceiling_lin * (1.0 - 1e-9)  # elsewhere 20 log10(env) - ceiling_dbtp < 0
+        need_db[over] = np.maximum(20.0 * np.log10(env[over]) - ceiling_dbtp, 0.0)
+        gain = _limiter_gain(need_db, sample_rate, release_ms, lookahead)
+        bounds = gain_bounds(y, interval, gain) if floor > 0.0 else None
+        y = y * gain[None, :]
+        total = total * gain
     else:
-        peak = float(peaks(y).max(initial=0.0))
-        y = y * min(1.0, ceiling_lin / peak)
-    return y
+        trim = min(1.0, ceiling_lin / float(peaks(y, bounds).max(initial=0.0)))
+        y = y * trim
+        total = total * trim
+    return (y, total) if return_gain else y
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,8 @@ from scipy.signal import resample_poly, upfirdn
 from mastering.dsp.dynamics import limiter
 from mastering.dsp.loudness import TRUE_PEAK_FIR_4X, TRUE_PEAK_STREAM_MARGIN, true_peak_stream
 from mastering.dsp.loudness import LoudnessMeter
-from mastering.dsp.truepeak import LimiterForecast, interval_peaks, limit_true_peak, meter_peaks, true_peak_max
+from mastering.dsp.truepeak import (LimiterForecast, gain_bounds, interval_peaks, limit_true_peak, meter_peaks,
+                                    true_peak_max)
 
 
 def _music(n, seed, channels=2):
@@ -81,6 +82,61 @@ def test_skipping_peaks_under_the_ceiling_changes_no_limited_sample(monkeypatch)
                 for c, h, t in ((-1.0, False, 0.0), (-1.0, True, 0.02), (-0.1, True, 0.0))]
     for a, b in zip(skipped, computed):
         assert np.array_equal(a, b)
+
+
+def _limiter_pass_gain(x, ceiling_dbtp=-1.0):
+    """The gain [samples] of one limiting of ``x``: a real, time-varying gain with steep ramps."""
+    y, gain = limit_true_peak(x, 44100, ceiling_dbtp, max_passes=1, return_gain=True)
+    return gain
+
+
+@pytest.mark.parametrize("peaks", [interval_peaks, meter_peaks])
+def test_gain_bounds_bound_the_peaks_after_a_gain(peaks):
+    """From the peaks before a gain (exact or only bounded under a floor) and the gain, each block's
+    bound is at or above every peak of the gained signal in it, and near the exact value where the
+    gain is steady."""
+    x = _broadband(20011, 21)
+    gain = _limiter_pass_gain(x)
+    assert gain.min() < 0.5  # a deep, fast gain change
+    after = peaks(x * gain[None, :])
+    blocks = -(-x.shape[1] // 32)
+    padded = np.pad(after, ((0, 0), (0, blocks * 32 - x.shape[1]))).reshape(2, blocks, 32).max(axis=-1)
+    for before in (peaks(x), np.maximum(interval_peaks(x, floor=3.0), meter_peaks(x, floor=3.0))):
+        bound = gain_bounds(x, np.maximum(before, peaks(x)), gain)
+        assert bound.shape == (2, blocks) and np.all(bound >= padded)
+    steady = np.ones(x.shape[1]) * 0.5
+    tight = gain_bounds(x, peaks(x), steady)
+    exact = np.pad(peaks(0.5 * x), ((0, 0), (0, blocks * 32 - x.shape[1]))).reshape(2, blocks, 32).max(axis=-1)
+    assert np.all(tight >= exact) and np.all(tight <= exact * (1 + 1e-8) + 1e-9)
+    with pytest.raises(ValueError, match="gain"):
+        gain_bounds(x, peaks(x), gain[:-1])
+
+
+def test_later_passes_compute_only_the_peaks_near_the_ceiling_and_give_the_same_limiting(monkeypatch):
+    """A pass after the first computes only the blocks whose bound reaches the ceiling: the output is
+    the same, bit for bit, as with every block computed; the gain returned is what the output got."""
+    import mastering.dsp.truepeak as tp
+
+    x = _broadband(30011, 22)
+    cases = ((-1.0, False, 0.0), (-1.0, True, 0.0), (-0.5, True, 0.02))
+    bounded = [limit_true_peak(x, 44100, c, hold_meter=h, tolerance_db=t, return_gain=True) for c, h, t in cases]
+    computed_blocks = []
+    real_near = tp._peaks_near
+
+    def counting(peaks, y, bounds, floor):
+        computed_blocks.append(float((bounds >= floor).any(axis=0).mean()))
+        return real_near(peaks, y, bounds, floor)
+
+    monkeypatch.setattr(tp, "_peaks_near", counting)
+    limit_true_peak(x, 44100, -1.0, hold_meter=True)
+    assert computed_blocks and max(computed_blocks) < 0.5  # most blocks of the later passes are skipped
+    monkeypatch.setattr(tp, "gain_bounds", lambda x, peaks, gain: np.full((x.shape[0], -(-x.shape[1] // 32)), np.inf))
+    for (y, gain), (c, h, t) in zip(bounded, cases):
+        assert np.array_equal(y, limit_true_peak(x, 44100, c, hold_meter=h, tolerance_db=t))
+        assert np.all(gain <= 1.0) and gain.min() < 0.5
+        assert np.allclose(y, x * gain[None, :], rtol=1e-12, atol=0)
+    y, gain = limit_true_peak(0.1 * x / np.abs(x).max(), 44100, -1.0, return_gain=True)
+    assert np.array_equal(gain, np.ones(x.shape[1]))  # under the ceiling: untouched, gain 1
 
 
 def test_true_peak_max_finds_an_inter_sample_peak_away_from_the_loudest_sample():
