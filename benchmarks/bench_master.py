@@ -13,8 +13,10 @@ Both tools master one file into another, side by side in one run, at 44.1 and 48
 The track is real music when the smoke data is prepared: test-split tracks of the held-out album
 (Debian's drascula-music) joined to 3 minutes; the reference is another of its tracks. Without
 the data both are synthetic (pink noise under a chord progression) and the header says so.
-Each time is the median of ``--repeats`` runs after one untimed warm-up per tool and rate;
-the ratio is matchering's time over ours (above 1: we are faster). Torch uses ``--threads``.
+Each time is the median of ``--repeats`` runs after one untimed warm-up per tool and rate, the
+tools taking turns (ours, cli, matchering, ours, ...) so that a drift in the machine's speed (a
+shared or throttled CPU) slows them alike; the ratio is matchering's time over ours (above 1: we
+are faster). Torch uses ``--threads``.
 
 Run:  .venv/bin/python benchmarks/bench_master.py            (3 repeats, a few minutes on 2 cores)
       .venv/bin/python benchmarks/bench_master.py --quick    (1 repeat, no warm-up)
@@ -92,15 +94,19 @@ def _at_rate(x: np.ndarray, rate: int, target: int) -> np.ndarray:
     return x if rate == target else resample(torch.from_numpy(x)[None], rate, target)[0].numpy()
 
 
-def _median_seconds(run, repeats: int, warmup: bool) -> float:
+def _median_seconds(runs: dict, repeats: int, warmup: bool) -> dict[str, float]:
+    """Median wall time of each of ``runs`` (name -> callable), the tools taking turns in every
+    repeat, so that a machine whose speed drifts during the run slows them alike."""
     if warmup:
-        run()
-    times = []
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 mg.process(target=str(src), reference=str(ref), results=[mg.pcm24(str(out))],
                            config=mg.Config(temp_folder=str(tmp)))
 
-            times = {name: _median_seconds(fn, repeats, warmup) for name, fn in
-                     (("mastering", ours), ("cli", cli), ("matchering", theirs))}
+            times = _median_seconds({"mastering": ours, "cli": cli, "matchering": theirs}, repeats, warmup)
             row = {"sample_rate": target_rate, "seconds_audio": args.seconds, **{f"{k}_s": v for k, v in times.items()},
                    "speedup_vs_matchering": times["matchering"] / times["mastering"],
                    "cli_speedup_vs_matchering": times["matchering"] / times["cli"]}

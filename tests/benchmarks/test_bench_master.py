@@ -49,3 +49,17 @@ def test_the_track_and_its_reference_are_stereo_of_the_asked_length():
     assert track.shape == reference.shape == (2, int(12.0 * rate)) and track.dtype == "float32"
     assert not (track[:, :1000] == reference[:, :1000]).all()
     assert description.startswith(("real music", "synthetic"))
+
+
+def test_the_tools_take_turns_and_each_gets_its_median():
+    calls = []
+    clock = iter(range(1000))
+    runs = {name: (lambda name=name: calls.append(name)) for name in ("ours", "cli", "theirs")}
+    original = bench.time.perf_counter
+    bench.time.perf_counter = lambda: float(next(clock))
+    try:
+        times = bench._median_seconds(runs, repeats=3, warmup=True)
+    finally:
+        bench.time.perf_counter = original
+    assert calls == ["ours", "cli", "theirs"] * 4  # one warm-up round, then three rounds in turn
+    assert times == {"ours": 1.0, "cli": 1.0, "theirs": 1.0}  # each call spans one tick of the fake clock
